@@ -1,0 +1,112 @@
+"""Datasets for tfrs-userlevel: TFDS builders and an in-memory loader.
+
+`load_splits(name, split)` returns each split as numpy columns. With
+`source="raw"` (the default) it reads the raw files with the same reader the
+TFDS builder uses (seconds for ML-1M); with `source="tfds"` it goes through
+`builder.download_and_prepare()` and `as_dataset` (TFDS's own cache; the
+first prepare of ML-1M takes minutes).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from datasets import splits
+from datasets.movielens_100k import movielens_100k
+from datasets.movielens_1m import movielens_1m
+from datasets.sources import ENV_VAR, DataNotFoundError
+
+DATASETS = {
+    "movielens_1m": movielens_1m,
+    "movielens_100k": movielens_100k,
+}
+BUILDERS = {
+    "movielens_1m": movielens_1m.Movielens1m,
+    "movielens_100k": movielens_100k.Movielens100k,
+}
+SPLIT_SCHEMES = ("random", "time")
+SOURCES = ("raw", "tfds")
+
+
+def _module(name: str):
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid choices are {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+def feature_spec(name: str) -> list[dict[str, Any]]:
+    """The default `FeatureSpec` config (list of field dicts) of a dataset."""
+    return [dict(field) for field in _module(name).FEATURE_SPEC]
+
+
+def builder(name: str, split: str = "random", data_dir: str | os.PathLike | None = None,
+            tfds_dir: str | os.PathLike | None = None):
+    """The TFDS builder of `name` with config `split`."""
+    _module(name)
+    if split not in SPLIT_SCHEMES:
+        raise ValueError(f"unknown split {split!r}; valid choices are {list(SPLIT_SCHEMES)}")
+    return BUILDERS[name](config=split, data_dir=tfds_dir, raw_dir=data_dir)
+
+
+def load_splits(
+    name: str,
+    split: str = "random",
+    data_dir: str | os.PathLike | None = None,
+    source: str = "raw",
+    tfds_dir: str | os.PathLike | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Loads every split of a dataset into memory.
+
+    Args:
+      name: "movielens_1m" or "movielens_100k".
+      split: "random" or "time" (the TFDS config).
+      data_dir: Root of the raw files (`--data-dir`); `$TFRS_USERLEVEL_DATA`
+        otherwise.
+      source: "raw" (read the raw files directly) or "tfds".
+      tfds_dir: TFDS data directory for `source="tfds"`.
+
+    Returns:
+      {"train"|"validation"|"test": {column: 1-D numpy array}} with every
+      feature of the builder (strings as numpy str, ints as int64).
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; valid choices are {list(SOURCES)}")
+    dataset_builder = builder(name, split, data_dir, tfds_dir)
+    features = _module(name).FEATURES
+    if source == "tfds":
+        import tensorflow_datasets as tfds
+
+        dataset_builder.download_and_prepare()
+        result = {}
+        for split_name in splits.SPLITS:
+            batches = tfds.as_numpy(dataset_builder.as_dataset(split=split_name).batch(1 << 16))
+            parts = list(batches)
+            result[split_name] = {
+                column: _as_column(np.concatenate([p[column] for p in parts]), dtype)
+                for column, dtype in features.items()
+            }
+        return result
+    frame = dataset_builder._read(dataset_builder.locate())
+    column = f"{split}_split"
+    result = {}
+    for split_name in splits.SPLITS:
+        part = frame[frame[column].to_numpy() == split_name]
+        result[split_name] = {
+            name_: _as_column(part[name_].to_numpy(), dtype) for name_, dtype in features.items()
+        }
+    return result
+
+
+def _as_column(values: np.ndarray, dtype: type) -> np.ndarray:
+    if dtype is str:
+        if values.dtype == object and len(values) and isinstance(values[0], bytes):
+            return np.char.decode(values.astype(bytes), "utf-8").astype(str)
+        return values.astype(str)
+    return values.astype(np.int64)
+
+
+__all__ = ["BUILDERS", "DATASETS", "DataNotFoundError", "ENV_VAR", "builder", "feature_spec",
+           "load_splits"]

@@ -1,0 +1,318 @@
+"""Declarative feature specification and the vocabulary lookup layer.
+
+A `FeatureSpec` lists the model's input fields: name, dtype, role and how the
+raw value becomes ids. `FeatureSpec.build_vocabularies` learns each field's
+vocabulary from the training split, and `FeatureLookup` maps raw values (the
+dataset's strings and ints) to ids in ONE fused id space: field k owns the
+rows `[offset_k, offset_k + size_k)` of a single embedding table, row
+`offset_k` being its OOV bucket. The lookup is a Keras layer, so a saved model
+takes raw features; during training the lookup runs once over the data and
+the training step sees only ints (SPEC §1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tfrs_userlevel.backend import keras, tf
+
+ROLES = ("item", "user_personal", "user_other", "context", "behavior")
+DTYPES = ("string", "int64")
+USER_ROLES = ("user_personal", "user_other")
+
+
+class FeatureSpecError(ValueError):
+    """An inconsistent or unknown entry in a feature specification."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One input field.
+
+    Args:
+      name: Feature name, as the dataset and the serving signature spell it.
+      dtype: "string" or "int64": the raw type the dataset delivers.
+      role: One of `ROLES`. `user_personal` marks ID-like user fields (GPRec's
+        E_p), `user_other` the other user attributes, `behavior` a list of
+        past item ids.
+      multivalued: The raw value is a list: a `separator`-joined string (e.g.
+        genres "Action|Comedy") or, for `behavior`, a padded id list. Its
+        embeddings are mean-pooled over the non-padding values.
+      separator: Separator of a multi-valued string field.
+      max_length: Values kept per example for a multi-valued field.
+      min_count: Values seen fewer times in training go to the OOV bucket.
+      shared_vocabulary_with: Reuse another field's vocabulary and embedding
+        rows (e.g. a behavior list of item ids shares the item id's).
+    """
+
+    name: str
+    dtype: str
+    role: str
+    multivalued: bool = False
+    separator: str = "|"
+    max_length: int = 8
+    min_count: int = 1
+    shared_vocabulary_with: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"field {self.name!r}"
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise FeatureSpecError(
+                f"{where}: the name must be a Python identifier, got {self.name!r}")
+        if self.dtype not in DTYPES:
+            raise FeatureSpecError(f"{where}: dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.role not in ROLES:
+            raise FeatureSpecError(f"{where}: role must be one of {ROLES}, got {self.role!r}")
+        if self.role == "behavior" and not self.multivalued:
+            raise FeatureSpecError(f"{where}: a behavior field must be multivalued=True")
+        if self.max_length < 1:
+            raise FeatureSpecError(f"{where}: max_length must be >= 1, got {self.max_length}")
+        if self.min_count < 1:
+            raise FeatureSpecError(f"{where}: min_count must be >= 1, got {self.min_count}")
+        if self.multivalued and self.dtype == "string" and not self.separator:
+            raise FeatureSpecError(f"{where}: a multi-valued string field needs a separator")
+
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> Field:
+        """Builds a field from a config mapping; unknown keys are errors."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        name = entry.get("name", "<unnamed>")
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise FeatureSpecError(
+                f"field {name!r}: unknown key(s) {unknown}; valid keys are {sorted(known)}")
+        missing = sorted({"name", "dtype", "role"} - set(entry))
+        if missing:
+            raise FeatureSpecError(f"field {name!r}: missing required key(s) {missing}")
+        return cls(**entry)
+
+
+class FeatureSpec:
+    """An ordered, validated list of `Field`s.
+
+    Example:
+      spec = FeatureSpec([
+          Field("movie_id", "int64", "item"),
+          Field("user_id", "int64", "user_personal"),
+          Field("gender", "string", "user_other"),
+      ])
+    """
+
+    def __init__(self, fields: Sequence[Field]):
+        self.fields = tuple(fields)
+        if not self.fields:
+            raise FeatureSpecError("a feature spec needs at least one field")
+        names = [f.name for f in self.fields]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise FeatureSpecError(f"field(s) {duplicates} are declared more than once")
+        by_name = {f.name: f for f in self.fields}
+        for field in self.fields:
+            target_name = field.shared_vocabulary_with
+            if target_name is None:
+                continue
+            target = by_name.get(target_name)
+            if target is None:
+                raise FeatureSpecError(
+                    f"field {field.name!r}: shared_vocabulary_with names unknown field "
+                    f"{target_name!r}")
+            if target.shared_vocabulary_with is not None:
+                raise FeatureSpecError(
+                    f"field {field.name!r}: shares with {target_name!r}, which itself shares; "
+                    "point both at the owner")
+            if target.dtype != field.dtype:
+                raise FeatureSpecError(
+                    f"field {field.name!r}: dtype {field.dtype!r} differs from the dtype "
+                    f"{target.dtype!r} of {target_name!r} whose vocabulary it shares")
+        if not any(f.role == "item" for f in self.fields):
+            raise FeatureSpecError("a feature spec needs at least one field with role 'item'")
+
+    @classmethod
+    def from_config(cls, entries: Sequence[Mapping[str, Any]]) -> FeatureSpec:
+        return cls([Field.from_dict(e) for e in entries])
+
+    def get_config(self) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(f) for f in self.fields]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def __getitem__(self, name: str) -> Field:
+        for field in self.fields:
+            if field.name == name:
+                return field
+        raise KeyError(f"no field {name!r}; fields are {list(self.names)}")
+
+    def positions(self, *roles: str) -> list[int]:
+        """Positions (in the embedding output E [B, F, d]) of fields with these roles."""
+        for role in roles:
+            if role not in ROLES:
+                raise FeatureSpecError(f"unknown role {role!r}; valid roles are {ROLES}")
+        return [i for i, f in enumerate(self.fields) if f.role in roles]
+
+    def build_vocabularies(
+        self, columns: Mapping[str, np.ndarray]
+    ) -> dict[str, list[Any]]:
+        """Learns each owning field's vocabulary from training columns.
+
+        Args:
+          columns: name -> 1-D numpy array of raw values (multi-valued string
+            fields joined by their separator; behavior fields [N, L] with
+            padding values that never occur as ids, see `FeatureLookup`).
+
+        Returns:
+          name -> sorted list of kept values, for every field that owns a
+          vocabulary (fields with `shared_vocabulary_with` use their owner's).
+        """
+        sources: dict[str, list[np.ndarray]] = {}
+        for field in self.fields:
+            owner = field.shared_vocabulary_with or field.name
+            if field.name not in columns:
+                raise FeatureSpecError(
+                    f"field {field.name!r}: no such column in the training data; "
+                    f"columns are {sorted(columns)}")
+            values = np.asarray(columns[field.name])
+            if field.multivalued and field.dtype == "string":
+                values = np.asarray(
+                    [v for s in values.astype(str) for v in s.split(field.separator) if v],
+                    dtype=object)
+            elif field.multivalued:
+                values = values.reshape(-1)
+                values = values[values != BEHAVIOR_PADDING]
+            sources.setdefault(owner, []).append(values.reshape(-1))
+        vocabularies = {}
+        for owner, parts in sources.items():
+            field = self[owner]
+            values = np.concatenate(parts)
+            if field.dtype == "string":
+                values = values.astype(str)
+            else:
+                values = values.astype(np.int64)
+            uniques, counts = np.unique(values, return_counts=True)
+            kept = uniques[counts >= field.min_count]
+            vocabularies[owner] = [v.item() if hasattr(v, "item") else v for v in kept]
+        return vocabularies
+
+
+# The value that pads integer behavior lists; it is never a vocabulary entry.
+BEHAVIOR_PADDING = -1
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class FeatureLookup(keras.layers.Layer):
+    """Maps raw feature values to ids of one fused embedding table.
+
+    Call:
+      inputs: dict name -> raw tensor. Single-valued fields: [B] (or [B, 1])
+        string/int64. Multi-valued string fields: [B] separator-joined
+        strings. Behavior fields: [B, L] int64 padded with -1 (or ragged).
+
+    Returns:
+      dict with "ids": int32 [B, F_single] fused ids of the single-valued
+      fields in spec order, and, for each multi-valued field, its name ->
+      int32 [B, max_length] fused ids padded with -1.
+
+    Unseen values map to the field's OOV row; they never raise.
+    """
+
+    def __init__(self, spec: list[dict[str, Any]], vocabularies: dict[str, list[Any]], **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec if isinstance(spec, FeatureSpec) else FeatureSpec.from_config(spec)
+        missing = [
+            f.name for f in self.spec.fields
+            if f.shared_vocabulary_with is None and f.name not in vocabularies
+        ]
+        if missing:
+            raise FeatureSpecError(f"no vocabulary for field(s) {missing}")
+        self.vocabularies = {k: list(v) for k, v in vocabularies.items()}
+        self.offsets: dict[str, int] = {}
+        self.sizes: dict[str, int] = {}
+        offset = 0
+        for field in self.spec.fields:
+            if field.shared_vocabulary_with is not None:
+                continue
+            size = len(self.vocabularies[field.name]) + 1  # + OOV row
+            self.offsets[field.name] = offset
+            self.sizes[field.name] = size
+            offset += size
+        self.total_size = offset
+        self._tables = {}
+        for owner in self.offsets:
+            field = self.spec[owner]
+            keys = self.vocabularies[owner]
+            key_dtype = tf.string if field.dtype == "string" else tf.int64
+            values = tf.range(1, len(keys) + 1, dtype=tf.int64) + self.offsets[owner]
+            initializer = tf.lookup.KeyValueTensorInitializer(
+                tf.constant(keys, dtype=key_dtype), values)
+            self._tables[owner] = tf.lookup.StaticHashTable(
+                initializer, default_value=tf.constant(self.offsets[owner], tf.int64),
+                name=f"{owner}_vocabulary")
+
+    @property
+    def single_fields(self) -> list[str]:
+        return [f.name for f in self.spec.fields if not f.multivalued]
+
+    @property
+    def multi_fields(self) -> list[str]:
+        return [f.name for f in self.spec.fields if f.multivalued]
+
+    def _owner(self, field: Field) -> str:
+        return field.shared_vocabulary_with or field.name
+
+    def _raw(self, inputs, field: Field) -> tf.Tensor:
+        if field.name not in inputs:
+            raise KeyError(
+                f"FeatureLookup: input feature {field.name!r} is missing; "
+                f"expected {list(self.spec.names)}, got {sorted(inputs)}")
+        value = inputs[field.name]
+        expected = tf.string if field.dtype == "string" else tf.int64
+        if isinstance(value, tf.RaggedTensor):
+            return value
+        value = tf.convert_to_tensor(value)
+        if value.dtype != expected:
+            if field.dtype == "int64" and value.dtype.is_integer:
+                value = tf.cast(value, tf.int64)
+            else:
+                raise TypeError(
+                    f"FeatureLookup: feature {field.name!r} must be {expected.name}, "
+                    f"got {value.dtype.name}")
+        return value
+
+    def call(self, inputs: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        single = []
+        outputs = {}
+        for field in self.spec.fields:
+            table = self._tables[self._owner(field)]
+            raw = self._raw(inputs, field)
+            if not field.multivalued:
+                if raw.shape.rank == 2:
+                    raw = tf.squeeze(raw, axis=1)
+                single.append(table.lookup(raw))
+                continue
+            if field.dtype == "string":
+                if raw.shape.rank == 2:
+                    raw = tf.squeeze(raw, axis=1)
+                parts = tf.strings.split(raw, sep=field.separator)
+                parts = tf.ragged.boolean_mask(parts, tf.strings.length(parts) > 0)
+            elif isinstance(raw, tf.RaggedTensor):
+                parts = raw
+            else:
+                parts = tf.ragged.boolean_mask(raw, raw != BEHAVIOR_PADDING)
+            # Keep the most recent values (the end of the list) up to max_length.
+            parts = parts[:, -field.max_length:]
+            ids = tf.ragged.map_flat_values(table.lookup, parts)
+            outputs[field.name] = tf.cast(
+                ids.to_tensor(default_value=-1, shape=[None, field.max_length]), tf.int32)
+        if single:
+            outputs["ids"] = tf.cast(tf.stack(single, axis=1), tf.int32)
+        return outputs
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update({"spec": self.spec.get_config(), "vocabularies": self.vocabularies})
+        return config
