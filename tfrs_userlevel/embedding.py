@@ -1,0 +1,75 @@
+"""One embedding table for all fields, indexed by `FeatureLookup`'s fused ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.features import FeatureSpec
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class FieldEmbedding(keras.layers.Layer):
+    """Embeds every field with one gather from a fused table.
+
+    Args:
+      spec: The `FeatureSpec` (or its config) the ids were looked up with.
+      vocabulary_size: Rows of the table (`FeatureLookup.total_size`).
+      embedding_dim: d.
+      initializer_stddev: Std of the normal initializer (small values, as in
+        FuxiCTR, keep the initial logits near the base rate).
+      l2: L2 penalty on the embeddings gathered in a batch (0 disables it).
+
+    Call:
+      inputs: `FeatureLookup` output: "ids" int32 [B, F_single] and, per
+        multi-valued field, int32 [B, L] padded with -1.
+
+    Returns:
+      E: float32 [B, F, d] in spec order; a multi-valued field is the mean of
+      its non-padding embeddings (zeros when it has none).
+    """
+
+    def __init__(self, spec, vocabulary_size: int, embedding_dim: int = 16,
+                 initializer_stddev: float = 1e-4, l2: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec if isinstance(spec, FeatureSpec) else FeatureSpec.from_config(spec)
+        self.vocabulary_size = int(vocabulary_size)
+        self.embedding_dim = int(embedding_dim)
+        self.initializer_stddev = float(initializer_stddev)
+        self.l2 = float(l2)
+        self._multi = [f.name for f in self.spec.fields if f.multivalued]
+
+    def build(self, input_shape):
+        self.table = self.add_weight(
+            name="table", shape=(self.vocabulary_size, self.embedding_dim),
+            initializer=keras.initializers.RandomNormal(stddev=self.initializer_stddev))
+        super().build(input_shape)
+
+    def _pooled(self, ids: tf.Tensor) -> tf.Tensor:
+        mask = tf.cast(ids >= 0, tf.float32)[..., None]
+        vectors = tf.gather(self.table, tf.maximum(ids, 0)) * mask
+        count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        return tf.reduce_sum(vectors, axis=1) / count
+
+    def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
+        single = tf.gather(self.table, inputs["ids"]) if "ids" in inputs else None
+        if not self._multi:
+            embeddings = single
+        else:
+            columns, k = [], 0
+            for field in self.spec.fields:
+                if field.multivalued:
+                    columns.append(self._pooled(inputs[field.name]))
+                else:
+                    columns.append(single[:, k])
+                    k += 1
+            embeddings = tf.stack(columns, axis=1)
+        if self.l2:
+            self.add_loss(self.l2 * tf.reduce_sum(tf.square(embeddings))
+                          / tf.cast(tf.shape(embeddings)[0], tf.float32))
+        return embeddings
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "spec": self.spec.get_config(),
+                "vocabulary_size": self.vocabulary_size, "embedding_dim": self.embedding_dim,
+                "initializer_stddev": self.initializer_stddev, "l2": self.l2}

@@ -1,0 +1,197 @@
+"""The TFRS ranking model: lookup -> embeddings -> backbone -> head (+ user level).
+
+`RankingModel` is a `tfrs.Model` whose loss is a `tfrs.tasks.Ranking`
+(binary cross-entropy on logits) plus any number of named auxiliary losses.
+
+Auxiliary-loss hook: a `user_level` layer (GPRec, UDG, ... in later modules)
+is called with the dict of `UserLevelInputs` keys below and returns
+`{"logit": [B, 1], "losses": {name: weighted scalar}}`; it declares the names
+in a `loss_names` attribute. Each term is added to the training loss and
+logged as its own metric (`<name>`, and `val_<name>` on validation), so
+early stopping and TensorBoard see every term. This avoids TFRS's `add_loss`
+route, which only shows up as an undifferentiated `regularization_loss`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow_recommenders as tfrs
+
+from tfrs_userlevel import backbones as backbone_registry
+from tfrs_userlevel import metrics as metrics_lib
+from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.embedding import FieldEmbedding
+from tfrs_userlevel.features import FeatureLookup, FeatureSpec
+
+DENSE_GRADIENT_MAX_PARAMETERS = 1 << 22
+
+# Keys of the dict handed to a user-level layer.
+UserLevelInputs = ("embeddings", "item", "user", "personal", "hidden", "logit")
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class RankingModel(tfrs.Model):
+    """CTR ranking model over raw features.
+
+    Args:
+      feature_spec: `FeatureSpec` or its config (list of field dicts).
+      vocabularies: Field name -> vocabulary, from
+        `FeatureSpec.build_vocabularies` on the training split.
+      backbone: A backbone layer (E [B, F, d] -> h [B, H]) or a config dict
+        `{"name": "mlp", ...kwargs}`.
+      embedding_dim: d.
+      embedding_l2: L2 penalty on the batch's embeddings.
+      positive_rate: Training positive rate p̄; the head's bias starts at
+        logit(p̄) and RIG uses it.
+      user_level: Optional user-level layer (see the module docstring).
+      dense_embedding_gradients: Turn the embedding table's sparse gradient
+        into a dense one before the optimizer step. For tables of up to a few
+        million parameters this is faster on CPU (one dense Adam update instead
+        of scatters over B·F rows) and is exact Adam (duplicate ids are summed
+        before the second moment). None: only when the table has at most
+        `DENSE_GRADIENT_MAX_PARAMETERS` parameters.
+
+    Call:
+      features: dict of raw features (name -> [B] tensor), as the dataset
+        and the serving signature spell them.
+
+    Returns:
+      probability: float32 [B, 1].
+
+    Training data: `(lookup_output, labels)` where `lookup_output` is
+    `model.lookup(raw)` (computed once by `tfrs_userlevel.data`) and labels
+    are float32 [B, 1] in {0, 1}.
+    """
+
+    def __init__(self, feature_spec, vocabularies: Mapping[str, list], backbone=None,
+                 embedding_dim: int = 16, embedding_l2: float = 0.0,
+                 positive_rate: float = 0.5, user_level: keras.layers.Layer | None = None,
+                 dense_embedding_gradients: bool | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.feature_spec = (feature_spec if isinstance(feature_spec, FeatureSpec)
+                             else FeatureSpec.from_config(feature_spec))
+        self.vocabularies = {k: list(v) for k, v in vocabularies.items()}
+        self.embedding_dim = int(embedding_dim)
+        self.embedding_l2 = float(embedding_l2)
+        self.positive_rate = float(positive_rate)
+        self.lookup = FeatureLookup(self.feature_spec.get_config(), self.vocabularies)
+        self.embedding = FieldEmbedding(self.feature_spec.get_config(), self.lookup.total_size,
+                                        embedding_dim, l2=embedding_l2)
+        if backbone is None:
+            backbone = {"name": "mlp"}
+        if isinstance(backbone, Mapping):
+            options = dict(backbone)
+            backbone = backbone_registry.get(options.pop("name"), **options)
+        self.backbone = backbone
+        bias = tf.math.log(self.positive_rate / (1.0 - self.positive_rate))
+        self.head = keras.layers.Dense(
+            1, bias_initializer=keras.initializers.Constant(float(bias)), name="head")
+        self.user_level = user_level
+        if dense_embedding_gradients is None:
+            dense_embedding_gradients = (
+                self.lookup.total_size * self.embedding_dim <= DENSE_GRADIENT_MAX_PARAMETERS)
+        self.dense_embedding_gradients = bool(dense_embedding_gradients)
+        self.task = tfrs.tasks.Ranking(
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            metrics=metrics_lib.ranking_metrics(self.positive_rate))
+        self._item_positions = self.feature_spec.positions("item")
+        self._user_positions = self.feature_spec.positions("user_personal", "user_other")
+        self._personal_positions = self.feature_spec.positions("user_personal")
+        self.loss_names = ("main_loss",) + tuple(getattr(user_level, "loss_names", ()))
+        self._loss_trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("loss",) + self.loss_names
+            + ("regularization_loss",)
+        }
+
+    # -- forward -----------------------------------------------------------
+
+    def score(self, ids: Mapping[str, tf.Tensor], training: bool = False) -> dict[str, Any]:
+        """Looked-up ids -> {"logit": [B, 1], "losses": {name: scalar}}."""
+        embeddings = self.embedding(ids)
+        hidden = self.backbone(embeddings, training=training)
+        logit = self.head(hidden)
+        if self.user_level is None:
+            return {"logit": logit, "losses": {}}
+        inputs = {
+            "embeddings": embeddings,
+            "item": tf.gather(embeddings, self._item_positions, axis=1),
+            "user": tf.gather(embeddings, self._user_positions, axis=1),
+            "personal": tf.gather(embeddings, self._personal_positions, axis=1),
+            "hidden": hidden,
+            "logit": logit,
+        }
+        output = self.user_level(inputs, training=training)
+        return {"logit": output["logit"], "losses": dict(output.get("losses", {}))}
+
+    def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
+        return tf.sigmoid(self.score(self.lookup(features), training=training)["logit"])
+
+    # -- losses and steps --------------------------------------------------
+
+    def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        ids, labels = inputs
+        output = self.score(ids, training=training)
+        main = self.task(labels=labels, predictions=output["logit"], training=training,
+                         compute_metrics=not training)
+        self._loss_trackers["main_loss"].update_state(main)
+        total = main
+        for name, value in output["losses"].items():
+            self._loss_trackers[name].update_state(value)
+            total = total + value
+        return total
+
+    def _total_loss(self, inputs, training: bool) -> tf.Tensor:
+        loss = self.compute_loss(inputs, training=training)
+        regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
+        self._loss_trackers["regularization_loss"].update_state(regularization)
+        total = loss + regularization
+        self._loss_trackers["loss"].update_state(total)
+        return total
+
+    def train_step(self, inputs):
+        with tf.GradientTape() as tape:
+            total = self._total_loss(inputs, training=True)
+        gradients = tape.gradient(total, self.trainable_variables)
+        if self.dense_embedding_gradients:
+            gradients = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+                         for g in gradients]
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return {name: tracker.result() for name, tracker in self._loss_trackers.items()}
+
+    def test_step(self, inputs):
+        self._total_loss(inputs, training=False)
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def predict_step(self, data):
+        ids = data[0] if isinstance(data, tuple) else data
+        return tf.sigmoid(self.score(ids, training=False)["logit"])
+
+    @property
+    def metrics(self):
+        return list(self._loss_trackers.values()) + list(self.task.metrics)
+
+    # -- serialization -------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "feature_spec": self.feature_spec.get_config(),
+            "vocabularies": self.vocabularies,
+            "backbone": keras.layers.serialize(self.backbone),
+            "embedding_dim": self.embedding_dim,
+            "embedding_l2": self.embedding_l2,
+            "positive_rate": self.positive_rate,
+            "dense_embedding_gradients": self.dense_embedding_gradients,
+            "user_level": (keras.layers.serialize(self.user_level)
+                           if self.user_level is not None else None),
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RankingModel:
+        config = dict(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        if config.get("user_level") is not None:
+            config["user_level"] = keras.layers.deserialize(config["user_level"])
+        return cls(**config)
