@@ -18,7 +18,9 @@ class FieldEmbedding(keras.layers.Layer):
       embedding_dim: d.
       initializer_stddev: Std of the normal initializer (small values, as in
         FuxiCTR, keep the initial logits near the base rate).
-      l2: L2 penalty on the embeddings gathered in a batch (0 disables it).
+      l2: L2 penalty `l2 * sum(table**2)` on the whole table, added once per
+        step (Keras' `embeddings_regularizer` convention, as in DeepCTR); 0
+        disables it.
 
     Call:
       inputs: `FeatureLookup` output: "ids" int32 [B, F_single] and, per
@@ -42,7 +44,8 @@ class FieldEmbedding(keras.layers.Layer):
     def build(self, input_shape):
         self.table = self.add_weight(
             name="table", shape=(self.vocabulary_size, self.embedding_dim),
-            initializer=keras.initializers.RandomNormal(stddev=self.initializer_stddev))
+            initializer=keras.initializers.RandomNormal(stddev=self.initializer_stddev),
+            regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
         super().build(input_shape)
 
     def _pooled(self, ids: tf.Tensor) -> tf.Tensor:
@@ -64,9 +67,6 @@ class FieldEmbedding(keras.layers.Layer):
                     columns.append(single[:, k])
                     k += 1
             embeddings = tf.stack(columns, axis=1)
-        if self.l2:
-            self.add_loss(self.l2 * tf.reduce_sum(tf.square(embeddings))
-                          / tf.cast(tf.shape(embeddings)[0], tf.float32))
         return embeddings
 
     def get_config(self) -> dict[str, Any]:

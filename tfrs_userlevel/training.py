@@ -1,0 +1,277 @@
+"""One training run: config -> model -> fit with early stopping -> metrics.json.
+
+`TrainConfig` is the validated experiment configuration (unknown keys are
+errors); `run(config, splits, feature_spec, model_dir)` trains on in-memory
+columns and writes, under `model_dir` (SPEC §10):
+
+* `metrics.json`: val/test AUC, LogLoss, RMSE, RIG of the best epoch, epochs,
+  best_epoch, train_examples_per_second, and the resolved config;
+* `checkpoint/`: the best weights (by validation AUC);
+* `logs/`: TensorBoard events (every loss term, metric and the learning rate);
+* `config.json`: the config, written before training starts.
+
+The test split is evaluated once, after training, with the best weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tfrs_userlevel import data as data_lib
+from tfrs_userlevel.backbones import BACKBONES
+from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.features import FeatureSpec
+from tfrs_userlevel.metrics import METRIC_NAMES
+from tfrs_userlevel.models import RankingModel
+
+USER_LEVELS = ("none",)
+LR_SCHEDULES = ("constant", "step", "plateau")
+
+
+class ConfigError(ValueError):
+    """An unknown option or an invalid value in a training config."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every option of a training run, with the SPEC defaults."""
+
+    dataset: str = "movielens_1m"
+    split: str = "random"
+    backbone: str = "mlp"
+    user_level: str = "none"
+    epochs: int = 30
+    batch_size: int = 4096
+    learning_rate: float = 2e-3
+    lr_schedule: str = "constant"
+    lr_step_epochs: int = 8
+    lr_gamma: float = 0.8
+    lr_plateau_factor: float = 0.1
+    lr_plateau_patience: int = 1
+    embedding_dim: int = 16
+    embedding_l2: float = 0.0
+    hidden_units: tuple[int, ...] = (64, 32, 16)
+    dropout: float = 0.2
+    batch_norm: bool = False
+    patience: int = 4
+    seed: int = 2024
+    max_steps: int | None = None
+    steps_per_execution: int = 25
+    eval_batch_size: int = 16384
+
+    def __post_init__(self) -> None:
+        self.hidden_units = tuple(int(u) for u in self.hidden_units)
+        checks = [
+            (self.backbone in BACKBONES, f"backbone must be one of {sorted(BACKBONES)}"),
+            (self.user_level in USER_LEVELS, f"user_level must be one of {list(USER_LEVELS)}"),
+            (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {list(LR_SCHEDULES)}"),
+            (self.epochs >= 1, "epochs must be >= 1"),
+            (self.batch_size >= 1, "batch_size must be >= 1"),
+            (self.learning_rate > 0, "learning_rate must be > 0"),
+            (self.embedding_dim >= 1, "embedding_dim must be >= 1"),
+            (0.0 <= self.dropout < 1.0, "dropout must lie in [0, 1)"),
+            (self.patience >= 1, "patience must be >= 1"),
+            (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
+            (self.steps_per_execution >= 1, "steps_per_execution must be >= 1"),
+            (len(self.hidden_units) >= 1, "hidden_units must name at least one layer"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"invalid config: {message} (got {self.to_dict()})")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s) {unknown}; valid options are {sorted(known)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["hidden_units"] = list(self.hidden_units)
+        return values
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Writes JSON to a temporary file in the same folder, then renames it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
+        json.dump(payload, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(f.name, path)
+
+
+def build_model(config: TrainConfig, feature_spec: FeatureSpec,
+                vocabularies: Mapping[str, list], positive_rate: float) -> RankingModel:
+    backbone = {"name": config.backbone, "hidden_units": config.hidden_units,
+                "dropout": config.dropout, "batch_norm": config.batch_norm}
+    return RankingModel(feature_spec, vocabularies, backbone=backbone,
+                        embedding_dim=config.embedding_dim, embedding_l2=config.embedding_l2,
+                        positive_rate=positive_rate)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Wall time of each epoch's training phase (input included, evaluation excluded)."""
+
+    def __init__(self, examples_per_epoch: int):
+        super().__init__()
+        self.examples_per_epoch = examples_per_epoch
+        self.seconds: list[float] = []
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def _stop(self):
+        if self._start is not None:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._start = None
+
+    def on_test_begin(self, logs=None):
+        self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()
+
+    def examples_per_second(self) -> float:
+        """Median over epochs after the first (the first includes tracing)."""
+        times = self.seconds[1:] or self.seconds
+        return float(self.examples_per_epoch / np.median(times)) if times else float("nan")
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to the epoch logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.backend.get_value(self.model.optimizer.learning_rate))
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Saves the weights of the epoch with the best monitored value.
+
+    Unlike `EarlyStopping(restore_best_weights=True)` this keeps the best
+    weights on disk and `restore()` works also when training ran out of
+    epochs without stopping early.
+    """
+
+    def __init__(self, path: Path, monitor: str = "val_auc"):
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.best = -math.inf
+        self.best_epoch: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None:
+            raise KeyError(f"BestWeights: {self.monitor!r} is not in the epoch logs {sorted(logs or {})}")
+        if value > self.best:
+            self.best, self.best_epoch = float(value), epoch + 1
+            self.model.save_weights(str(self.path))
+
+    def restore(self) -> None:
+        if self.best_epoch is not None:
+            self.model.load_weights(str(self.path)).expect_partial()
+
+
+def _evaluate(model: RankingModel, dataset: tf.data.Dataset) -> dict[str, float]:
+    logs = model.evaluate(dataset, verbose=0, return_dict=True)
+    return {name: float(logs[name]) for name in METRIC_NAMES}
+
+
+def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
+        feature_spec: FeatureSpec | Sequence[Mapping[str, Any]], model_dir: str | os.PathLike,
+        verbose: int | None = None, extra_callbacks: Sequence[keras.callbacks.Callback] = ()
+        ) -> dict[str, Any]:
+    """Trains one model and writes its outputs under `model_dir`.
+
+    Args:
+      config: The run's options.
+      splits: {"train"|"validation"|"test": {column: numpy [N]}} with a
+        "label" column of 0/1.
+      feature_spec: The model's fields.
+      model_dir: Output folder (created).
+      verbose: Keras verbosity; default: a progress bar on a terminal, one
+        line per epoch otherwise.
+
+    Returns:
+      The content of metrics.json.
+    """
+    spec = (feature_spec if isinstance(feature_spec, FeatureSpec)
+            else FeatureSpec.from_config(feature_spec))
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(model_dir / "config.json",
+                      {"config": config.to_dict(), "feature_spec": spec.get_config()})
+    keras.utils.set_random_seed(config.seed)
+
+    train_columns = splits["train"]
+    positive_rate = float(np.mean(train_columns["label"]))
+    vocabularies = spec.build_vocabularies(train_columns)
+    model = build_model(config, spec, vocabularies, positive_rate)
+    ids = {name: data_lib.lookup_columns(model.lookup, columns) for name, columns in splits.items()}
+    train = data_lib.training_dataset(ids["train"], train_columns["label"], config.batch_size,
+                                      seed=config.seed)
+    validation = data_lib.evaluation_dataset(ids["validation"], splits["validation"]["label"],
+                                             config.eval_batch_size)
+
+    num_batches = int(train.cardinality())
+    steps_per_epoch, epochs = num_batches, config.epochs
+    if config.max_steps:
+        steps_per_epoch = min(num_batches, config.max_steps)
+        epochs = min(epochs, math.ceil(config.max_steps / steps_per_epoch))
+    examples_per_epoch = min(len(train_columns["label"]), steps_per_epoch * config.batch_size)
+
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  steps_per_execution=min(config.steps_per_execution, steps_per_epoch))
+    timer = EpochTimer(examples_per_epoch)
+    best = BestWeights(model_dir / "checkpoint" / "best")
+    callbacks = [
+        timer,
+        best,
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience),
+        LearningRateLogger(),
+        keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), update_freq="epoch",
+                                    write_graph=False, profile_batch=0),
+        *extra_callbacks,
+    ]
+    if config.lr_schedule == "step":
+        callbacks.insert(0, keras.callbacks.LearningRateScheduler(
+            lambda epoch: config.learning_rate * config.lr_gamma ** (epoch // config.lr_step_epochs)))
+    if config.lr_schedule == "plateau":
+        callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
+            monitor="val_auc", mode="max", factor=config.lr_plateau_factor,
+            patience=config.lr_plateau_patience, min_delta=0.0, min_lr=1e-6))
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    history = model.fit(train, validation_data=validation, epochs=epochs,
+                        steps_per_epoch=steps_per_epoch if config.max_steps else None,
+                        callbacks=callbacks, verbose=verbose)
+    best.restore()
+
+    test = data_lib.evaluation_dataset(ids["test"], splits["test"]["label"],
+                                       config.eval_batch_size)
+    metrics = {
+        "val": _evaluate(model, validation),
+        "test": _evaluate(model, test),
+        "epochs": len(history.history.get("loss", [])),
+        "best_epoch": best.best_epoch,
+        "train_examples_per_second": timer.examples_per_second(),
+        "config": config.to_dict(),
+    }
+    write_json_atomic(model_dir / "metrics.json", metrics)
+    return metrics

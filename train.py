@@ -1,0 +1,138 @@
+"""Train a CTR ranking model and report its validation and test metrics.
+
+  python train.py --dataset movielens_1m --backbone mlp --epochs 30 --model-dir runs/mlp
+  python train.py --model-dir runs/mlp3 --seeds 2024 2025 2026   # mean ± std
+
+Writes metrics.json, checkpoint/ and logs/ (TensorBoard) under --model-dir
+(one sub-folder per seed with --seeds, plus summary.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
+import datasets
+from tfrs_userlevel.backbones import BACKBONES
+from tfrs_userlevel.metrics import METRIC_NAMES
+from tfrs_userlevel.training import LR_SCHEDULES, USER_LEVELS, TrainConfig, run, write_json_atomic
+
+DEFAULTS = TrainConfig()
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", default=DEFAULTS.dataset, choices=sorted(datasets.DATASETS))
+    p.add_argument("--split", default=DEFAULTS.split, choices=datasets.SPLIT_SCHEMES)
+    p.add_argument("--data-dir", default=None,
+                   help=f"root of the raw files; default ${datasets.ENV_VAR}, then TFDS's "
+                        "manual/download directories")
+    p.add_argument("--data-source", default="raw", choices=datasets.SOURCES,
+                   help="read the raw files directly, or through the TFDS builder's cache")
+    p.add_argument("--tfds-dir", default=None, help="TFDS data dir for --data-source tfds")
+    p.add_argument("--backbone", default=DEFAULTS.backbone, choices=sorted(BACKBONES))
+    p.add_argument("--user-level", default=DEFAULTS.user_level, choices=USER_LEVELS)
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    p.add_argument("--lr-schedule", default=DEFAULTS.lr_schedule, choices=LR_SCHEDULES,
+                   help="step: multiply by --lr-gamma every --lr-step-epochs epochs; plateau: "
+                        "multiply by --lr-plateau-factor after --lr-plateau-patience epochs "
+                        "without a better validation AUC")
+    p.add_argument("--lr-step-epochs", type=int, default=DEFAULTS.lr_step_epochs)
+    p.add_argument("--lr-gamma", type=float, default=DEFAULTS.lr_gamma)
+    p.add_argument("--lr-plateau-factor", type=float, default=DEFAULTS.lr_plateau_factor)
+    p.add_argument("--lr-plateau-patience", type=int, default=DEFAULTS.lr_plateau_patience)
+    p.add_argument("--embedding-dim", type=int, default=DEFAULTS.embedding_dim)
+    p.add_argument("--embedding-l2", type=float, default=DEFAULTS.embedding_l2)
+    p.add_argument("--hidden-units", type=int, nargs="+", default=list(DEFAULTS.hidden_units))
+    p.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
+    p.add_argument("--batch-norm", action="store_true")
+    p.add_argument("--patience", type=int, default=DEFAULTS.patience,
+                   help="early stopping patience on validation AUC")
+    p.add_argument("--steps-per-execution", type=int, default=DEFAULTS.steps_per_execution)
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="run every seed and report mean ± std")
+    p.add_argument("--max-steps", type=int, default=None, help="cap on training steps (smoke runs)")
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow writing into a --model-dir that already holds results")
+    return p.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
+    return TrainConfig(
+        dataset=args.dataset, split=args.split, backbone=args.backbone,
+        user_level=args.user_level, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
+        lr_step_epochs=args.lr_step_epochs, lr_gamma=args.lr_gamma,
+        lr_plateau_factor=args.lr_plateau_factor, lr_plateau_patience=args.lr_plateau_patience,
+        embedding_dim=args.embedding_dim, embedding_l2=args.embedding_l2,
+        hidden_units=tuple(args.hidden_units), dropout=args.dropout, batch_norm=args.batch_norm,
+        patience=args.patience, seed=seed, max_steps=args.max_steps,
+        steps_per_execution=args.steps_per_execution)
+
+
+def format_table(rows: list[tuple[str, dict]]) -> str:
+    header = f"{'run':<12}{'split':<6}" + "".join(f"{m:>10}" for m in METRIC_NAMES)
+    lines = [header, "-" * len(header)]
+    for label, metrics in rows:
+        for split in ("val", "test"):
+            values = "".join(f"{metrics[split][m]:>10.4f}" for m in METRIC_NAMES)
+            lines.append(f"{label:<12}{split:<6}{values}")
+    return "\n".join(lines)
+
+
+def summarize(results: dict[int, dict]) -> dict:
+    summary = {"seeds": list(results)}
+    for split in ("val", "test"):
+        for m in METRIC_NAMES:
+            values = np.array([r[split][m] for r in results.values()])
+            summary[f"{split}_{m}"] = values.tolist()
+            summary[f"{split}_{m}_mean"] = float(values.mean())
+            summary[f"{split}_{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    summary["train_examples_per_second"] = [r["train_examples_per_second"] for r in results.values()]
+    return summary
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    model_dir = Path(args.model_dir)
+    if (model_dir / "metrics.json").exists() or (model_dir / "summary.json").exists():
+        if not args.overwrite:
+            print(f"error: {model_dir} already holds results (metrics.json/summary.json); "
+                  "pass --overwrite or choose another --model-dir", file=sys.stderr)
+            return 2
+    seeds = args.seeds or [args.seed]
+    configs = {seed: config_from_args(args, seed) for seed in seeds}  # validate all first
+    splits = datasets.load_splits(args.dataset, args.split, args.data_dir, args.data_source,
+                                  args.tfds_dir)
+    spec = datasets.feature_spec(args.dataset)
+    results = {}
+    for seed, config in configs.items():
+        out = model_dir / f"seed_{seed}" if args.seeds else model_dir
+        results[seed] = run(config, splits, spec, out)
+    print()
+    print(format_table([(f"seed {s}", r) for s, r in results.items()]))
+    if args.seeds:
+        summary = summarize(results)
+        summary["config"] = configs[seeds[0]].to_dict() | {"seeds": seeds}
+        write_json_atomic(model_dir / "summary.json", summary)
+        print("\nmean ± std over seeds", seeds)
+        for split in ("val", "test"):
+            cells = "  ".join(f"{m} {summary[f'{split}_{m}_mean']:.4f} ± "
+                              f"{summary[f'{split}_{m}_std']:.4f}" for m in METRIC_NAMES)
+            print(f"  {split:<5} {cells}")
+    eps = [r["train_examples_per_second"] for r in results.values()]
+    print(f"\ntraining throughput: {np.median(eps):,.0f} examples/s (median over runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
