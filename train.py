@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 import datasets
+import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.training import LR_SCHEDULES, USER_LEVELS, TrainConfig, run, write_json_atomic
@@ -97,7 +97,8 @@ def summarize(results: dict[int, dict]) -> dict:
             summary[f"{split}_{m}"] = values.tolist()
             summary[f"{split}_{m}_mean"] = float(values.mean())
             summary[f"{split}_{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    summary["train_examples_per_second"] = [r["train_examples_per_second"] for r in results.values()]
+    summary["train_examples_per_second"] = [
+        r["train_examples_per_second"] for r in results.values()]
     return summary
 
 

@@ -10,13 +10,16 @@ first prepare of ML-1M takes minutes).
 from __future__ import annotations
 
 import os
+
+# TensorFlow Datasets imports TensorFlow: select Keras 2 first (tfrs_userlevel.backend).
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
 from typing import Any
 
 import numpy as np
 
 from datasets import splits
-from datasets.movielens_100k import movielens_100k
 from datasets.movielens_1m import movielens_1m
+from datasets.movielens_100k import movielens_100k
 from datasets.sources import ENV_VAR, DataNotFoundError
 
 DATASETS = {

@@ -90,7 +90,8 @@ def find_raw_dir(
         try:
             path = Path(download())
         except Exception as error:  # no network, bad checksum, ...
-            looked.append(f"download: failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})")
+            reason = str(error).splitlines()[0][:200] if str(error) else ""
+            looked.append(f"download: failed ({type(error).__name__}: {reason})")
         else:
             for candidate in _candidates(path, folder_names):
                 if candidate.is_dir() and is_complete(candidate) is None:

@@ -66,7 +66,7 @@ def _labels(labels: np.ndarray) -> np.ndarray:
         raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
     bad = np.flatnonzero(~np.isin(labels, (0, 1)))
     if len(bad):
-        raise ValueError(f"labels must be 0 or 1; row {bad[0]} holds {labels[bad[0]]!r}")
+        raise ValueError(f"labels must be 0 or 1; row {bad[0]} holds {labels[bad[0]].item()!r}")
     return labels.astype(np.float32)[:, None]
 
 

@@ -157,7 +157,7 @@ class RankingModel(tfrs.Model):
         if self.dense_embedding_gradients:
             gradients = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
                          for g in gradients]
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
         return {name: tracker.result() for name, tracker in self._loss_trackers.items()}
 
     def test_step(self, inputs):
@@ -187,6 +187,22 @@ class RankingModel(tfrs.Model):
                            if self.user_level is not None else None),
             "name": self.name,
         }
+
+    def example_features(self, batch_size: int = 1) -> dict[str, tf.Tensor]:
+        """Placeholder raw features of the right dtypes (empty strings, zeros)."""
+        features = {}
+        for field in self.feature_spec.fields:
+            dtype = tf.string if field.dtype == "string" else tf.int64
+            shape = [batch_size, field.max_length] if field.role == "behavior" else [batch_size]
+            features[field.name] = tf.zeros(shape, dtype)
+        return features
+
+    def get_build_config(self) -> dict[str, Any]:
+        return {"raw_features": True}
+
+    def build_from_config(self, config: dict[str, Any]) -> None:
+        # Keras would build with float placeholders; raw features are strings and ints.
+        self(self.example_features())
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RankingModel:

@@ -157,7 +157,8 @@ class LearningRateLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["learning_rate"] = float(keras.backend.get_value(self.model.optimizer.learning_rate))
+            rate = self.model.optimizer.learning_rate
+            logs["learning_rate"] = float(keras.backend.get_value(rate))
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -178,7 +179,8 @@ class BestWeights(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None:
-            raise KeyError(f"BestWeights: {self.monitor!r} is not in the epoch logs {sorted(logs or {})}")
+            raise KeyError(
+                f"BestWeights: {self.monitor!r} is not in the epoch logs {sorted(logs or {})}")
         if value > self.best:
             self.best, self.best_epoch = float(value), epoch + 1
             self.model.save_weights(str(self.path))
@@ -251,7 +253,8 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     ]
     if config.lr_schedule == "step":
         callbacks.insert(0, keras.callbacks.LearningRateScheduler(
-            lambda epoch: config.learning_rate * config.lr_gamma ** (epoch // config.lr_step_epochs)))
+            lambda epoch: config.learning_rate
+            * config.lr_gamma ** (epoch // config.lr_step_epochs)))
     if config.lr_schedule == "plateau":
         callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
             monitor="val_auc", mode="max", factor=config.lr_plateau_factor,

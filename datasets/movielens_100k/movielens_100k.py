@@ -71,7 +71,8 @@ def read_movielens_100k(path: str | os.PathLike) -> pd.DataFrame:
     item_columns = ["item_id", "title", "release", "video_release", "url"] + genre_names
     items = read_delimited(path / "u.item", "|", item_columns, ["item_id"] + genre_names)
     flags = items[genre_names].to_numpy(dtype=bool)
-    items["genres"] = ["|".join(g for g, on in zip(genre_names, row) if on) for row in flags]
+    items["genres"] = ["|".join(g for g, on in zip(genre_names, row, strict=True) if on)
+                       for row in flags]
     release_year = pd.to_numeric(items["release"].str[-4:], errors="coerce")
     items["year"] = release_year.fillna(0).astype(np.int64)
     frame = ratings.merge(users, on="user_id", how="left", validate="many_to_one")

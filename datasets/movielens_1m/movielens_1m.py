@@ -115,8 +115,9 @@ def read_movielens_1m(path: str | os.PathLike) -> pd.DataFrame:
     frame["label"] = (frame["rating"] > 3).astype(np.int64)
     frame["random_split"] = splits.random_split(len(frame))
     if frame["time_split"].isna().any():
-        frame["time_split"] = splits.time_split(
-            frame["timestamp"].to_numpy(), frame["user_id"].to_numpy(), frame["movie_id"].to_numpy())
+        frame["time_split"] = splits.time_split(frame["timestamp"].to_numpy(),
+                                                frame["user_id"].to_numpy(),
+                                                frame["movie_id"].to_numpy())
     return frame
 
 

@@ -1,0 +1,55 @@
+"""Dataset location errors and the TFDS builder path."""
+
+import numpy as np
+import pytest
+
+import datasets
+from datasets import sources
+
+
+def test_missing_data_lists_every_place_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv(datasets.ENV_VAR, raising=False)
+    (tmp_path / "movielens-1m").mkdir()
+    (tmp_path / "movielens-1m" / "users.dat").write_text("1::F::1::10::48067\n")
+    with pytest.raises(datasets.DataNotFoundError) as error:
+        datasets.load_splits("movielens_1m", data_dir=tmp_path)
+    message = str(error.value)
+    assert str(tmp_path / "movielens-1m") in message
+    assert "missing movies.dat, ratings.dat or ratings.csv.gz" in message
+    assert str(tmp_path / "ml-1m") in message and "no such directory" in message
+    assert "https://files.grouplens.org/datasets/movielens/ml-1m.zip" in message
+
+
+def test_environment_variable_is_a_data_root(data_dir, monkeypatch):
+    monkeypatch.setenv(datasets.ENV_VAR, str(data_dir))
+    assert sources.data_root() == data_dir
+    found = sources.find_raw_dir("x", ["movielens-100k"], lambda p: None, None)
+    assert found == data_dir / "movielens-100k"
+
+
+def test_unknown_names_list_the_valid_choices():
+    with pytest.raises(ValueError, match="movielens_100k"):
+        datasets.load_splits("movielens_20m")
+    with pytest.raises(ValueError, match="random"):
+        datasets.load_splits("movielens_100k", split="by_user")
+
+
+def test_bad_rows_name_the_file_and_line(tmp_path, data_dir):
+    folder = tmp_path / "movielens-100k"
+    folder.mkdir()
+    for name in ("u.user", "u.item", "u.genre"):
+        (folder / name).write_bytes((data_dir / "movielens-100k" / name).read_bytes())
+    (folder / "u.data").write_text("1\t1\t5\t881250949\n1\t2\tfive\t881250950\n")
+    with pytest.raises(ValueError, match=r"u\.data, line 2: column 'rating' must be an integer"):
+        datasets.load_splits("movielens_100k", data_dir=tmp_path)
+
+
+def test_tfds_builder_gives_the_same_rows_as_the_raw_reader(data_dir, tmp_path, ml100k):
+    via_tfds = datasets.load_splits("movielens_100k", "random", data_dir, source="tfds",
+                                    tfds_dir=tmp_path)
+    builder = datasets.builder("movielens_100k", "random", data_dir, tmp_path)
+    assert builder.info.splits["train"].num_examples == 80_000
+    for split in ("train", "validation", "test"):
+        order_tfds = np.lexsort((via_tfds[split]["item_id"], via_tfds[split]["user_id"]))
+        for column, raw in ml100k[split].items():
+            np.testing.assert_array_equal(via_tfds[split][column][order_tfds], raw, err_msg=column)
