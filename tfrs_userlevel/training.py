@@ -54,13 +54,13 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 4096
     learning_rate: float = 2e-3
-    lr_schedule: str = "constant"
+    lr_schedule: str = "plateau"
     lr_step_epochs: int = 8
     lr_gamma: float = 0.8
     lr_plateau_factor: float = 0.1
     lr_plateau_patience: int = 1
     embedding_dim: int = 16
-    embedding_l2: float = 0.0
+    embedding_l2: float = 3e-4
     hidden_units: tuple[int, ...] = (64, 32, 16)
     dropout: float = 0.2
     batch_norm: bool = False
