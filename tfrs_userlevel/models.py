@@ -4,7 +4,9 @@
 (binary cross-entropy on logits) plus any number of named auxiliary losses.
 
 Auxiliary-loss hook: a `user_level` layer (GPRec, UDG, ... in later modules)
-is called with the dict of `UserLevelInputs` keys below and returns
+is called with a dict of "embeddings" E [B, F, d], "item" [B, F_item, d],
+"user" [B, F_user, d], "personal" [B, F_personal, d], "hidden" h [B, H] and
+the backbone's "logit" [B, 1], and returns
 `{"logit": [B, 1], "losses": {name: weighted scalar}}`; it declares the names
 in a `loss_names` attribute. Each term is added to the training loss and
 logged as its own metric (`<name>`, and `val_<name>` on validation), so
@@ -26,9 +28,6 @@ from tfrs_userlevel.embedding import FieldEmbedding
 from tfrs_userlevel.features import FeatureLookup, FeatureSpec
 
 DENSE_GRADIENT_MAX_PARAMETERS = 1 << 22
-
-# Keys of the dict handed to a user-level layer.
-UserLevelInputs = ("embeddings", "item", "user", "personal", "hidden", "logit")
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
