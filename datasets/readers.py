@@ -33,8 +33,3 @@ def read_delimited(path: Path, sep: str, names: list[str], integers: list[str]) 
         frame[column] = converted.astype(np.int64)
     return frame
 
-
-def first_bad_row(mask: np.ndarray) -> int | None:
-    """Index of the first True in `mask`, or None."""
-    rows = np.flatnonzero(np.asarray(mask))
-    return int(rows[0]) if len(rows) else None

@@ -60,10 +60,9 @@ def find_raw_dir(
     """
     looked: list[str] = []
     roots: list[tuple[str, Path]] = []
-    if data_dir:
-        roots.append(("--data-dir", Path(data_dir).expanduser()))
-    elif os.environ.get(ENV_VAR):
-        roots.append((f"${ENV_VAR}", Path(os.environ[ENV_VAR]).expanduser()))
+    root = data_root(data_dir)
+    if root is not None:
+        roots.append(("--data-dir" if data_dir else f"${ENV_VAR}", root))
     else:
         looked.append(f"--data-dir: not given; ${ENV_VAR}: not set")
     if manual_dir is not None:

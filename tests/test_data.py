@@ -33,7 +33,7 @@ def test_evaluation_keeps_row_order_and_the_last_partial_batch():
     ids = {"ids": np.arange(n, dtype=np.int32)[:, None]}
     dataset = data.evaluation_dataset(ids, np.zeros(n), batch_size=1000)
     np.testing.assert_array_equal(_rows(dataset)[0], np.arange(n))
-    np.testing.assert_array_equal(_rows(dataset)[0], np.arange(n))  # cached pass
+    np.testing.assert_array_equal(_rows(dataset)[0], np.arange(n))  # a second pass
 
 
 def test_bad_labels_name_the_row():

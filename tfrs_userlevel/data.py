@@ -109,7 +109,7 @@ def training_dataset(ids: Mapping[str, np.ndarray], labels: np.ndarray, batch_si
 
 def evaluation_dataset(ids: Mapping[str, np.ndarray], labels: np.ndarray,
                        batch_size: int) -> tf.data.Dataset:
-    """Batches `(ids, labels [B, 1])` in row order, cached after the first pass."""
+    """Batches `(ids, labels [B, 1])` in row order (slices of the in-memory ids)."""
     labels = _labels(labels)
     features = {key: tf.constant(value) for key, value in ids.items()}
     n = len(labels)
@@ -118,5 +118,4 @@ def evaluation_dataset(ids: Mapping[str, np.ndarray], labels: np.ndarray,
             .map(lambda s: tf.range(s, tf.minimum(s + batch_size, n)))
             .map(_gather(features, tf.constant(labels)), num_parallel_calls=AUTOTUNE,
                  deterministic=True)
-            .cache()
             .prefetch(AUTOTUNE))

@@ -33,40 +33,48 @@ def _binary_cross_entropy(y_true, y_pred, from_logits: bool) -> tf.Tensor:
     return -(y_true * tf.math.log(p) + (1.0 - y_true) * tf.math.log(1.0 - p))
 
 
+class _PerExampleMean(keras.metrics.Mean):
+    """Mean of a per-example value computed from (labels, logits or probabilities)."""
+
+    def __init__(self, from_logits: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.from_logits = from_logits
+
+    def per_example(self, y_true, y_pred) -> tf.Tensor:
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        return super().update_state(self.per_example(y_true, y_pred),
+                                    sample_weight=sample_weight)
+
+    def get_config(self):
+        return {**super().get_config(), "from_logits": self.from_logits}
+
+
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
-class LogLoss(keras.metrics.Mean):
+class LogLoss(_PerExampleMean):
     """Mean binary cross-entropy of the predictions."""
 
     def __init__(self, from_logits: bool = True, name: str = "logloss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.from_logits = from_logits
+        super().__init__(from_logits=from_logits, name=name, **kwargs)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        losses = _binary_cross_entropy(y_true, y_pred, self.from_logits)
-        return super().update_state(losses, sample_weight=sample_weight)
-
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits}
+    def per_example(self, y_true, y_pred):
+        return _binary_cross_entropy(y_true, y_pred, self.from_logits)
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
-class RMSE(keras.metrics.Mean):
+class RMSE(_PerExampleMean):
     """Root mean squared error between labels and predicted probabilities."""
 
     def __init__(self, from_logits: bool = True, name: str = "rmse", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.from_logits = from_logits
+        super().__init__(from_logits=from_logits, name=name, **kwargs)
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
+    def per_example(self, y_true, y_pred):
         y_true = tf.cast(tf.reshape(y_true, [-1]), tf.float32)
-        p = tf.reshape(_probabilities(y_pred, self.from_logits), [-1])
-        return super().update_state(tf.square(y_true - p), sample_weight=sample_weight)
+        return tf.square(y_true - tf.reshape(_probabilities(y_pred, self.from_logits), [-1]))
 
     def result(self):
         return tf.sqrt(super().result())
-
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits}
 
 
 def binary_entropy(positive_rate: float) -> float:
