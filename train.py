@@ -18,6 +18,9 @@ import numpy as np
 import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 from tfrs_userlevel.backbones import BACKBONES
+from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
+from tfrs_userlevel.gprec.groups import REDUCTIONS
+from tfrs_userlevel.gprec.layer import CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.training import LR_SCHEDULES, USER_LEVELS, TrainConfig, run, write_json_atomic
 
@@ -37,6 +40,35 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--tfds-dir", default=None, help="TFDS data dir for --data-source tfds")
     p.add_argument("--backbone", default=DEFAULTS.backbone, choices=sorted(BACKBONES))
     p.add_argument("--user-level", default=DEFAULTS.user_level, choices=USER_LEVELS)
+    g = p.add_argument_group("GPRec (--user-level gprec)")
+    g.add_argument("--strategy", default=DEFAULTS.strategy, choices=STRATEGIES,
+                   help="how r_g and r_p join the backbone: input (eq. 14), dp = dynamic "
+                        "parameters (eq. 15-16), ensemble (eq. 17-18)")
+    g.add_argument("--groups", type=int, default=DEFAULTS.groups, help="number of groups G")
+    g.add_argument("--temperature", type=float, default=DEFAULTS.temperature,
+                   help="Gumbel-softmax temperature tau")
+    g.add_argument("--reduce", default=DEFAULTS.reduce, choices=REDUCTIONS,
+                   help="concatenate the G group vectors (G*d) or sum them (d)")
+    g.add_argument("--ablation", default=None, choices=sorted(ABLATIONS),
+                   help="paper variants: gprec-1 single embeddings + softmax, gprec-2 no r_p, "
+                        "gprec-3 no L_g, gprec-4 no L_c, gprec-5 no L_o")
+    g.add_argument("--group-weight", type=float, default=DEFAULTS.group_weight,
+                   help="alpha, weight of the group auxiliary loss L_g")
+    g.add_argument("--contrast-weight", type=float, default=DEFAULTS.contrast_weight,
+                   help="beta, weight of the (maximised) contrastive loss L_c")
+    g.add_argument("--orthogonal-weight", type=float, default=DEFAULTS.orthogonal_weight,
+                   help="gamma, weight of the orthogonal loss L_o")
+    g.add_argument("--backbone-weight", type=float, default=DEFAULTS.backbone_weight,
+                   help="weight of the backbone head's own BCE")
+    g.add_argument("--contrast", default=DEFAULTS.contrast, choices=CONTRASTS,
+                   help="paper: -beta*BCE(y_bar, y); flipped: +beta*BCE(y_bar, 1-y) (bounded)")
+    g.add_argument("--classifier-units", type=int, nargs="+",
+                   default=list(DEFAULTS.classifier_units),
+                   help="hidden widths of each group's classifier MLP")
+    g.add_argument("--dp-rank", type=int, default=DEFAULTS.dp_rank,
+                   help="rank of the dynamic-parameter layers")
+    g.add_argument("--gprec-dropout", type=float, default=DEFAULTS.gprec_dropout,
+                   help="dropout of GPRec's MLPs (default: --dropout)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
@@ -76,7 +108,13 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         embedding_dim=args.embedding_dim, embedding_l2=args.embedding_l2,
         hidden_units=tuple(args.hidden_units), dropout=args.dropout, batch_norm=args.batch_norm,
         patience=args.patience, seed=seed, max_steps=args.max_steps,
-        steps_per_execution=args.steps_per_execution)
+        steps_per_execution=args.steps_per_execution, strategy=args.strategy,
+        groups=args.groups, temperature=args.temperature, reduce=args.reduce,
+        ablation=args.ablation, group_weight=args.group_weight,
+        contrast_weight=args.contrast_weight, orthogonal_weight=args.orthogonal_weight,
+        backbone_weight=args.backbone_weight, contrast=args.contrast,
+        classifier_units=tuple(args.classifier_units), dp_rank=args.dp_rank,
+        gprec_dropout=args.gprec_dropout)
 
 
 def format_table(rows: list[tuple[str, dict]]) -> str:

@@ -7,6 +7,13 @@ defaults and records the median examples/s over the epochs after the first
 (the first includes graph tracing) in results/training_throughput.json,
 replacing earlier rows of the same model. Issue 2's bar for the MLP is
 >= 320,000 examples/s on this 2-core machine.
+
+  python benchmarks/training_throughput.py --user-levels none gprec \
+      --strategies input dp ensemble
+
+measures GPRec on each backbone in the same run as the plain backbone and
+adds `ratio_vs_backbone` (GPRec's examples/s over the backbone's, same run;
+issue 3's bar: >= 0.6).
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="movielens_1m")
     parser.add_argument("--backbones", nargs="+", default=["mlp"])
+    parser.add_argument("--user-levels", nargs="+", default=["none"], choices=["none", "gprec"])
+    parser.add_argument("--strategies", nargs="+", default=["input"],
+                        help="GPRec construction strategies to measure")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--output", default=str(REPO / "results" / "training_throughput.json"))
     args = parser.parse_args()
@@ -37,21 +47,34 @@ def main() -> None:
     spec = datasets.feature_spec(args.dataset)
     output = Path(args.output)
     rows = json.loads(output.read_text()) if output.exists() else []
+    command = ("TFRS_USERLEVEL_DATA=../shared/data python benchmarks/training_throughput.py "
+               + " ".join(sys.argv[1:]))
     for backbone in args.backbones:
-        # patience > epochs: every epoch runs, whatever the validation AUC does.
-        config = TrainConfig(dataset=args.dataset, backbone=backbone, epochs=args.epochs,
-                             patience=args.epochs + 1)
-        with tempfile.TemporaryDirectory() as model_dir:
-            metrics = run(config, splits, spec, model_dir, verbose=0)
-        row = {
-            "model": backbone, "backbone": backbone, "user_level": "none",
-            "examples_per_second": round(metrics["train_examples_per_second"]),
-            "batch_size": config.batch_size, "dataset": args.dataset, "epochs": args.epochs,
-            "command": "TFRS_USERLEVEL_DATA=../shared/data python benchmarks/"
-                       f"training_throughput.py --backbones {backbone}",
-        }
-        print(f"{backbone}: {row['examples_per_second']:,} examples/s")
-        rows = [r for r in rows if r["model"] != row["model"]] + [row]
+        variants = [("none", None)] if "none" in args.user_levels else []
+        if "gprec" in args.user_levels:
+            variants += [("gprec", strategy) for strategy in args.strategies]
+        speeds = {}
+        for user_level, strategy in variants:
+            # patience > epochs: every epoch runs, whatever the validation AUC does.
+            config = TrainConfig(dataset=args.dataset, backbone=backbone, epochs=args.epochs,
+                                 patience=args.epochs + 1, user_level=user_level,
+                                 **({"strategy": strategy} if strategy else {}))
+            with tempfile.TemporaryDirectory() as model_dir:
+                metrics = run(config, splits, spec, model_dir, verbose=0)
+            model = backbone if user_level == "none" else f"gprec({backbone}) {strategy}"
+            speeds[model] = metrics["train_examples_per_second"]
+            row = {
+                "model": model, "backbone": backbone, "user_level": user_level,
+                "strategy": strategy, "examples_per_second": round(speeds[model]),
+                "batch_size": config.batch_size, "dataset": args.dataset,
+                "epochs": args.epochs, "command": command,
+            }
+            if user_level != "none" and backbone in speeds:
+                row["ratio_vs_backbone"] = round(speeds[model] / speeds[backbone], 3)
+            print(f"{model}: {row['examples_per_second']:,} examples/s"
+                  + (f" ({row['ratio_vs_backbone']:.0%} of {backbone})"
+                     if "ratio_vs_backbone" in row else ""), flush=True)
+            rows = [r for r in rows if r["model"] != row["model"]] + [row]
     write_json_atomic(output, rows)
 
 

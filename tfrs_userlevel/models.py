@@ -5,8 +5,9 @@
 
 Auxiliary-loss hook: a `user_level` layer (GPRec, UDG, ... in later modules)
 is called with a dict of "embeddings" E [B, F, d], "item" [B, F_item, d],
-"user" [B, F_user, d], "personal" [B, F_personal, d], "hidden" h [B, H] and
-the backbone's "logit" [B, 1], and returns
+"user" [B, F_user, d], "personal" [B, F_personal, d], "hidden" h [B, H],
+the backbone's "logit" [B, 1] and, when computing a loss, "labels" [B, 1];
+it returns
 `{"logit": [B, 1], "losses": {name: weighted scalar}}`; it declares the names
 in a `loss_names` attribute. Each term is added to the training loss and
 logged as its own metric (`<name>`, and `val_<name>` on validation), so
@@ -87,6 +88,10 @@ class RankingModel(tfrs.Model):
         bias = tf.math.log(self.positive_rate / (1.0 - self.positive_rate))
         self.head = keras.layers.Dense(
             1, bias_initializer=keras.initializers.Constant(float(bias)), name="head")
+        if getattr(user_level, "add_losses", False):
+            raise ValueError(
+                "RankingModel: the user_level layer has add_losses=True; RankingModel adds the "
+                "terms it returns, so they would count twice. Build it with add_losses=False.")
         self.user_level = user_level
         if dense_embedding_gradients is None:
             dense_embedding_gradients = (
@@ -106,8 +111,13 @@ class RankingModel(tfrs.Model):
 
     # -- forward -----------------------------------------------------------
 
-    def score(self, ids: Mapping[str, tf.Tensor], training: bool = False) -> dict[str, Any]:
-        """Looked-up ids -> {"logit": [B, 1], "losses": {name: scalar}}."""
+    def score(self, ids: Mapping[str, tf.Tensor], training: bool = False,
+              labels: tf.Tensor | None = None) -> dict[str, Any]:
+        """Looked-up ids -> {"logit": [B, 1], "losses": {name: scalar}}.
+
+        The user-level layer computes its auxiliary losses only when `labels`
+        are given.
+        """
         embeddings = self.embedding(ids)
         hidden = self.backbone(embeddings, training=training)
         logit = self.head(hidden)
@@ -121,6 +131,8 @@ class RankingModel(tfrs.Model):
             "hidden": hidden,
             "logit": logit,
         }
+        if labels is not None:
+            inputs["labels"] = labels
         output = self.user_level(inputs, training=training)
         return {"logit": output["logit"], "losses": dict(output.get("losses", {}))}
 
@@ -131,7 +143,7 @@ class RankingModel(tfrs.Model):
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
         ids, labels = inputs
-        output = self.score(ids, training=training)
+        output = self.score(ids, training=training, labels=labels)
         main = self.task(labels=labels, predictions=output["logit"], training=training,
                          compute_metrics=not training)
         self._loss_trackers["main_loss"].update_state(main)

@@ -8,7 +8,9 @@ columns and writes, under `model_dir` (SPEC §10):
   best_epoch, train_examples_per_second, and the resolved config;
 * `checkpoint/`: the best weights (by validation AUC);
 * `logs/`: TensorBoard events (every loss term, metric and the learning rate);
-* `config.json`: the config, written before training starts.
+* `config.json`: the config, written before training starts;
+* `model.json`: the model's Keras config (vocabularies included), so that
+  `load_trained(model_dir)` rebuilds it without the training data.
 
 The test split is evaluated once, after training, with the best weights.
 """
@@ -32,10 +34,13 @@ from tfrs_userlevel import data as data_lib
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.features import FeatureSpec
+from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
+from tfrs_userlevel.gprec.groups import REDUCTIONS
+from tfrs_userlevel.gprec.layer import CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.models import RankingModel
 
-USER_LEVELS = ("none",)
+USER_LEVELS = ("none", "gprec")
 LR_SCHEDULES = ("constant", "step", "plateau")
 
 
@@ -69,9 +74,24 @@ class TrainConfig:
     max_steps: int | None = None
     steps_per_execution: int = 25
     eval_batch_size: int = 16384
+    # GPRec (--user-level gprec), SPEC §2–§5.
+    strategy: str = "input"
+    groups: int = 60
+    temperature: float = 0.5
+    reduce: str = "concat"
+    ablation: str | None = None
+    group_weight: float = 1.0
+    contrast_weight: float = 1e-3
+    orthogonal_weight: float = 0.1
+    backbone_weight: float = 1.0
+    contrast: str = "paper"
+    classifier_units: tuple[int, ...] = (16,)
+    dp_rank: int = 16
+    gprec_dropout: float | None = None  # dropout of GPRec's MLPs; None: same as `dropout`
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
+        self.classifier_units = tuple(int(u) for u in self.classifier_units)
         checks = [
             (self.backbone in BACKBONES, f"backbone must be one of {sorted(BACKBONES)}"),
             (self.user_level in USER_LEVELS, f"user_level must be one of {list(USER_LEVELS)}"),
@@ -85,6 +105,17 @@ class TrainConfig:
             (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
             (self.steps_per_execution >= 1, "steps_per_execution must be >= 1"),
             (len(self.hidden_units) >= 1, "hidden_units must name at least one layer"),
+            (self.strategy in STRATEGIES, f"strategy must be one of {list(STRATEGIES)}"),
+            (self.groups >= 1, "groups must be >= 1"),
+            (self.temperature > 0, "temperature must be > 0"),
+            (self.reduce in REDUCTIONS, f"reduce must be one of {list(REDUCTIONS)}"),
+            (self.ablation is None or self.ablation in ABLATIONS,
+             f"ablation must be one of {sorted(ABLATIONS)}"),
+            (self.ablation is None or self.user_level == "gprec",
+             "ablation needs user_level gprec"),
+            (min(self.group_weight, self.contrast_weight, self.orthogonal_weight,
+                 self.backbone_weight) >= 0, "loss weights must be >= 0"),
+            (self.contrast in CONTRASTS, f"contrast must be one of {list(CONTRASTS)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -101,6 +132,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["hidden_units"] = list(self.hidden_units)
+        values["classifier_units"] = list(self.classifier_units)
         return values
 
 
@@ -120,7 +152,28 @@ def build_model(config: TrainConfig, feature_spec: FeatureSpec,
                 "dropout": config.dropout, "batch_norm": config.batch_norm}
     return RankingModel(feature_spec, vocabularies, backbone=backbone,
                         embedding_dim=config.embedding_dim, embedding_l2=config.embedding_l2,
-                        positive_rate=positive_rate)
+                        positive_rate=positive_rate,
+                        user_level=build_user_level(config, positive_rate))
+
+
+def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.Layer | None:
+    """The user-level layer the config asks for (None for "none")."""
+    if config.user_level == "none":
+        return None
+    options = {
+        "groups": config.groups, "temperature": config.temperature, "reduce": config.reduce,
+        "strategy": config.strategy, "embedding_dim": config.embedding_dim,
+        "classifier_units": config.classifier_units, "head_units": config.hidden_units,
+        "dropout": config.dropout if config.gprec_dropout is None else config.gprec_dropout,
+        "group_weight": config.group_weight,
+        "contrast_weight": config.contrast_weight,
+        "orthogonal_weight": config.orthogonal_weight,
+        "backbone_weight": config.backbone_weight, "contrast": config.contrast,
+        "dp_rank": config.dp_rank,
+        "output_bias": float(np.log(positive_rate / (1.0 - positive_rate))),
+    }
+    options.update(ABLATIONS.get(config.ablation, {}))
+    return GPRec(name="gprec", **options)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -190,6 +243,20 @@ class BestWeights(keras.callbacks.Callback):
             self.model.load_weights(str(self.path)).expect_partial()
 
 
+def load_trained(model_dir: str | os.PathLike) -> RankingModel:
+    """Rebuilds the model a `run` wrote to `model_dir`, with its best weights."""
+    model_dir = Path(model_dir)
+    for needed in ("model.json", "checkpoint/best.index"):
+        if not (model_dir / needed).exists():
+            raise FileNotFoundError(
+                f"{model_dir / needed} is missing: {model_dir} does not hold a finished run "
+                "of train.py (model.json and checkpoint/best are written by it)")
+    model = keras.layers.deserialize(json.loads((model_dir / "model.json").read_text()))
+    model(model.example_features())
+    model.load_weights(str(model_dir / "checkpoint" / "best")).expect_partial()
+    return model
+
+
 def _evaluate(model: RankingModel, dataset: tf.data.Dataset) -> dict[str, float]:
     logs = model.evaluate(dataset, verbose=0, return_dict=True)
     return {name: float(logs[name]) for name in METRIC_NAMES}
@@ -225,6 +292,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     positive_rate = float(np.mean(train_columns["label"]))
     vocabularies = spec.build_vocabularies(train_columns)
     model = build_model(config, spec, vocabularies, positive_rate)
+    write_json_atomic(model_dir / "model.json", keras.layers.serialize(model))
     ids = {name: data_lib.lookup_columns(model.lookup, columns) for name, columns in splits.items()}
     train = data_lib.training_dataset(ids["train"], train_columns["label"], config.batch_size,
                                       seed=config.seed)

@@ -1,0 +1,313 @@
+"""Experiment tables with the paper's significance protocol (N seeds, one-sided t-test).
+
+  python experiments.py compare --a "--user-level none" --b "--user-level gprec" \\
+      --seeds 2024 2025 2026 2027 2028               # any two train.py configurations
+  python experiments.py ml1m_gprec                    # GPRec(MLP), 3 strategies vs MLP
+  python experiments.py ml1m_gprec_ablation           # GPRec-1..5 vs GPRec
+  python experiments.py ml1m_gprec_hparams            # curves over G and τ (PNG + table)
+  python experiments.py diversity --model-dir DIR     # RQ5 heatmap of the group embeddings
+
+Every run lands in --runs-dir/<configuration>/seed_<seed>/ (train.py's
+outputs). A run whose metrics.json exists with the identical config is
+reused, so an interrupted table resumes where it stopped. Tables are written
+to results/NAME.md and results/NAME.json (rows as in SPEC §10).
+
+p-values: Welch's one-sided two-sample t-test (scipy.stats.ttest_ind,
+equal_var=False, alternative="greater") of the candidate's per-seed test AUCs
+against the reference's: H1 = the candidate's mean AUC is higher.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+import datasets
+import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
+import train
+from tfrs_userlevel.significance import one_sided_ttest
+from tfrs_userlevel.training import run, write_json_atomic
+
+REPO = Path(__file__).resolve().parent
+RESULTS = REPO / "results"
+FIVE_SEEDS = [2024, 2025, 2026, 2027, 2028]
+GROUPS = [3, 7, 20, 40, 60, 80, 100, 1000]
+TEMPERATURES = [0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
+
+
+class Runner:
+    """Trains (or reuses) one train.py configuration per seed."""
+
+    def __init__(self, runs_dir: Path, data_dir: str | None, common: Sequence[str] = ()):
+        self.runs_dir = Path(runs_dir)
+        self.data_dir = data_dir
+        self.common = list(common)
+        self._splits: dict[str, dict] = {}
+
+    def _slug(self, args: Sequence[str]) -> str:
+        text = " ".join(args).strip() or "defaults"
+        return re.sub(r"[^A-Za-z0-9.=_+-]+", "_", text.replace("--", "")).strip("_")
+
+    def metrics(self, args: Sequence[str], seed: int) -> dict:
+        argv = self.common + list(args)
+        parsed = train.parse_args(argv + ["--model-dir", "unused"])
+        config = train.config_from_args(parsed, seed)
+        model_dir = self.runs_dir / self._slug(argv) / f"seed_{seed}"
+        done = model_dir / "metrics.json"
+        if done.exists():
+            metrics = json.loads(done.read_text())
+            if metrics.get("config") == config.to_dict():
+                return metrics
+        if parsed.dataset not in self._splits:
+            self._splits[parsed.dataset] = datasets.load_splits(
+                parsed.dataset, parsed.split, self.data_dir)
+        print(f"[train] {' '.join(argv)} --seed {seed} -> {model_dir}", flush=True)
+        return run(config, self._splits[parsed.dataset], datasets.feature_spec(parsed.dataset),
+                   model_dir, verbose=0)
+
+    def seeds(self, args: Sequence[str], seeds: Sequence[int]) -> dict[int, dict]:
+        return {seed: self.metrics(args, seed) for seed in seeds}
+
+
+def row(name: str, args: Sequence[str], results: dict[int, dict], command: str,
+        reference: tuple[str, dict[int, dict]] | None = None) -> dict:
+    """One results row (SPEC §10), with the p-value against `reference`."""
+    config = next(iter(results.values()))["config"]
+    auc = [r["test"]["auc"] for r in results.values()]
+    logloss = [r["test"]["logloss"] for r in results.values()]
+    out = {
+        "dataset": config["dataset"], "model": name, "backbone": config["backbone"],
+        "user_level": config["user_level"],
+        "strategy": config["strategy"] if config["user_level"] == "gprec" else None,
+        "seeds": list(results), "test_auc": auc, "test_logloss": logloss,
+        "auc_mean": float(np.mean(auc)), "logloss_mean": float(np.mean(logloss)),
+        "auc_std": float(np.std(auc, ddof=1)) if len(auc) > 1 else 0.0,
+        "val_auc_mean": float(np.mean([r["val"]["auc"] for r in results.values()])),
+        "epochs": [r["epochs"] for r in results.values()],
+        "p_value": None, "p_value_vs": None, "args": list(args), "command": command,
+    }
+    if reference is not None:
+        ref_name, ref_results = reference
+        out["p_value"] = one_sided_ttest(auc, [r["test"]["auc"] for r in ref_results.values()])
+        out["p_value_vs"] = ref_name
+    return out
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    lines = ["| model | args | seeds | val AUC | test AUC (mean ± std) | test LogLoss | "
+             "p (one-sided) vs |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p = "" if r["p_value"] is None else f"{r['p_value']:.2g} vs {r['p_value_vs']}"
+        lines.append(
+            f"| {r['model']} | `{' '.join(r['args']) or '(defaults)'}` | {len(r['seeds'])} | "
+            f"{r['val_auc_mean']:.4f} | {r['auc_mean']:.4f} ± {r['auc_std']:.4f} | "
+            f"{r['logloss_mean']:.4f} | {p} |")
+    return "\n".join(lines)
+
+
+def write_table(name: str, title: str, rows: list[dict], command: str, notes: str = "") -> None:
+    write_json_atomic(RESULTS / f"{name}.json", rows)
+    text = (f"# {title}\n\nRegenerate: `{command}`\n\n{markdown_table(rows)}\n"
+            + (f"\n{notes.strip()}\n" if notes else ""))
+    (RESULTS / f"{name}.md").write_text(text)
+    print(text)
+
+
+# -- tables ------------------------------------------------------------------
+
+ML1M = ["--dataset", "movielens_1m"]
+
+
+def ml1m_gprec(runner: Runner, seeds: Sequence[int], command: str) -> list[dict]:
+    mlp_args = ["--user-level", "none"]
+    mlp = runner.seeds(mlp_args, seeds)
+    rows = [row("MLP", mlp_args, mlp, command)]
+    for strategy in ("input", "dp", "ensemble"):
+        args = ["--user-level", "gprec", "--strategy", strategy]
+        rows.append(row(f"GPRec(MLP) {strategy}", args, runner.seeds(args, seeds), command,
+                        reference=("MLP", mlp)))
+    return rows
+
+
+def ml1m_gprec_ablation(runner: Runner, seeds: Sequence[int], command: str) -> list[dict]:
+    full_args = ["--user-level", "gprec"]
+    full = runner.seeds(full_args, seeds)
+    rows = [row("GPRec(MLP)", full_args, full, command)]
+    for variant in ("gprec-1", "gprec-2", "gprec-3", "gprec-4", "gprec-5"):
+        args = full_args + ["--ablation", variant]
+        # Reverse test: is the full model better than the variant?
+        results = runner.seeds(args, seeds)
+        r = row(variant.upper(), args, results, command)
+        r["p_value"] = one_sided_ttest([m["test"]["auc"] for m in full.values()],
+                                       r["test_auc"])
+        r["p_value_vs"] = "GPRec(MLP) > variant"
+        rows.append(r)
+    return rows
+
+
+def ml1m_gprec_hparams(runner: Runner, seeds: Sequence[int], command: str) -> list[dict]:
+    mlp_args = ["--user-level", "none"]
+    rows = [row("MLP", mlp_args, runner.seeds(mlp_args, seeds), command)]
+    for groups in GROUPS:
+        args = ["--user-level", "gprec", "--groups", str(groups)]
+        rows.append(row(f"GPRec G={groups}", args, runner.seeds(args, seeds), command))
+    for temperature in TEMPERATURES:
+        args = ["--user-level", "gprec", "--temperature", str(temperature)]
+        rows.append(row(f"GPRec τ={temperature}", args, runner.seeds(args, seeds), command))
+    return rows
+
+
+def plot_hparams(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    mlp = rows[0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, values, label, log in (
+            (axes[0], "G=", GROUPS, "number of groups G", True),
+            (axes[1], "τ=", TEMPERATURES, "temperature τ", False)):
+        chosen = [r for r in rows if key in r["model"]]
+        for metric, style in (("auc_mean", "o-"), ("val_auc_mean", "s--")):
+            ax.plot(values, [r[metric] for r in chosen], style,
+                    label="GPRec " + ("test" if metric == "auc_mean" else "validation"))
+        ax.axhline(mlp["auc_mean"], color="gray", ls=":", label="MLP test")
+        ax.set_xlabel(label)
+        ax.set_ylabel("AUC")
+        if log:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"GPRec(MLP) on ML-1M, mean of seeds {mlp['seeds']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# -- RQ5 ---------------------------------------------------------------------
+
+def diversity(model_dir: Path, out: Path, shown_groups: int = 5, seed: int = 0) -> dict:
+    """Cosine-similarity heatmap of the dual group embeddings (paper Fig. 4)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tfrs_userlevel.training import load_trained
+
+    model = load_trained(model_dir)
+    if model.user_level is None or not hasattr(model.user_level, "group_embeddings"):
+        raise SystemExit(f"error: {model_dir} holds no GPRec model")
+    tables = model.user_level.group_embeddings()
+    if "positive" not in tables:
+        raise SystemExit(f"error: {model_dir} holds a single-embedding (GPRec-1) model")
+    pos, neg = tables["positive"], tables["negative"]
+
+    def unit(x):
+        return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+
+    p, n = unit(pos), unit(neg)
+    groups = len(p)
+    off = ~np.eye(groups, dtype=bool)
+    stats = {
+        "model_dir": str(model_dir), "groups": groups,
+        "mean_cos_positive_vs_own_negative": float(np.mean(np.sum(p * n, axis=1))),
+        "mean_cos_positive_vs_positive": float(np.mean((p @ p.T)[off])),
+        "mean_cos_negative_vs_negative": float(np.mean((n @ n.T)[off])),
+        "mean_cos_positive_vs_other_negative": float(np.mean((p @ n.T)[off])),
+        "mean_abs_cos_all_pairs": float(np.mean(np.abs(
+            (np.vstack([p, n]) @ np.vstack([p, n]).T)[~np.eye(2 * groups, dtype=bool)]))),
+    }
+    picked = np.sort(np.random.default_rng(seed).choice(groups, min(shown_groups, groups),
+                                                        replace=False))
+    stacked = np.vstack([p[picked], n[picked]])
+    sims = stacked @ stacked.T
+    labels = [f"P+{g}" for g in picked] + [f"P-{g}" for g in picked]
+    fig, ax = plt.subplots(figsize=(6, 5))
+    image = ax.imshow(sims, cmap="viridis", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{sims[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                    color="white" if sims[i, j] < 0.3 else "black")
+    fig.colorbar(image, ax=ax)
+    ax.set_title("cosine similarity of group embeddings")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+    stats["shown_groups"] = picked.tolist()
+    write_json_atomic(out.with_suffix(".json"), stats)
+    print(json.dumps(stats, indent=2))
+    return stats
+
+
+# -- CLI ---------------------------------------------------------------------
+
+TABLES = {
+    "ml1m_gprec": ("GPRec(MLP) on ML-1M: three construction strategies vs MLP", ml1m_gprec),
+    "ml1m_gprec_ablation": ("GPRec ablations on ML-1M (paper §IV-C)", ml1m_gprec_ablation),
+    "ml1m_gprec_hparams": ("GPRec hyper-parameters on ML-1M (paper §IV-D)", ml1m_gprec_hparams),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog=__doc__.split("\n", 2)[2])
+    p.add_argument("what", choices=["compare", "diversity", *TABLES])
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="default: 5 seeds (2024-2028); ml1m_gprec_hparams: 2024")
+    p.add_argument("--runs-dir", default="runs/experiments")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--a", default="--user-level none", help="compare: reference train.py args")
+    p.add_argument("--b", default="--user-level gprec", help="compare: candidate train.py args")
+    p.add_argument("--name", default=None, help="compare: also write results/NAME.md/.json")
+    p.add_argument("--train-args", default="",
+                   help="extra train.py args for every run of a table (e.g. '--epochs 2')")
+    p.add_argument("--model-dir", default=None, help="diversity: a finished GPRec run")
+    p.add_argument("--out", default="results/ml1m_gprec_diversity",
+                   help="diversity: output path without suffix (.png and .json)")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = "python experiments.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    if args.what == "diversity":
+        if not args.model_dir:
+            print("error: diversity needs --model-dir", file=sys.stderr)
+            return 2
+        diversity(Path(args.model_dir), Path(args.out))
+        return 0
+    runner = Runner(Path(args.runs_dir), args.data_dir, ML1M + shlex.split(args.train_args))
+    if args.what == "compare":
+        seeds = args.seeds or FIVE_SEEDS
+        a, b = shlex.split(args.a), shlex.split(args.b)
+        ref = runner.seeds(a, seeds)
+        rows = [row("A", a, ref, command), row("B", b, runner.seeds(b, seeds), command,
+                                                  reference=("A", ref))]
+        if args.name:
+            write_table(args.name, f"{args.b} vs {args.a}", rows, command)
+        else:
+            print(markdown_table(rows))
+        return 0
+    title, build = TABLES[args.what]
+    seeds = args.seeds or ([2024] if args.what == "ml1m_gprec_hparams" else FIVE_SEEDS)
+    rows = build(runner, seeds, command)
+    write_table(args.what, title, rows, command)
+    if args.what == "ml1m_gprec_hparams":
+        plot_hparams(rows, RESULTS / f"{args.what}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

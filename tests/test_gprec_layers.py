@@ -1,0 +1,266 @@
+"""GPRec's layers one by one: shapes, mask math, gradient routing, loss signs, configs."""
+
+import numpy as np
+import pytest
+
+from tfrs_userlevel import keras, tf
+from tfrs_userlevel.gprec import (
+    ABLATIONS,
+    DualGroupEmbedding,
+    DynamicParameterStrategy,
+    EnsembleStrategy,
+    GPRec,
+    GroupClassifier,
+    GumbelMask,
+    IndividualPreference,
+    InputStrategy,
+    OrthogonalLoss,
+    SingleGroupEmbedding,
+)
+
+B, D = 64, 16
+
+
+def _inputs(batch=B, labels=True, seed=0):
+    rng = np.random.default_rng(seed)
+    values = {
+        "user": rng.normal(size=(batch, 5, D)), "personal": rng.normal(size=(batch, 1, D)),
+        "item": rng.normal(size=(batch, 3, D)), "hidden": rng.normal(size=(batch, 16)),
+        "logit": rng.normal(size=(batch, 1)),
+    }
+    values = {k: tf.constant(v, tf.float32) for k, v in values.items()}
+    if labels:
+        values["labels"] = tf.constant(rng.integers(0, 2, (batch, 1)), tf.float32)
+    return values
+
+
+def test_group_classifier_scores_every_group_with_its_own_mlp():
+    layer = GroupClassifier(groups=7, hidden_units=(4,))
+    user = _inputs()["user"]
+    scores = layer(user)
+    assert scores.shape == (B, 7, 2)
+    # Perturbing group 3's second-layer weights changes group 3's scores only.
+    kernel = layer.kernels[1]
+    before = scores.numpy()
+    kernel.assign(kernel + 1.0)  # every weight, off-diagonal blocks included
+    after = layer(user).numpy()
+    changed = np.abs(after - before).max(axis=(0, 2)) > 1e-6
+    assert changed.all()  # every group moved through its own block...
+    block = np.zeros(kernel.shape, np.float32)
+    block[3 * 4:4 * 4, 3 * 2:4 * 2] = 1.0
+    kernel.assign(kernel - 1.0 + block)
+    again = layer(user).numpy()
+    moved = np.abs(again - before).max(axis=(0, 2)) > 1e-6
+    assert moved.tolist() == [g == 3 for g in range(7)]  # ...and off-diagonal weights are inert
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(user))
+    grad = tape.gradient(loss, kernel).numpy()
+    assert np.all(grad[0:4, 2:] == 0) and np.any(grad[0:4, 0:2] != 0)
+
+
+def test_gumbel_masks_are_a_two_class_distribution_with_noise_only_in_training():
+    layer = GumbelMask(temperature=0.5)
+    scores = tf.random.stateless_normal([B, 10, 2], seed=[1, 2])
+    masks = layer(scores, training=True).numpy()
+    assert masks.shape == (B, 10, 2)
+    assert masks.min() >= 0 and masks.max() <= 1
+    np.testing.assert_allclose(masks.sum(-1), 1.0, atol=1e-6)
+    # Inference: deterministic, the tempered softmax of the scores.
+    np.testing.assert_array_equal(layer(scores).numpy(), layer(scores).numpy())
+    np.testing.assert_allclose(layer(scores).numpy(),
+                               tf.nn.softmax(tf.nn.log_softmax(scores) / 0.5).numpy(), atol=1e-6)
+    assert not np.allclose(layer(scores, training=True).numpy(), masks)
+
+
+def test_gumbel_max_property_picks_inside_with_softmax_probability():
+    # With Gumbel noise, argmax_k(log_softmax(S)_k + ε_k) is "in g" with probability
+    # softmax(S)_0: scores (log 3, 0) must give "in" 75 % of the time, at any τ.
+    scores = tf.tile(tf.constant([[[np.log(3.0), 0.0]]], tf.float32), [20_000, 1, 1])
+    for temperature in (0.1, 1.0):
+        masks = GumbelMask(temperature)(scores, training=True).numpy()[:, 0, 0]
+        assert (masks > 0.5).mean() == pytest.approx(0.75, abs=0.015)
+    # Small τ pushes the masks to 0/1; large τ leaves them soft.
+    sharp = GumbelMask(0.1)(scores, training=True).numpy()[:, 0, 0]
+    soft = GumbelMask(5.0)(scores, training=True).numpy()[:, 0, 0]
+    assert np.mean((sharp < 0.05) | (sharp > 0.95)) > 0.8
+    assert np.mean((soft < 0.05) | (soft > 0.95)) < 0.1
+
+
+def test_dual_group_embedding_selects_positive_or_negative_and_contrast_swaps():
+    layer = DualGroupEmbedding(groups=3, embedding_dim=4, reduce="concat")
+    inside = np.array([[1.0, 0.0, 1.0]], np.float32)
+    masks = tf.constant(np.stack([inside, 1 - inside], -1))
+    r_g = layer(masks).numpy().reshape(3, 4)
+    pos, neg = layer.positive.numpy(), layer.negative.numpy()
+    np.testing.assert_allclose(r_g, np.stack([pos[0], neg[1], pos[2]]), atol=1e-6)
+    contrast = layer(masks, contrast=True).numpy().reshape(3, 4)
+    np.testing.assert_allclose(contrast, np.stack([neg[0], pos[1], neg[2]]), atol=1e-6)
+    # Soft masks mix the two tables; "sum" adds the G blocks of "concat".
+    soft = tf.constant([[[0.25, 0.75], [0.5, 0.5], [0.9, 0.1]]], tf.float32)
+    summed = DualGroupEmbedding(3, 4, reduce="sum")
+    summed(soft)
+    summed.set_weights(layer.get_weights())
+    blocks = layer(soft).numpy().reshape(3, 4)
+    np.testing.assert_allclose(blocks[0], 0.25 * pos[0] + 0.75 * neg[0], atol=1e-6)
+    np.testing.assert_allclose(summed(soft).numpy()[0], blocks.sum(0), atol=1e-6)
+    assert layer.output_dim == 12 and summed.output_dim == 4
+
+
+def test_single_group_embedding_is_a_softmax_weighted_sum():
+    layer = SingleGroupEmbedding(groups=4, embedding_dim=3)
+    scores = tf.constant([[[0.0], [1.0], [2.0], [-1.0]]], tf.float32)
+    out = layer(scores).numpy()
+    weights = tf.nn.softmax(tf.reshape(scores, [1, 4])).numpy()
+    np.testing.assert_allclose(out, weights @ layer.table.numpy(), atol=1e-6)
+
+
+def test_orthogonal_loss_is_the_mean_absolute_cosine():
+    loss = OrthogonalLoss()
+    a = tf.constant([[1.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
+    b = tf.constant([[0.0, 3.0], [-2.0, -2.0], [1.0, 1.0]])
+    expected = np.mean([0.0, 1.0, np.sqrt(0.5)])
+    assert float(loss(a, b)) == pytest.approx(expected, rel=1e-5)
+    assert float(loss(tf.zeros([2, 2]), b[:2])) == 0.0  # ε keeps zero vectors finite
+
+
+def test_individual_preference_maps_personal_fields_to_the_group_space():
+    layer = IndividualPreference(output_dim=48, hidden_units=(8,))
+    out = layer(_inputs()["personal"])
+    assert out.shape == (B, 48)
+    assert float(tf.reduce_min(out)) < 0 < float(tf.reduce_max(out))  # linear output
+
+
+def test_strategies_output_one_logit_and_condition_on_the_user():
+    x = _inputs()
+    group, individual = tf.random.normal([B, 12]), tf.random.normal([B, 12])
+    item = tf.reshape(x["item"], [B, -1])
+    for strategy in (InputStrategy(dropout=0.0), DynamicParameterStrategy(rank=4, dropout=0.0)):
+        out = strategy(x["hidden"], group, individual, item=item)
+        assert out.shape == (B, 1)
+        # Same h, another user representation: another prediction.
+        other = strategy(x["hidden"], group + 1.0, individual, item=item)
+        assert np.abs(other.numpy() - out.numpy()).max() > 1e-4
+
+
+def test_ensemble_averages_probabilities_of_its_three_heads():
+    x = _inputs()
+    item = tf.reshape(x["item"], [B, -1])
+    individual = tf.random.normal([B, 12])
+    group_logit = tf.random.normal([B, 1]) * 3
+    ensemble = EnsembleStrategy(dropout=0.0)
+    out = ensemble(x["hidden"], None, individual, item=item, group_logit=group_logit,
+                   backbone_logit=x["logit"])
+    third = ensemble.individual_head(tf.concat([individual, item], -1))
+    probs = tf.sigmoid(tf.concat([x["logit"], group_logit, third], -1)).numpy().mean(-1)
+    np.testing.assert_allclose(tf.sigmoid(out).numpy()[:, 0], probs, atol=1e-5)
+    by_logit = EnsembleStrategy(dropout=0.0, average="logit")
+    by_logit(x["hidden"], None, individual, item=item, group_logit=group_logit,
+             backbone_logit=x["logit"])
+    by_logit.set_weights(ensemble.get_weights())
+    mean = tf.concat([x["logit"], group_logit, third], -1).numpy().mean(-1)
+    np.testing.assert_allclose(
+        by_logit(x["hidden"], None, individual, item=item, group_logit=group_logit,
+                 backbone_logit=x["logit"]).numpy()[:, 0], mean, atol=1e-5)
+    with pytest.raises(ValueError, match="logits"):
+        ensemble(x["hidden"], None, individual, item=item)
+
+
+@pytest.mark.parametrize("reduce", ["concat", "sum"])
+def test_contrastive_pass_holds_the_group_head_fixed(reduce):
+    layer = GPRec(groups=6, reduce=reduce, temperature=0.5, group_weight=0.0,
+                  orthogonal_weight=0.0, backbone_weight=0.0, contrast_weight=1.0)
+    x = _inputs()
+    layer(x)
+    with tf.GradientTape(persistent=True) as tape:
+        out = layer(x, training=True)
+        contrast = out["losses"]["contrastive_loss"]
+    head = layer.group_head.trainable_variables
+    assert all(g is None for g in tape.gradient(contrast, head))
+    tables = tape.gradient(contrast, layer.group_table.trainable_variables)
+    classifier = tape.gradient(contrast, layer.classifier.trainable_variables)
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0
+               for g in tables + classifier)
+    # The paper's sign: the term is −β·BCE(ȳ, y) ≤ 0; the flipped option is +β·BCE(ȳ, 1 − y).
+    assert float(contrast) < 0
+    flipped = GPRec(groups=6, reduce=reduce, contrast="flipped", group_weight=0.0)
+    assert float(flipped(x, training=True)["losses"]["contrastive_loss"]) > 0
+
+
+def test_every_loss_term_is_weighted_and_named():
+    x = _inputs()
+    layer = GPRec(groups=5, group_weight=2.0, contrast_weight=0.5, orthogonal_weight=3.0,
+                  backbone_weight=0.25, dropout=0.0)
+    out = layer(x)
+    assert set(out["losses"]) == set(layer.loss_names) == {
+        "backbone_loss", "group_loss", "contrastive_loss", "orthogonal_loss"}
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    assert float(out["losses"]["backbone_loss"]) == pytest.approx(
+        0.25 * float(bce(x["labels"], x["logit"])), rel=1e-5)
+    group_logit = layer.group_head(tf.concat([out["group"], tf.reshape(x["item"], [B, -1])], -1))
+    assert float(out["losses"]["group_loss"]) == pytest.approx(
+        2.0 * float(bce(x["labels"], group_logit)), rel=1e-5)
+    assert float(out["losses"]["orthogonal_loss"]) == pytest.approx(
+        3.0 * float(OrthogonalLoss()(out["group"], out["individual"])), rel=1e-5)
+    assert out["logit"].shape == (B, 1) and out["masks"].shape == (B, 5, 2)
+    # Without labels (serving) no loss is computed.
+    assert layer({k: v for k, v in x.items() if k != "labels"})["losses"] == {}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATIONS))
+def test_ablations_remove_what_the_paper_says(name):
+    layer = GPRec(groups=5, **ABLATIONS[name])
+    out = layer(_inputs(), training=True)
+    names = set(out["losses"])
+    expected = {
+        "gprec-1": {"backbone_loss", "group_loss", "orthogonal_loss"},
+        "gprec-2": {"backbone_loss", "group_loss", "contrastive_loss"},
+        "gprec-3": {"backbone_loss", "contrastive_loss", "orthogonal_loss"},
+        "gprec-4": {"backbone_loss", "group_loss", "orthogonal_loss"},
+        "gprec-5": {"backbone_loss", "group_loss", "contrastive_loss"},
+    }[name]
+    assert names == expected
+    if name == "gprec-1":
+        assert isinstance(layer.group_table, SingleGroupEmbedding)
+        assert out["group"].shape == (B, 16) and out["individual"].shape == (B, 16)
+    if name == "gprec-2":
+        assert out["individual"] is None
+
+
+@pytest.mark.parametrize("strategy", ["input", "dp", "ensemble"])
+def test_gprec_gradients_reach_every_part(strategy):
+    layer = GPRec(groups=4, strategy=strategy, reduce="sum")
+    x = _inputs()
+    variables = [v for v in x.values()]
+    with tf.GradientTape() as tape:
+        tape.watch(variables)
+        out = layer(x, training=True)
+        loss = tf.reduce_mean(out["logit"]) + tf.add_n(list(out["losses"].values()))
+    grads = tape.gradient(loss, layer.trainable_variables)
+    missing = [v.name for v, g in zip(layer.trainable_variables, grads, strict=True)
+               if g is None or not np.any(g.numpy())]
+    assert not missing
+
+
+def test_configs_round_trip():
+    layers = [GroupClassifier(5, (3,)), GumbelMask(0.3), DualGroupEmbedding(5, 4, "sum"),
+              SingleGroupEmbedding(5, 4), IndividualPreference(8), OrthogonalLoss(),
+              InputStrategy(), DynamicParameterStrategy(rank=3),
+              EnsembleStrategy(average="logit"),
+              GPRec(groups=7, temperature=0.3, strategy="dp", reduce="sum", contrast="flipped")]
+    for layer in layers:
+        clone = keras.layers.deserialize(keras.layers.serialize(layer))
+        assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+
+
+def test_bad_arguments_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match="temperature"):
+        GumbelMask(0.0)
+    with pytest.raises(ValueError, match="strategy"):
+        GPRec(strategy="stacked")
+    with pytest.raises(ValueError, match="reduce"):
+        GPRec(reduce="mean")
+    with pytest.raises(ValueError, match="loss weights"):
+        GPRec(contrast_weight=-1.0)
+    layer = GPRec(groups=3)
+    with pytest.raises(ValueError, match="logit"):
+        layer({k: v for k, v in _inputs().items() if k != "logit"})

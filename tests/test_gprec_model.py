@@ -1,0 +1,127 @@
+"""GPRec inside ranking models: RankingModel end to end, and a user's own tfrs.Model."""
+
+import numpy as np
+import pytest
+import tensorflow_recommenders as tfrs
+
+import datasets
+from tfrs_userlevel import FeatureSpec, RankingModel, data, keras, tf
+from tfrs_userlevel.gprec import GPRec
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return FeatureSpec.from_config(datasets.feature_spec("movielens_100k"))
+
+
+def _gprec_model(spec, train, **gprec):
+    keras.utils.set_random_seed(0)
+    p = float(train["label"].mean())
+    return RankingModel(spec, spec.build_vocabularies(train), positive_rate=p,
+                        user_level=GPRec(groups=8, output_bias=float(np.log(p / (1 - p))),
+                                         **gprec))
+
+
+@pytest.mark.parametrize("strategy", ["input", "dp", "ensemble"])
+def test_ranking_model_with_gprec_learns_logs_every_term_and_round_trips(
+        ml100k, spec, strategy, tmp_path):
+    train, test = ml100k["train"], ml100k["test"]
+    model = _gprec_model(spec, train, strategy=strategy, reduce="sum")
+    model.compile(keras.optimizers.Adam(3e-3), steps_per_execution=10)
+    ids = data.lookup_columns(model.lookup, train)
+    history = model.fit(data.training_dataset(ids, train["label"], 1024, seed=0), epochs=2,
+                        steps_per_epoch=40, verbose=0)
+    logs = {k: v[-1] for k, v in history.history.items()}
+    terms = ("main_loss", "backbone_loss", "group_loss", "contrastive_loss", "orthogonal_loss")
+    assert set(terms) <= set(logs)
+    assert logs["contrastive_loss"] < 0 < logs["group_loss"]
+    assert logs["loss"] == pytest.approx(
+        sum(logs[t] for t in terms) + logs["regularization_loss"], rel=1e-4)
+    test_ids = data.lookup_columns(model.lookup, test)
+    metrics = model.evaluate(data.evaluation_dataset(test_ids, test["label"], 4096),
+                             return_dict=True, verbose=0)
+    assert metrics["auc"] > 0.70, metrics
+    assert "val_group_loss" not in metrics and "group_loss" in metrics
+
+    raw = {k: tf.constant(v[:256]) for k, v in test.items() if k in spec.names}
+    expected = model(raw).numpy()
+    np.testing.assert_array_equal(model(raw).numpy(), expected)  # no Gumbel noise at inference
+    model.save(str(tmp_path / "model.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "model.keras"))
+    np.testing.assert_allclose(loaded(raw).numpy(), expected, rtol=0, atol=1e-6)
+    assert loaded.user_level.get_config() == model.user_level.get_config()
+
+
+def test_training_moves_the_group_masks_away_from_one_half(ml100k, spec):
+    train = ml100k["train"]
+    model = _gprec_model(spec, train, temperature=0.2)
+    model.compile(keras.optimizers.Adam(3e-3), steps_per_execution=10)
+    ids = data.lookup_columns(model.lookup, train)
+    sample = {k: v[:2000] for k, v in ids.items()}
+
+    def masks():
+        user = tf.gather(model.embedding(sample), spec.positions("user_personal", "user_other"),
+                         axis=1)
+        return model.user_level.mask(model.user_level.classifier(user)).numpy()[..., 0]
+
+    model.fit(data.training_dataset(ids, train["label"], 1024, seed=0), epochs=1,
+              steps_per_epoch=1, verbose=0)
+    start = masks()
+    # Embeddings start near 0 (stddev 1e-4), so every user starts undecided.
+    assert start.shape == (2000, 8) and np.abs(start - 0.5).max() < 0.05
+    model.fit(data.training_dataset(ids, train["label"], 1024, seed=0), epochs=1,
+              steps_per_epoch=60, verbose=0)
+    end = masks()
+    # Training divides the users: the masks leave 1/2, and differ from user to user.
+    assert np.mean(np.abs(end - 0.5)) > 0.08
+    assert end.std(axis=0).max() > 0.05
+
+
+def test_refuses_a_layer_that_would_count_its_losses_twice(ml100k, spec):
+    train = ml100k["train"]
+    with pytest.raises(ValueError, match="twice"):
+        RankingModel(spec, spec.build_vocabularies(train), user_level=GPRec(add_losses=True))
+
+
+class OwnRanker(tfrs.Model):
+    """The README's example: GPRec added to a user's own TFRS ranking model."""
+
+    def __init__(self, users, items):
+        super().__init__()
+        self.user_embedding = keras.layers.Embedding(users, 16)
+        self.item_embedding = keras.layers.Embedding(items, 16)
+        self.backbone = keras.layers.Dense(16, activation="relu")
+        self.head = keras.layers.Dense(1)
+        self.gprec = GPRec(groups=10, add_losses=True)  # its terms go to self.losses
+        self.task = tfrs.tasks.Ranking(loss=keras.losses.BinaryCrossentropy(from_logits=True))
+
+    def compute_loss(self, inputs, training=False):
+        features, labels = inputs
+        user = self.user_embedding(features["user"])[:, None, :]  # [B, 1, 16]
+        item = self.item_embedding(features["item"])[:, None, :]
+        hidden = self.backbone(tf.concat([user[:, 0], item[:, 0]], axis=-1))
+        out = self.gprec({"user": user, "personal": user, "item": item, "hidden": hidden,
+                          "logit": self.head(hidden), "labels": labels}, training=training)
+        return self.task(labels=labels, predictions=out["logit"])
+
+
+def test_gprec_plugs_into_a_plain_tfrs_model(ml100k):
+    train = ml100k["train"]
+    users = np.unique(train["user_id"], return_inverse=True)[1]
+    items = np.unique(train["item_id"], return_inverse=True)[1]
+    labels = train["label"].astype("float32")[:, None]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        ({"user": users, "item": items}, labels)).shuffle(100_000, seed=0).batch(1024)
+    keras.utils.set_random_seed(0)
+    model = OwnRanker(users.max() + 1, items.max() + 1)
+    model.compile(keras.optimizers.Adam(3e-3))
+    before = None
+    history = model.fit(dataset.take(3), epochs=1, verbose=0)
+    before = [w.numpy().copy() for w in model.gprec.group_head.weights]
+    history = model.fit(dataset.take(20), epochs=1, verbose=0)
+    regularization = history.history["regularization_loss"][-1]
+    # tfrs.Model's train step adds the layer's losses: backbone + group − contrast + orthogonal.
+    assert regularization > 0.5
+    # The group head only learns through L_g, which reached it through self.losses.
+    after = model.gprec.group_head.weights
+    assert any(np.abs(a.numpy() - b).max() > 0 for a, b in zip(after, before, strict=True))

@@ -1,0 +1,90 @@
+"""`DenseStack`: an MLP whose weights can be held fixed for one pass.
+
+GPRec's contrastive pass (eq. 10) runs the group head MLP_g again with its
+weights held fixed, so that only the masks and group embeddings receive that
+gradient. Keras `Dense` layers cannot do that per call, so this stack owns its
+kernels and applies `tf.stop_gradient` to them when `frozen=True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tfrs_userlevel.backend import keras, tf
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class DenseStack(keras.layers.Layer):
+    """Dense layers (activation + dropout after each) and an optional linear output.
+
+    Args:
+      hidden_units: Hidden widths, e.g. (64, 32, 16).
+      output_units: Width of a final linear layer; None for none (the output
+        is then the last hidden layer).
+      activation: Hidden activation.
+      dropout: Dropout after every hidden layer (training only).
+      output_bias: Initial value of the output bias (e.g. logit(p̄)).
+
+    Call:
+      x: float32 [B, D].
+      training: Dropout on/off.
+      frozen: Apply the layers with `tf.stop_gradient` on every weight: the
+        output still has gradients w.r.t. `x`, none w.r.t. the weights.
+
+    Returns:
+      float32 [B, output_units or hidden_units[-1]].
+    """
+
+    def __init__(self, hidden_units: Sequence[int] = (64, 32, 16), output_units: int | None = 1,
+                 activation: str = "relu", dropout: float = 0.0, output_bias: float = 0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if not hidden_units and output_units is None:
+            raise ValueError("DenseStack: needs hidden_units or output_units")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"DenseStack: dropout must lie in [0, 1), got {dropout}")
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.output_units = None if output_units is None else int(output_units)
+        self.activation = activation
+        self.dropout = float(dropout)
+        self.output_bias = float(output_bias)
+        self._activation = keras.activations.get(activation)
+        self._dropout = keras.layers.Dropout(self.dropout) if self.dropout else None
+
+    @property
+    def output_dim(self) -> int:
+        return self.output_units if self.output_units is not None else self.hidden_units[-1]
+
+    def build(self, input_shape):
+        fan_in = int(input_shape[-1])
+        self._dense_params = []
+        widths = self.hidden_units + ((self.output_units,) if self.output_units else ())
+        for i, width in enumerate(widths):
+            is_output = self.output_units is not None and i == len(widths) - 1
+            kernel = self.add_weight(name=f"kernel_{i}", shape=(fan_in, width),
+                                     initializer="glorot_uniform")
+            bias = self.add_weight(
+                name=f"bias_{i}", shape=(width,),
+                initializer=keras.initializers.Constant(self.output_bias if is_output else 0.0))
+            self._dense_params.append((kernel, bias))
+            fan_in = width
+        super().build(input_shape)
+
+    def call(self, x: tf.Tensor, training: bool = False, frozen: bool = False) -> tf.Tensor:
+        last = len(self._dense_params) - 1
+        for i, (kernel, bias) in enumerate(self._dense_params):
+            if frozen:
+                kernel, bias = tf.stop_gradient(kernel), tf.stop_gradient(bias)
+            x = tf.matmul(x, kernel) + bias
+            if i == last and self.output_units is not None:
+                break
+            x = self._activation(x)
+            if self._dropout is not None:
+                x = self._dropout(x, training=training)
+        return x
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "hidden_units": list(self.hidden_units),
+                "output_units": self.output_units, "activation": self.activation,
+                "dropout": self.dropout, "output_bias": self.output_bias}

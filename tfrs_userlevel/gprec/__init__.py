@@ -1,0 +1,22 @@
+"""GPRec: bi-level (group + individual) user modeling (SPEC §2–§5)."""
+
+from tfrs_userlevel.gprec.groups import (
+    DualGroupEmbedding,
+    GroupClassifier,
+    GumbelMask,
+    SingleGroupEmbedding,
+)
+from tfrs_userlevel.gprec.individual import IndividualPreference, OrthogonalLoss
+from tfrs_userlevel.gprec.layer import ABLATIONS, GPRec
+from tfrs_userlevel.gprec.strategies import (
+    STRATEGIES,
+    DynamicParameterStrategy,
+    EnsembleStrategy,
+    InputStrategy,
+)
+
+__all__ = [
+    "ABLATIONS", "STRATEGIES", "DualGroupEmbedding", "DynamicParameterStrategy",
+    "EnsembleStrategy", "GPRec", "GroupClassifier", "GumbelMask", "IndividualPreference",
+    "InputStrategy", "OrthogonalLoss", "SingleGroupEmbedding",
+]

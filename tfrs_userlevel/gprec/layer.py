@@ -1,0 +1,247 @@
+"""The composed GPRec layer: group level + individual level + a construction strategy.
+
+Objective (SPEC §5, paper eq. 19–20), each term returned by name:
+
+    L = L_main + α·L_g − β·L_c + γ·L_o + w_b·L_backbone
+
+L_main (the final prediction's BCE) belongs to the ranking task; the layer
+returns the other, already weighted, terms when it is given labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.dense_stack import DenseStack
+from tfrs_userlevel.gprec import strategies as strategy_lib
+from tfrs_userlevel.gprec.groups import (
+    REDUCTIONS,
+    DualGroupEmbedding,
+    GroupClassifier,
+    GumbelMask,
+    SingleGroupEmbedding,
+)
+from tfrs_userlevel.gprec.individual import IndividualPreference, OrthogonalLoss
+
+GROUP_EMBEDDINGS = ("dual", "single")
+CONTRASTS = ("paper", "flipped")
+
+# Ablations of the paper's §IV-C, as overrides of the GPRec constructor.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "gprec-1": {"group_embedding": "single"},   # one embedding per group, softmax over groups
+    "gprec-2": {"individual": False},           # no individual preference r_p (nor L_o)
+    "gprec-3": {"group_weight": 0.0},           # no group auxiliary loss L_g
+    "gprec-4": {"contrast_weight": 0.0},        # no contrastive loss L_c
+    "gprec-5": {"orthogonal_weight": 0.0},      # no orthogonal loss L_o
+}
+
+
+def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class GPRec(keras.layers.Layer):
+    """Bi-level user modeling (GPRec) on top of any backbone.
+
+    Args:
+      groups: G (default 60).
+      temperature: τ of the Gumbel masks.
+      reduce: "concat" (r_g ∈ R^{G·d}, the paper's eq. 6) or "sum" (R^d).
+      strategy: "input" (eq. 14), "dp" (eq. 15–16) or "ensemble" (eq. 17–18).
+      group_embedding: "dual" (GPRec) or "single" (ablation GPRec-1: softmax
+        over groups and one embedding each; no contrastive term).
+      individual: Use the individual preference r_p (False: ablation GPRec-2).
+      embedding_dim: d of the group tables (the model's embedding size).
+      classifier_units: Hidden widths of each group's classifier MLP.
+      head_units: Hidden widths of MLP_g and of the strategies' MLPs (64-32-16).
+      individual_units: Hidden widths of MLP_p.
+      dropout: Dropout of the MLPs.
+      group_weight: α (weight of L_g).
+      contrast_weight: β (weight of L_c, which is maximised).
+      orthogonal_weight: γ (weight of L_o).
+      backbone_weight: Weight of the backbone head's own BCE (the authors'
+        script uses 1); needs `inputs["logit"]`.
+      contrast: The contrastive pass (eq. 10) runs MLP_g as a fixed function:
+        `tf.stop_gradient` on its weights and no dropout (inference mode), so
+        that only the masks, the group tables and what feeds them learn from
+        it. "paper": the term is −β·ℓ(ȳ_g, y) (eq. 20; unbounded below,
+        its gradient is bounded by β per example); "flipped": +β·ℓ(ȳ_g, 1 − y),
+        a bounded variant with the same gradient direction at the start.
+      dp_rank: Rank k of the "dp" strategy's generated layers.
+      ensemble_average: "probability" or "logit" for the "ensemble" strategy.
+      output_bias: Initial bias of every new logit head (e.g. logit(p̄)).
+      add_losses: Also `add_loss` the sum of the weighted terms, so that a
+        plain `tfrs.Model` (whose train step adds `self.losses`) picks them up.
+        `RankingModel` reads the returned terms instead and refuses True.
+
+    Call:
+      inputs: dict with
+        "user": all user-field embeddings E_u [B, F_u, d];
+        "personal": personal-field embeddings E_p [B, F_p, d];
+        "item": item-field embeddings [B, F_i, d] (flattened to e_i);
+        "hidden": the backbone's hidden state h [B, H];
+        "logit": the backbone head's logit [B, 1] (ensemble and backbone term);
+        "labels": optional float32 [B, 1]; the losses are computed only if given.
+      training: Gumbel noise and dropout on/off.
+
+    Returns:
+      {"logit": [B, 1], "losses": {name: weighted scalar}, "masks": [B, G, 2]
+      (or softmax weights [B, G, 1] for GPRec-1), "group": r_g,
+      "individual": r_p or None}.
+    """
+
+    def __init__(self, groups: int = 60, temperature: float = 0.5, reduce: str = "concat",
+                 strategy: str = "input", group_embedding: str = "dual",
+                 individual: bool = True, embedding_dim: int = 16,
+                 classifier_units: Sequence[int] = (16,),
+                 head_units: Sequence[int] = (64, 32, 16), individual_units: Sequence[int] = (64,),
+                 dropout: float = 0.2, group_weight: float = 1.0, contrast_weight: float = 1e-3,
+                 orthogonal_weight: float = 0.1, backbone_weight: float = 1.0,
+                 contrast: str = "paper", dp_rank: int = 16,
+                 ensemble_average: str = "probability", output_bias: float = 0.0,
+                 add_losses: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        checks = [
+            (groups >= 1, f"groups must be >= 1, got {groups}"),
+            (temperature > 0, f"temperature must be > 0, got {temperature}"),
+            (reduce in REDUCTIONS, f"reduce must be one of {REDUCTIONS}, got {reduce!r}"),
+            (strategy in strategy_lib.STRATEGIES,
+             f"strategy must be one of {strategy_lib.STRATEGIES}, got {strategy!r}"),
+            (group_embedding in GROUP_EMBEDDINGS,
+             f"group_embedding must be one of {GROUP_EMBEDDINGS}, got {group_embedding!r}"),
+            (contrast in CONTRASTS, f"contrast must be one of {CONTRASTS}, got {contrast!r}"),
+            (min(group_weight, contrast_weight, orthogonal_weight, backbone_weight) >= 0,
+             "loss weights must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"GPRec: {message}")
+        self.groups = int(groups)
+        self.temperature = float(temperature)
+        self.reduce = reduce
+        self.strategy = strategy
+        self.group_embedding = group_embedding
+        self.individual = bool(individual)
+        self.embedding_dim = int(embedding_dim)
+        self.classifier_units = tuple(int(u) for u in classifier_units)
+        self.head_units = tuple(int(u) for u in head_units)
+        self.individual_units = tuple(int(u) for u in individual_units)
+        self.dropout = float(dropout)
+        self.group_weight = float(group_weight)
+        self.contrast_weight = float(contrast_weight)
+        self.orthogonal_weight = float(orthogonal_weight)
+        self.backbone_weight = float(backbone_weight)
+        self.contrast = contrast
+        self.dp_rank = int(dp_rank)
+        self.ensemble_average = ensemble_average
+        self.output_bias = float(output_bias)
+        self.add_losses = bool(add_losses)
+
+        dual = group_embedding == "dual"
+        self.classifier = GroupClassifier(self.groups, self.classifier_units,
+                                          outputs=2 if dual else 1, name="classifier")
+        if dual:
+            self.mask = GumbelMask(self.temperature, name="gumbel_mask")
+            self.group_table = DualGroupEmbedding(self.groups, self.embedding_dim, reduce,
+                                                  name="group_embedding")
+        else:
+            self.mask = None
+            self.group_table = SingleGroupEmbedding(self.groups, self.embedding_dim,
+                                                    name="group_embedding")
+        self.group_head = DenseStack(self.head_units, 1, dropout=self.dropout,
+                                     output_bias=self.output_bias, name="group_head")
+        self.individual_preference = (
+            IndividualPreference(self.group_table.output_dim, self.individual_units,
+                                 name="individual_preference") if self.individual else None)
+        self.orthogonal = OrthogonalLoss(name="orthogonal_loss")
+        options = {"hidden_units": self.head_units, "dropout": self.dropout,
+                   "output_bias": self.output_bias}
+        if strategy == "dp":
+            options["rank"] = self.dp_rank
+        if strategy == "ensemble":
+            options["average"] = ensemble_average
+        options["name"] = f"{strategy}_strategy"
+        self.combiner = strategy_lib.get(strategy, **options)
+
+        names = []
+        if self.backbone_weight:
+            names.append("backbone_loss")
+        if self.group_weight:
+            names.append("group_loss")
+        if self.contrast_weight and dual:
+            names.append("contrastive_loss")
+        if self.orthogonal_weight and self.individual:
+            names.append("orthogonal_loss")
+        self.loss_names = tuple(names)
+
+    def call(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> dict[str, Any]:
+        item = inputs["item"]
+        item = tf.reshape(item, [-1, item.shape[1] * item.shape[2]])
+        scores = self.classifier(inputs["user"])
+        if self.mask is not None:
+            masks = self.mask(scores, training=training)
+            group = self.group_table(masks)
+        else:
+            masks = scores
+            group = self.group_table(scores)
+        group_logit = self.group_head(tf.concat([group, item], axis=-1), training=training)
+        individual = (self.individual_preference(inputs["personal"], training=training)
+                      if self.individual_preference is not None else None)
+        backbone_logit = inputs.get("logit")
+        logit = self.combiner(inputs["hidden"], group, individual, item=item,
+                              group_logit=group_logit, backbone_logit=backbone_logit,
+                              training=training)
+
+        losses = {}
+        labels = inputs.get("labels")
+        if labels is not None:
+            labels = tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)
+            if "backbone_loss" in self.loss_names:
+                if backbone_logit is None:
+                    raise ValueError("GPRec: backbone_weight > 0 needs inputs['logit'], the "
+                                     "backbone head's logit (or set backbone_weight=0)")
+                losses["backbone_loss"] = self.backbone_weight * _bce(labels, backbone_logit)
+            if "group_loss" in self.loss_names:
+                losses["group_loss"] = self.group_weight * _bce(labels, group_logit)
+            if "contrastive_loss" in self.loss_names:
+                contrast = self.group_table(masks, contrast=True)
+                # The head as a fixed function: frozen weights, and no dropout either.
+                contrast_logit = self.group_head(tf.concat([contrast, item], axis=-1),
+                                                 training=False, frozen=True)
+                if self.contrast == "paper":
+                    losses["contrastive_loss"] = -self.contrast_weight * _bce(
+                        labels, contrast_logit)
+                else:
+                    losses["contrastive_loss"] = self.contrast_weight * _bce(
+                        1.0 - labels, contrast_logit)
+            if "orthogonal_loss" in self.loss_names:
+                losses["orthogonal_loss"] = self.orthogonal_weight * self.orthogonal(
+                    group, individual)
+            if self.add_losses and losses:
+                self.add_loss(tf.add_n(list(losses.values())))
+        return {"logit": logit, "losses": losses, "masks": masks, "group": group,
+                "individual": individual}
+
+    def group_embeddings(self) -> dict[str, Any]:
+        """The group tables as numpy: {"positive", "negative"} (dual) or {"table"}."""
+        if isinstance(self.group_table, DualGroupEmbedding):
+            return {"positive": self.group_table.positive.numpy(),
+                    "negative": self.group_table.negative.numpy()}
+        return {"table": self.group_table.table.numpy()}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "groups": self.groups, "temperature": self.temperature,
+                "reduce": self.reduce, "strategy": self.strategy,
+                "group_embedding": self.group_embedding, "individual": self.individual,
+                "embedding_dim": self.embedding_dim,
+                "classifier_units": list(self.classifier_units),
+                "head_units": list(self.head_units),
+                "individual_units": list(self.individual_units), "dropout": self.dropout,
+                "group_weight": self.group_weight, "contrast_weight": self.contrast_weight,
+                "orthogonal_weight": self.orthogonal_weight,
+                "backbone_weight": self.backbone_weight, "contrast": self.contrast,
+                "dp_rank": self.dp_rank, "ensemble_average": self.ensemble_average,
+                "output_bias": self.output_bias, "add_losses": self.add_losses}
