@@ -67,6 +67,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="hidden widths of each group's classifier MLP")
     g.add_argument("--dp-rank", type=int, default=DEFAULTS.dp_rank,
                    help="rank of the dynamic-parameter layers")
+    g.add_argument("--prediction-units", type=int, nargs="*", default=None,
+                   help="hidden widths of the strategy's MLP (default: --hidden-units; "
+                        "none given: a linear layer)")
     g.add_argument("--gprec-dropout", type=float, default=DEFAULTS.gprec_dropout,
                    help="dropout of GPRec's MLPs (default: --dropout)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -114,7 +117,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         contrast_weight=args.contrast_weight, orthogonal_weight=args.orthogonal_weight,
         backbone_weight=args.backbone_weight, contrast=args.contrast,
         classifier_units=tuple(args.classifier_units), dp_rank=args.dp_rank,
-        gprec_dropout=args.gprec_dropout)
+        gprec_dropout=args.gprec_dropout,
+        prediction_units=None if args.prediction_units is None else tuple(args.prediction_units))
 
 
 def format_table(rows: list[tuple[str, dict]]) -> str:

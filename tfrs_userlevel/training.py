@@ -88,10 +88,13 @@ class TrainConfig:
     classifier_units: tuple[int, ...] = (16,)
     dp_rank: int = 16
     gprec_dropout: float | None = None  # dropout of GPRec's MLPs; None: same as `dropout`
+    prediction_units: tuple[int, ...] | None = None  # GPRec strategy MLP; None: hidden_units
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
         self.classifier_units = tuple(int(u) for u in self.classifier_units)
+        if self.prediction_units is not None:
+            self.prediction_units = tuple(int(u) for u in self.prediction_units)
         checks = [
             (self.backbone in BACKBONES, f"backbone must be one of {sorted(BACKBONES)}"),
             (self.user_level in USER_LEVELS, f"user_level must be one of {list(USER_LEVELS)}"),
@@ -133,6 +136,8 @@ class TrainConfig:
         values = dataclasses.asdict(self)
         values["hidden_units"] = list(self.hidden_units)
         values["classifier_units"] = list(self.classifier_units)
+        if self.prediction_units is not None:
+            values["prediction_units"] = list(self.prediction_units)
         return values
 
 
@@ -169,7 +174,7 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
         "contrast_weight": config.contrast_weight,
         "orthogonal_weight": config.orthogonal_weight,
         "backbone_weight": config.backbone_weight, "contrast": config.contrast,
-        "dp_rank": config.dp_rank,
+        "dp_rank": config.dp_rank, "prediction_units": config.prediction_units,
         "output_bias": float(np.log(positive_rate / (1.0 - positive_rate))),
     }
     options.update(ABLATIONS.get(config.ablation, {}))

@@ -56,7 +56,10 @@ class GPRec(keras.layers.Layer):
       individual: Use the individual preference r_p (False: ablation GPRec-2).
       embedding_dim: d of the group tables (the model's embedding size).
       classifier_units: Hidden widths of each group's classifier MLP.
-      head_units: Hidden widths of MLP_g and of the strategies' MLPs (64-32-16).
+      head_units: Hidden widths of the group head MLP_g (64-32-16).
+      prediction_units: Hidden widths of the strategy's MLP (MLP_pred of eq. 14,
+        the generated MLP of eq. 16, the individual head of eq. 17); default
+        `head_units`; () makes the input strategy a linear layer on [h, r_g, r_p].
       individual_units: Hidden widths of MLP_p.
       dropout: Dropout of the MLPs.
       group_weight: α (weight of L_g).
@@ -98,6 +101,7 @@ class GPRec(keras.layers.Layer):
                  individual: bool = True, embedding_dim: int = 16,
                  classifier_units: Sequence[int] = (16,),
                  head_units: Sequence[int] = (64, 32, 16), individual_units: Sequence[int] = (64,),
+                 prediction_units: Sequence[int] | None = None,
                  dropout: float = 0.2, group_weight: float = 1.0, contrast_weight: float = 1e-3,
                  orthogonal_weight: float = 0.1, backbone_weight: float = 1.0,
                  contrast: str = "paper", dp_rank: int = 16,
@@ -129,6 +133,8 @@ class GPRec(keras.layers.Layer):
         self.classifier_units = tuple(int(u) for u in classifier_units)
         self.head_units = tuple(int(u) for u in head_units)
         self.individual_units = tuple(int(u) for u in individual_units)
+        self.prediction_units = (self.head_units if prediction_units is None
+                                 else tuple(int(u) for u in prediction_units))
         self.dropout = float(dropout)
         self.group_weight = float(group_weight)
         self.contrast_weight = float(contrast_weight)
@@ -157,7 +163,7 @@ class GPRec(keras.layers.Layer):
             IndividualPreference(self.group_table.output_dim, self.individual_units,
                                  name="individual_preference") if self.individual else None)
         self.orthogonal = OrthogonalLoss(name="orthogonal_loss")
-        options = {"hidden_units": self.head_units, "dropout": self.dropout,
+        options = {"hidden_units": self.prediction_units, "dropout": self.dropout,
                    "output_bias": self.output_bias}
         if strategy == "dp":
             options["rank"] = self.dp_rank
@@ -239,7 +245,8 @@ class GPRec(keras.layers.Layer):
                 "embedding_dim": self.embedding_dim,
                 "classifier_units": list(self.classifier_units),
                 "head_units": list(self.head_units),
-                "individual_units": list(self.individual_units), "dropout": self.dropout,
+                "individual_units": list(self.individual_units),
+                "prediction_units": list(self.prediction_units), "dropout": self.dropout,
                 "group_weight": self.group_weight, "contrast_weight": self.contrast_weight,
                 "orthogonal_weight": self.orthogonal_weight,
                 "backbone_weight": self.backbone_weight, "contrast": self.contrast,

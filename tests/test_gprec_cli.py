@@ -1,0 +1,110 @@
+"""GPRec from the command line: train.py options, experiments.py tables, the RQ5 command."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+import experiments
+import train
+from tfrs_userlevel import tf
+from tfrs_userlevel.significance import one_sided_ttest
+from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained
+
+SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "15",
+         "--batch-size", "1024", "--groups", "6"]
+
+
+@pytest.mark.parametrize("strategy", ["input", "dp", "ensemble"])
+def test_train_py_runs_gprec_and_logs_every_loss_term(tmp_path, strategy):
+    argv = SMOKE + ["--user-level", "gprec", "--strategy", strategy, "--temperature", "0.3",
+                    "--contrast-weight", "0.01", "--model-dir", str(tmp_path)]
+    assert train.main(argv) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    config = metrics["config"]
+    assert (config["user_level"], config["strategy"], config["groups"]) == ("gprec", strategy, 6)
+    assert config["temperature"] == 0.3 and config["contrast_weight"] == 0.01
+    assert 0.5 < metrics["test"]["auc"] < 1
+    accumulator = event_accumulator.EventAccumulator(
+        str(tmp_path / "logs" / "train"), size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()["tensors"]
+    for term in ("main_loss", "backbone_loss", "group_loss", "contrastive_loss",
+                 "orthogonal_loss"):
+        values = [float(tf.make_ndarray(e.tensor_proto))
+                  for e in accumulator.Tensors(f"epoch_{term}")]
+        assert f"epoch_{term}" in tags and all(map(math.isfinite, values)), term
+    # The run can be rebuilt from its folder alone (used by the RQ5 command and export).
+    model = load_trained(tmp_path)
+    assert model.user_level.get_config()["strategy"] == strategy
+
+
+def test_ablation_flag_reaches_the_layer(tmp_path):
+    argv = SMOKE + ["--user-level", "gprec", "--ablation", "gprec-2", "--model-dir",
+                    str(tmp_path)]
+    assert train.main(argv) == 0
+    model = load_trained(tmp_path)
+    assert model.user_level.individual is False
+    assert "orthogonal_loss" not in model.loss_names
+
+
+def test_gprec_options_are_validated():
+    with pytest.raises(ConfigError, match="ablation needs user_level gprec"):
+        TrainConfig(ablation="gprec-1")
+    with pytest.raises(ConfigError, match="temperature must be > 0"):
+        TrainConfig(user_level="gprec", temperature=0)
+    with pytest.raises(SystemExit):
+        train.parse_args(["--strategy", "stack", "--model-dir", "x"])
+
+
+def test_one_sided_ttest_direction_and_guard():
+    better = [0.822, 0.823, 0.821, 0.824, 0.822]
+    worse = [0.819, 0.820, 0.818, 0.820, 0.819]
+    assert one_sided_ttest(better, worse) < 0.001
+    assert one_sided_ttest(worse, better) > 0.999
+    assert one_sided_ttest(better, better) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="at least two"):
+        one_sided_ttest([0.8], worse)
+
+
+def test_compare_trains_both_configs_reuses_runs_and_writes_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "RESULTS", tmp_path / "results")
+    common = ["--runs-dir", str(tmp_path / "runs"), "--seeds", "1", "2", "--train-args",
+              "--dataset movielens_100k --epochs 1 --max-steps 8 --batch-size 1024"]
+    argv = ["compare", "--a", "--user-level none", "--b", "--user-level gprec --groups 4",
+            "--name", "cmp"] + common
+    assert experiments.main(argv) == 0
+    rows = json.loads((tmp_path / "results" / "cmp.json").read_text())
+    assert [r["user_level"] for r in rows] == ["none", "gprec"]
+    for r in rows:
+        assert set(r) >= {"dataset", "model", "backbone", "user_level", "strategy", "seeds",
+                          "test_auc", "test_logloss", "auc_mean", "logloss_mean", "p_value",
+                          "p_value_vs", "command"}
+        assert r["seeds"] == [1, 2] and r["dataset"] == "movielens_100k"
+        assert r["auc_mean"] == pytest.approx(np.mean(r["test_auc"]))
+    assert rows[1]["p_value"] == pytest.approx(
+        one_sided_ttest(rows[1]["test_auc"], rows[0]["test_auc"]))
+    assert "python experiments.py compare" in (tmp_path / "results" / "cmp.md").read_text()
+    runs = sorted((tmp_path / "runs").glob("*/seed_*/metrics.json"))
+    assert len(runs) == 4
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    assert experiments.main(argv) == 0  # everything reused, nothing retrained
+    assert [p.stat().st_mtime_ns for p in runs] == stamps
+
+
+def test_diversity_writes_heatmap_and_similarities(tmp_path):
+    run_dir = tmp_path / "run"
+    assert train.main(SMOKE + ["--user-level", "gprec", "--model-dir", str(run_dir)]) == 0
+    stats = experiments.diversity(run_dir, tmp_path / "div")
+    assert (tmp_path / "div.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "div.json").read_text()) == stats
+    assert stats["groups"] == 6 and len(stats["shown_groups"]) == 5
+    for key in ("mean_cos_positive_vs_own_negative", "mean_cos_positive_vs_positive",
+                "mean_cos_negative_vs_negative"):
+        assert -1 <= stats[key] <= 1
+    with pytest.raises(SystemExit, match="no GPRec"):
+        plain = tmp_path / "plain"
+        assert train.main(SMOKE + ["--model-dir", str(plain)]) == 0
+        experiments.diversity(plain, tmp_path / "x")
