@@ -186,13 +186,15 @@ class GPRec(keras.layers.Layer):
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> dict[str, Any]:
         item = inputs["item"]
         item = tf.reshape(item, [-1, item.shape[1] * item.shape[2]])
-        scores = self.classifier(inputs["user"])
         if self.mask is not None:
-            masks = self.mask(scores, training=training)
-            group = self.group_table(masks)
+            # Fast path of eq. 2–6: only S_{g,1} − S_{g,2} and m_{g,1} are needed.
+            inside = self.mask.inside(self.classifier.difference(inputs["user"]),
+                                      training=training)
+            masks = tf.stack([inside, 1.0 - inside], axis=-1)
+            group = self.group_table.from_inside(inside)
         else:
-            masks = scores
-            group = self.group_table(scores)
+            masks = self.classifier(inputs["user"])
+            group = self.group_table(masks)
         group_logit = self.group_head(tf.concat([group, item], axis=-1), training=training)
         individual = (self.individual_preference(inputs["personal"], training=training)
                       if self.individual_preference is not None else None)
@@ -213,7 +215,7 @@ class GPRec(keras.layers.Layer):
             if "group_loss" in self.loss_names:
                 losses["group_loss"] = self.group_weight * _bce(labels, group_logit)
             if "contrastive_loss" in self.loss_names:
-                contrast = self.group_table(masks, contrast=True)
+                contrast = self.group_table.from_inside(1.0 - inside)
                 # The head as a fixed function: frozen weights, and no dropout either.
                 contrast_logit = self.group_head(tf.concat([contrast, item], axis=-1),
                                                  training=False, frozen=True)
