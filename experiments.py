@@ -51,15 +51,21 @@ class Runner:
         self.common = list(common)
         self._splits: dict[str, dict] = {}
 
-    def _slug(self, args: Sequence[str]) -> str:
-        text = " ".join(args).strip() or "defaults"
-        return re.sub(r"[^A-Za-z0-9.=_+-]+", "_", text.replace("--", "")).strip("_")
+    @staticmethod
+    def _slug(config: dict, seed: int) -> str:
+        """Folder name from the options that differ from train.py's defaults, so that
+        two spellings of one configuration share their runs."""
+        defaults = train.config_from_args(train.parse_args(["--model-dir", "x"]), seed).to_dict()
+        changed = [f"{k}={v}" for k, v in sorted(config.items())
+                   if k != "seed" and v != defaults.get(k)]
+        text = "_".join(changed) or "defaults"
+        return re.sub(r"[^A-Za-z0-9.=_+-]+", "_", text.replace(" ", ""))
 
     def metrics(self, args: Sequence[str], seed: int) -> dict:
         argv = self.common + list(args)
         parsed = train.parse_args(argv + ["--model-dir", "unused"])
         config = train.config_from_args(parsed, seed)
-        model_dir = self.runs_dir / self._slug(argv) / f"seed_{seed}"
+        model_dir = self.runs_dir / self._slug(config.to_dict(), seed) / f"seed_{seed}"
         done = model_dir / "metrics.json"
         if done.exists():
             metrics = json.loads(done.read_text())

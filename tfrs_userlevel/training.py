@@ -78,16 +78,16 @@ class TrainConfig:
     strategy: str = "input"
     groups: int = 60
     temperature: float = 0.5
-    reduce: str = "concat"
+    reduce: str = "sum"
     ablation: str | None = None
     group_weight: float = 1.0
     contrast_weight: float = 1e-3
     orthogonal_weight: float = 0.1
     backbone_weight: float = 1.0
     contrast: str = "paper"
-    classifier_units: tuple[int, ...] = (16,)
+    classifier_units: tuple[int, ...] = (4,)
     dp_rank: int = 16
-    gprec_dropout: float | None = None  # dropout of GPRec's MLPs; None: same as `dropout`
+    gprec_dropout: float | None = 0.0  # dropout of GPRec's MLPs; None: same as `dropout`
     prediction_units: tuple[int, ...] | None = None  # GPRec strategy MLP; None: hidden_units
 
     def __post_init__(self) -> None:
