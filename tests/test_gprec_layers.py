@@ -46,11 +46,15 @@ def test_group_classifier_scores_every_group_with_its_own_mlp():
     def moved():
         return (np.abs(layer(user).numpy() - before).max(axis=(0, 2)) > 1e-6).tolist()
 
-    # Group 3's hidden units (first-layer columns 12..15) feed group 3's scores only...
-    first = layer.kernels[0]
-    first.assign_add(np.pad(np.ones((first.shape[0], 4), np.float32), [(0, 0), (12, 12)]))
+    # Group 3's hidden units (a large first-layer bias wakes every one) feed group 3's
+    # scores only...
+    first_bias = layer.biases[0]
+    assert first_bias.shape == (7, 4)
+    delta = np.zeros(first_bias.shape, np.float32)
+    delta[3] = 5.0
+    first_bias.assign_add(delta)
     assert moved() == [g == 3 for g in range(7)]
-    first.assign_sub(np.pad(np.ones((first.shape[0], 4), np.float32), [(0, 0), (12, 12)]))
+    first_bias.assign_sub(delta)
     # ...and group 5's output weights only group 5's.
     last = layer.kernels[1]
     assert last.shape == (7, 4, 2)
