@@ -24,7 +24,7 @@ import json
 import re
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -131,21 +131,20 @@ def write_table(name: str, title: str, rows: list[dict], command: str, notes: st
 ML1M = ["--dataset", "movielens_1m"]
 
 
-def ml1m_gprec(runner: Runner, seeds: Sequence[int], command: str) -> list[dict]:
+def ml1m_gprec(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
     mlp_args = ["--user-level", "none"]
     mlp = runner.seeds(mlp_args, seeds)
-    rows = [row("MLP", mlp_args, mlp, command)]
+    yield row("MLP", mlp_args, mlp, command)
     for strategy in ("input", "dp", "ensemble"):
         args = ["--user-level", "gprec", "--strategy", strategy]
-        rows.append(row(f"GPRec(MLP) {strategy}", args, runner.seeds(args, seeds), command,
-                        reference=("MLP", mlp)))
-    return rows
+        yield row(f"GPRec(MLP) {strategy}", args, runner.seeds(args, seeds), command,
+                  reference=("MLP", mlp))
 
 
-def ml1m_gprec_ablation(runner: Runner, seeds: Sequence[int], command: str) -> list[dict]:
+def ml1m_gprec_ablation(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
     full_args = ["--user-level", "gprec"]
     full = runner.seeds(full_args, seeds)
-    rows = [row("GPRec(MLP)", full_args, full, command)]
+    yield row("GPRec(MLP)", full_args, full, command)
     for variant in ("gprec-1", "gprec-2", "gprec-3", "gprec-4", "gprec-5"):
         args = full_args + ["--ablation", variant]
         # Reverse test: is the full model better than the variant?
@@ -154,20 +153,19 @@ def ml1m_gprec_ablation(runner: Runner, seeds: Sequence[int], command: str) -> l
         r["p_value"] = one_sided_ttest([m["test"]["auc"] for m in full.values()],
                                        r["test_auc"])
         r["p_value_vs"] = "GPRec(MLP) > variant"
-        rows.append(r)
-    return rows
+        yield r
 
 
-def ml1m_gprec_hparams(runner: Runner, seeds: Sequence[int], command: str) -> list[dict]:
+def ml1m_gprec_hparams(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
     mlp_args = ["--user-level", "none"]
-    rows = [row("MLP", mlp_args, runner.seeds(mlp_args, seeds), command)]
-    for groups in GROUPS:
-        args = ["--user-level", "gprec", "--groups", str(groups)]
-        rows.append(row(f"GPRec G={groups}", args, runner.seeds(args, seeds), command))
+    yield row("MLP", mlp_args, runner.seeds(mlp_args, seeds), command)
+    # τ first, then G: G = 1000 is by far the slowest run and comes last.
     for temperature in TEMPERATURES:
         args = ["--user-level", "gprec", "--temperature", str(temperature)]
-        rows.append(row(f"GPRec τ={temperature}", args, runner.seeds(args, seeds), command))
-    return rows
+        yield row(f"GPRec τ={temperature}", args, runner.seeds(args, seeds), command)
+    for groups in GROUPS:
+        args = ["--user-level", "gprec", "--groups", str(groups)]
+        yield row(f"GPRec G={groups}", args, runner.seeds(args, seeds), command)
 
 
 def plot_hparams(rows: list[dict], path: Path) -> None:
@@ -181,6 +179,7 @@ def plot_hparams(rows: list[dict], path: Path) -> None:
             (axes[0], "G=", GROUPS, "number of groups G", True),
             (axes[1], "τ=", TEMPERATURES, "temperature τ", False)):
         chosen = [r for r in rows if key in r["model"]]
+        values = values[:len(chosen)]
         for metric, style in (("auc_mean", "o-"), ("val_auc_mean", "s--")):
             ax.plot(values, [r[metric] for r in chosen], style,
                     label="GPRec " + ("test" if metric == "auc_mean" else "validation"))
@@ -308,7 +307,12 @@ def main(argv=None) -> int:
         return 0
     title, build = TABLES[args.what]
     seeds = args.seeds or ([2024] if args.what == "ml1m_gprec_hparams" else FIVE_SEEDS)
-    rows = build(runner, seeds, command)
+    rows = []
+    # The table is rewritten after every row, so an interrupted command leaves the rows it
+    # finished (marked partial); rerunning it reuses every finished run.
+    for r in build(runner, seeds, command):
+        rows.append(r)
+        write_table(args.what, title + " (partial: rows still to come)", rows, command)
     write_table(args.what, title, rows, command)
     if args.what == "ml1m_gprec_hparams":
         plot_hparams(rows, RESULTS / f"{args.what}.png")

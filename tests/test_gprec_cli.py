@@ -108,3 +108,18 @@ def test_diversity_writes_heatmap_and_similarities(tmp_path):
         plain = tmp_path / "plain"
         assert train.main(SMOKE + ["--model-dir", str(plain)]) == 0
         experiments.diversity(plain, tmp_path / "x")
+
+
+def test_strategy_table_rows_and_p_values_against_the_mlp(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "RESULTS", tmp_path)
+    argv = ["ml1m_gprec", "--runs-dir", str(tmp_path / "runs"), "--seeds", "1", "2",
+            "--train-args", "--dataset movielens_100k --epochs 1 --max-steps 4 "
+                            "--batch-size 2048 --groups 4"]
+    assert experiments.main(argv) == 0
+    rows = json.loads((tmp_path / "ml1m_gprec.json").read_text())
+    assert [r["model"] for r in rows] == ["MLP", "GPRec(MLP) input", "GPRec(MLP) dp",
+                                          "GPRec(MLP) ensemble"]
+    assert [r["strategy"] for r in rows] == [None, "input", "dp", "ensemble"]
+    assert rows[0]["p_value"] is None
+    assert all(r["p_value_vs"] == "MLP" and 0 <= r["p_value"] <= 1 for r in rows[1:])
+    assert "partial" not in (tmp_path / "ml1m_gprec.md").read_text()
