@@ -210,30 +210,38 @@ def diversity(model_dir: Path, out: Path, shown_groups: int = 5, seed: int = 0) 
     if model.user_level is None or not hasattr(model.user_level, "group_embeddings"):
         raise SystemExit(f"error: {model_dir} holds no GPRec model")
     tables = model.user_level.group_embeddings()
-    if "positive" not in tables:
-        raise SystemExit(f"error: {model_dir} holds a single-embedding (GPRec-1) model")
-    pos, neg = tables["positive"], tables["negative"]
 
     def unit(x):
         return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
 
-    p, n = unit(pos), unit(neg)
-    groups = len(p)
-    off = ~np.eye(groups, dtype=bool)
-    stats = {
-        "model_dir": str(model_dir), "groups": groups,
-        "mean_cos_positive_vs_own_negative": float(np.mean(np.sum(p * n, axis=1))),
-        "mean_cos_positive_vs_positive": float(np.mean((p @ p.T)[off])),
-        "mean_cos_negative_vs_negative": float(np.mean((n @ n.T)[off])),
-        "mean_cos_positive_vs_other_negative": float(np.mean((p @ n.T)[off])),
-        "mean_abs_cos_all_pairs": float(np.mean(np.abs(
-            (np.vstack([p, n]) @ np.vstack([p, n]).T)[~np.eye(2 * groups, dtype=bool)]))),
-    }
+    if "positive" in tables:
+        p, n = unit(tables["positive"]), unit(tables["negative"])
+        groups = len(p)
+        off = ~np.eye(groups, dtype=bool)
+        stats = {
+            "model_dir": str(model_dir), "groups": groups, "embeddings": "dual",
+            "mean_cos_positive_vs_own_negative": float(np.mean(np.sum(p * n, axis=1))),
+            "mean_cos_positive_vs_positive": float(np.mean((p @ p.T)[off])),
+            "mean_cos_negative_vs_negative": float(np.mean((n @ n.T)[off])),
+            "mean_cos_positive_vs_other_negative": float(np.mean((p @ n.T)[off])),
+        }
+        everything = np.vstack([p, n])
+    else:  # GPRec-1: one embedding per group (the DGPM-like form)
+        everything = unit(tables["table"])
+        groups = len(everything)
+        stats = {"model_dir": str(model_dir), "groups": groups, "embeddings": "single"}
+    pairs = ~np.eye(len(everything), dtype=bool)
+    stats["mean_cos_all_pairs"] = float(np.mean((everything @ everything.T)[pairs]))
+    stats["mean_abs_cos_all_pairs"] = float(np.mean(np.abs(everything @ everything.T)[pairs]))
     picked = np.sort(np.random.default_rng(seed).choice(groups, min(shown_groups, groups),
                                                         replace=False))
-    stacked = np.vstack([p[picked], n[picked]])
+    if stats["embeddings"] == "dual":
+        stacked = np.vstack([p[picked], n[picked]])
+        labels = [f"P+{g}" for g in picked] + [f"P-{g}" for g in picked]
+    else:
+        stacked = everything[picked]
+        labels = [f"P{g}" for g in picked]
     sims = stacked @ stacked.T
-    labels = [f"P+{g}" for g in picked] + [f"P-{g}" for g in picked]
     fig, ax = plt.subplots(figsize=(6, 5))
     image = ax.imshow(sims, cmap="viridis", vmin=-1, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=90)

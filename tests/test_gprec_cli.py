@@ -101,6 +101,7 @@ def test_diversity_writes_heatmap_and_similarities(tmp_path):
     assert (tmp_path / "div.png").stat().st_size > 1000
     assert json.loads((tmp_path / "div.json").read_text()) == stats
     assert stats["groups"] == 6 and len(stats["shown_groups"]) == 5
+    assert stats["embeddings"] == "dual" and 0 <= stats["mean_abs_cos_all_pairs"] <= 1
     for key in ("mean_cos_positive_vs_own_negative", "mean_cos_positive_vs_positive",
                 "mean_cos_negative_vs_negative"):
         assert -1 <= stats[key] <= 1
