@@ -233,6 +233,7 @@ def test_ablations_remove_what_the_paper_says(name):
     if name == "gprec-1":
         assert isinstance(layer.group_table, SingleGroupEmbedding)
         assert out["group"].shape == (B, 16) and out["individual"].shape == (B, 16)
+        np.testing.assert_allclose(out["masks"].numpy().sum(axis=1), 1.0, atol=1e-5)
     if name == "gprec-2":
         assert out["individual"] is None
 

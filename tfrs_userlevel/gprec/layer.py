@@ -193,8 +193,9 @@ class GPRec(keras.layers.Layer):
             masks = tf.stack([inside, 1.0 - inside], axis=-1)
             group = self.group_table.from_inside(inside)
         else:
-            masks = self.classifier(inputs["user"])
-            group = self.group_table(masks)
+            scores = self.classifier(inputs["user"])  # [B, G, 1]
+            group = self.group_table(scores)
+            masks = tf.nn.softmax(scores, axis=1)  # the weights of the weighted sum
         group_logit = self.group_head(tf.concat([group, item], axis=-1), training=training)
         individual = (self.individual_preference(inputs["personal"], training=training)
                       if self.individual_preference is not None else None)
