@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import sys
@@ -33,13 +34,30 @@ import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 import train
 from tfrs_userlevel.significance import one_sided_ttest
-from tfrs_userlevel.training import run, write_json_atomic
+from tfrs_userlevel.training import TrainConfig, run, write_json_atomic
 
 REPO = Path(__file__).resolve().parent
 RESULTS = REPO / "results"
 FIVE_SEEDS = [2024, 2025, 2026, 2027, 2028]
 GROUPS = [3, 7, 20, 40, 60, 80, 100, 1000]
 TEMPERATURES = [0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
+
+
+# Run folders are named by what differs from this fixed configuration (train.py's defaults
+# when the first tables were made; GPRec's strategy default was "input" then).
+FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
+
+
+GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "group_weight",
+                 "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
+                 "classifier_units", "dp_rank", "gprec_dropout", "prediction_units")
+
+
+def effective(config: dict) -> dict:
+    """The options that shape the run: GPRec's are dropped when it is off."""
+    if config.get("user_level") == "none":
+        return {k: v for k, v in config.items() if k not in GPREC_OPTIONS}
+    return dict(config)
 
 
 class Runner:
@@ -53,11 +71,11 @@ class Runner:
 
     @staticmethod
     def _slug(config: dict, seed: int) -> str:
-        """Folder name from the options that differ from train.py's defaults, so that
-        two spellings of one configuration share their runs."""
-        defaults = train.config_from_args(train.parse_args(["--model-dir", "x"]), seed).to_dict()
-        changed = [f"{k}={v}" for k, v in sorted(config.items())
-                   if k != "seed" and v != defaults.get(k)]
+        """Folder name from the options that differ from `FOLDER_BASELINE`, so that two
+        spellings of one configuration share their runs, and a later change of
+        train.py's defaults does not move finished runs."""
+        changed = [f"{k}={v}" for k, v in sorted(effective(config).items())
+                   if k != "seed" and v != FOLDER_BASELINE.get(k)]
         text = "_".join(changed) or "defaults"
         return re.sub(r"[^A-Za-z0-9.=_+-]+", "_", text.replace(" ", ""))
 
@@ -69,7 +87,7 @@ class Runner:
         done = model_dir / "metrics.json"
         if done.exists():
             metrics = json.loads(done.read_text())
-            if metrics.get("config") == config.to_dict():
+            if effective(metrics.get("config", {})) == effective(config.to_dict()):
                 return metrics
         if parsed.dataset not in self._splits:
             self._splits[parsed.dataset] = datasets.load_splits(
@@ -118,11 +136,18 @@ def markdown_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_table(name: str, title: str, rows: list[dict], command: str, notes: str = "") -> None:
+READING = "\n## Reading\n"
+
+
+def write_table(name: str, title: str, rows: list[dict], command: str) -> None:
+    """Writes results/NAME.json and NAME.md; a hand-written "## Reading" section at the
+    end of an existing NAME.md is kept."""
     write_json_atomic(RESULTS / f"{name}.json", rows)
-    text = (f"# {title}\n\nRegenerate: `{command}`\n\n{markdown_table(rows)}\n"
-            + (f"\n{notes.strip()}\n" if notes else ""))
-    (RESULTS / f"{name}.md").write_text(text)
+    path = RESULTS / f"{name}.md"
+    old = path.read_text() if path.exists() else ""
+    reading = old[old.index(READING):] if READING in old else ""
+    text = f"# {title}\n\nRegenerate: `{command}`\n\n{markdown_table(rows)}\n"
+    path.write_text(text + reading)
     print(text)
 
 
@@ -142,7 +167,7 @@ def ml1m_gprec(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[d
 
 
 def ml1m_gprec_ablation(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
-    full_args = ["--user-level", "gprec"]
+    full_args = ["--user-level", "gprec", "--strategy", "input"]
     full = runner.seeds(full_args, seeds)
     yield row("GPRec(MLP)", full_args, full, command)
     for variant in ("gprec-1", "gprec-2", "gprec-3", "gprec-4", "gprec-5"):
@@ -161,10 +186,11 @@ def ml1m_gprec_hparams(runner: Runner, seeds: Sequence[int], command: str) -> It
     yield row("MLP", mlp_args, runner.seeds(mlp_args, seeds), command)
     # τ first, then G: G = 1000 is by far the slowest run and comes last.
     for temperature in TEMPERATURES:
-        args = ["--user-level", "gprec", "--temperature", str(temperature)]
+        args = ["--user-level", "gprec", "--strategy", "input", "--temperature",
+                str(temperature)]
         yield row(f"GPRec τ={temperature}", args, runner.seeds(args, seeds), command)
     for groups in GROUPS:
-        args = ["--user-level", "gprec", "--groups", str(groups)]
+        args = ["--user-level", "gprec", "--strategy", "input", "--groups", str(groups)]
         yield row(f"GPRec G={groups}", args, runner.seeds(args, seeds), command)
 
 
@@ -293,8 +319,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    command = "python experiments.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    data = os.environ.get(datasets.ENV_VAR)
+    command = (f"{datasets.ENV_VAR}={data} " if data and not args.data_dir else "") + (
+        "python experiments.py " + " ".join(
+            shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)))
     if args.what == "diversity":
         if not args.model_dir:
             print("error: diversity needs --model-dir", file=sys.stderr)
