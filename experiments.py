@@ -177,7 +177,7 @@ def ml1m_gprec_ablation(runner: Runner, seeds: Sequence[int], command: str) -> I
         r = row(variant.upper(), args, results, command)
         r["p_value"] = one_sided_ttest([m["test"]["auc"] for m in full.values()],
                                        r["test_auc"])
-        r["p_value_vs"] = "GPRec(MLP) > variant"
+        r["p_value_vs"] = "GPRec(MLP) (H1: GPRec better)"
         yield r
 
 
