@@ -34,7 +34,7 @@ import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 import train
 from tfrs_userlevel.significance import one_sided_ttest
-from tfrs_userlevel.training import TrainConfig, run, write_json_atomic
+from tfrs_userlevel.training import GPREC_OPTIONS, TrainConfig, run, write_json_atomic
 
 REPO = Path(__file__).resolve().parent
 RESULTS = REPO / "results"
@@ -46,11 +46,6 @@ TEMPERATURES = [0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
 # Run folders are named by what differs from this fixed configuration (train.py's defaults
 # when the first tables were made; GPRec's strategy default was "input" then).
 FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
-
-
-GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "group_weight",
-                 "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
-                 "classifier_units", "dp_rank", "gprec_dropout", "prediction_units")
 
 
 def effective(config: dict) -> dict:

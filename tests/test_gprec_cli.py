@@ -124,3 +124,11 @@ def test_strategy_table_rows_and_p_values_against_the_mlp(tmp_path, monkeypatch)
     assert rows[0]["p_value"] is None
     assert all(r["p_value_vs"] == "MLP" and 0 <= r["p_value"] <= 1 for r in rows[1:])
     assert "partial" not in (tmp_path / "ml1m_gprec.md").read_text()
+
+
+def test_gprec_options_name_exactly_the_gprec_fields_of_the_config():
+    import dataclasses
+
+    from tfrs_userlevel.training import GPREC_OPTIONS
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert names[names.index("strategy"):] == list(GPREC_OPTIONS)

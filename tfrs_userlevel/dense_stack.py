@@ -52,10 +52,6 @@ class DenseStack(keras.layers.Layer):
         self._activation = keras.activations.get(activation)
         self._dropout = keras.layers.Dropout(self.dropout) if self.dropout else None
 
-    @property
-    def output_dim(self) -> int:
-        return self.output_units if self.output_units is not None else self.hidden_units[-1]
-
     def build(self, input_shape):
         fan_in = int(input_shape[-1])
         self._dense_params = []

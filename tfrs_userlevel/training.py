@@ -141,6 +141,12 @@ class TrainConfig:
         return values
 
 
+# The TrainConfig fields that only matter with user_level "gprec".
+GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "group_weight",
+                 "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
+                 "classifier_units", "dp_rank", "gprec_dropout", "prediction_units")
+
+
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Writes JSON to a temporary file in the same folder, then renames it."""
     path = Path(path)
