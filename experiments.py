@@ -5,6 +5,7 @@
   python experiments.py ml1m_gprec                    # GPRec(MLP), 3 strategies vs MLP
   python experiments.py ml1m_gprec_ablation           # GPRec-1..5 vs GPRec
   python experiments.py ml1m_gprec_hparams            # curves over G and τ (PNG + table)
+  python experiments.py ml1m_backbones                # every backbone, GPRec on four (3 seeds)
   python experiments.py diversity --model-dir DIR     # RQ5 heatmap of the group embeddings
 
 Every run lands in --runs-dir/<configuration>/seed_<seed>/ (train.py's
@@ -48,11 +49,16 @@ TEMPERATURES = [0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
 FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
 
 
+# Options added after runs were cached, with the value those runs had.
+LATER_OPTIONS = {"backbone_options": {}}
+
+
 def effective(config: dict) -> dict:
     """The options that shape the run: GPRec's are dropped when it is off."""
+    config = {**LATER_OPTIONS, **config}
     if config.get("user_level") == "none":
         return {k: v for k, v in config.items() if k not in GPREC_OPTIONS}
-    return dict(config)
+    return config
 
 
 class Runner:
@@ -134,14 +140,17 @@ def markdown_table(rows: Sequence[dict]) -> str:
 READING = "\n## Reading\n"
 
 
-def write_table(name: str, title: str, rows: list[dict], command: str) -> None:
-    """Writes results/NAME.json and NAME.md; a hand-written "## Reading" section at the
-    end of an existing NAME.md is kept."""
+def write_table(name: str, title: str, rows: list[dict], command: str,
+                extra: str = "") -> None:
+    """Writes results/NAME.json and NAME.md (with `extra` markdown after the table); a
+    hand-written "## Reading" section at the end of an existing NAME.md is kept."""
     write_json_atomic(RESULTS / f"{name}.json", rows)
     path = RESULTS / f"{name}.md"
     old = path.read_text() if path.exists() else ""
     reading = old[old.index(READING):] if READING in old else ""
     text = f"# {title}\n\nRegenerate: `{command}`\n\n{markdown_table(rows)}\n"
+    if extra:
+        text += f"\n{extra}\n"
     path.write_text(text + reading)
     print(text)
 
@@ -187,6 +196,47 @@ def ml1m_gprec_hparams(runner: Runner, seeds: Sequence[int], command: str) -> It
     for groups in GROUPS:
         args = ["--user-level", "gprec", "--strategy", "input", "--groups", str(groups)]
         yield row(f"GPRec G={groups}", args, runner.seeds(args, seeds), command)
+
+
+# Best test AUC an established library reaches on this split with the same
+# hyper-parameters (SPEC §9); the bar is mean >= target - 0.001.
+LIBRARY_AUC = {"mlp": 0.8180, "deepfm": 0.8197, "dcn": 0.8191, "dcnv2": 0.8192,
+               "gdcn": 0.8191, "finalmlp": 0.8183, "destine": 0.8172}
+ZOO = ["mlp", "wd", "deepfm", "ipnn", "opnn", "dcn", "dcnv2", "gdcn", "finalmlp", "destine"]
+ZOO_WITH_GPREC = ["gdcn", "dcn", "finalmlp", "destine"]  # the paper's Table III
+BACKBONE_NAMES = {"mlp": "MLP", "wd": "W&D", "deepfm": "DeepFM", "ipnn": "IPNN",
+                  "opnn": "OPNN", "dcn": "DCN", "dcnv2": "DCNv2", "gdcn": "GDCN",
+                  "finalmlp": "FinalMLP", "destine": "DESTINE"}
+
+
+def ml1m_backbones(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
+    # Each Table III backbone is followed by GPRec on it, so that a partial table
+    # already answers "does GPRec improve it"; the other backbones come last.
+    order = ZOO_WITH_GPREC + [b for b in ZOO if b not in ZOO_WITH_GPREC]
+    for backbone in order:
+        args = ["--backbone", backbone, "--user-level", "none"]
+        name = BACKBONE_NAMES[backbone]
+        plain = runner.seeds(args, seeds)
+        r = row(name, args, plain, command)
+        r["library_auc"] = LIBRARY_AUC.get(backbone)
+        yield r
+        if backbone in ZOO_WITH_GPREC:
+            args = ["--backbone", backbone, "--user-level", "gprec"]
+            yield row(f"GPRec({name})", args, runner.seeds(args, seeds), command,
+                      reference=(name, plain))
+
+
+def library_comparison(rows: Sequence[dict]) -> str:
+    """Markdown: each backbone's mean test AUC against the established library's (SPEC §9)."""
+    lines = ["| backbone | ours (mean test AUC) | established library (SPEC §9) | "
+             "ours − library | bar (≥ −0.001) |", "|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("library_auc") is None:
+            continue
+        gap = r["auc_mean"] - r["library_auc"]
+        lines.append(f"| {r['model']} | {r['auc_mean']:.4f} | {r['library_auc']:.4f} | "
+                     f"{gap:+.4f} | {'met' if gap >= -0.001 else 'NOT met'} |")
+    return "\n".join(lines)
 
 
 def plot_hparams(rows: list[dict], path: Path) -> None:
@@ -289,7 +339,10 @@ TABLES = {
     "ml1m_gprec": ("GPRec(MLP) on ML-1M: three construction strategies vs MLP", ml1m_gprec),
     "ml1m_gprec_ablation": ("GPRec ablations on ML-1M (paper §IV-C)", ml1m_gprec_ablation),
     "ml1m_gprec_hparams": ("GPRec hyper-parameters on ML-1M (paper §IV-D)", ml1m_gprec_hparams),
+    "ml1m_backbones": ("Backbone zoo on ML-1M, and GPRec on DCN, GDCN, DESTINE, FinalMLP "
+                       "(paper Table III)", ml1m_backbones),
 }
+THREE_SEEDS = [2024, 2025, 2026]
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -298,7 +351,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 epilog=__doc__.split("\n", 2)[2])
     p.add_argument("what", choices=["compare", "diversity", *TABLES])
     p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="default: 5 seeds (2024-2028); ml1m_gprec_hparams: 2024")
+                   help="default: 5 seeds (2024-2028); ml1m_gprec_hparams: 2024; "
+                        "ml1m_backbones: 2024-2026")
     p.add_argument("--runs-dir", default="runs/experiments")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--a", default="--user-level none", help="compare: reference train.py args")
@@ -337,14 +391,20 @@ def main(argv=None) -> int:
             print(markdown_table(rows))
         return 0
     title, build = TABLES[args.what]
-    seeds = args.seeds or ([2024] if args.what == "ml1m_gprec_hparams" else FIVE_SEEDS)
+    seeds = args.seeds or {"ml1m_gprec_hparams": [2024],
+                           "ml1m_backbones": THREE_SEEDS}.get(args.what, FIVE_SEEDS)
     rows = []
+
+    def extra():
+        return library_comparison(rows) if args.what == "ml1m_backbones" else ""
+
     # The table is rewritten after every row, so an interrupted command leaves the rows it
     # finished (marked partial); rerunning it reuses every finished run.
     for r in build(runner, seeds, command):
         rows.append(r)
-        write_table(args.what, title + " (partial: rows still to come)", rows, command)
-    write_table(args.what, title, rows, command)
+        write_table(args.what, title + " (partial: rows still to come)", rows, command,
+                    extra())
+    write_table(args.what, title, rows, command, extra())
     if args.what == "ml1m_gprec_hparams":
         plot_hparams(rows, RESULTS / f"{args.what}.png")
     return 0

@@ -10,6 +10,7 @@ Writes metrics.json, checkpoint/ and logs/ (TensorBoard) under --model-dir
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,6 +28,17 @@ from tfrs_userlevel.training import LR_SCHEDULES, USER_LEVELS, TrainConfig, run,
 DEFAULTS = TrainConfig()
 
 
+def json_object(text: str) -> dict:
+    """argparse type: a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object {{...}}, got {text!r}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -39,6 +51,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="read the raw files directly, or through the TFDS builder's cache")
     p.add_argument("--tfds-dir", default=None, help="TFDS data dir for --data-source tfds")
     p.add_argument("--backbone", default=DEFAULTS.backbone, choices=sorted(BACKBONES))
+    p.add_argument("--backbone-options", type=json_object, default={},
+                   help='backbone-specific options as JSON, e.g. \'{"cross_layers": 4}\' '
+                        "(tfrs_userlevel.backbones.options(NAME) lists them)")
     p.add_argument("--user-level", default=DEFAULTS.user_level, choices=USER_LEVELS)
     g = p.add_argument_group("GPRec (--user-level gprec)")
     g.add_argument("--strategy", default=DEFAULTS.strategy, choices=STRATEGIES,
@@ -104,6 +119,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
     return TrainConfig(
         dataset=args.dataset, split=args.split, backbone=args.backbone,
+        backbone_options=args.backbone_options,
         user_level=args.user_level, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
         lr_step_epochs=args.lr_step_epochs, lr_gamma=args.lr_gamma,

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import tensorflow_recommenders as tfrs
 
 from tfrs_userlevel import backbones as backbone_registry
@@ -39,12 +40,13 @@ class RankingModel(tfrs.Model):
       feature_spec: `FeatureSpec` or its config (list of field dicts).
       vocabularies: Field name -> vocabulary, from
         `FeatureSpec.build_vocabularies` on the training split.
-      backbone: A backbone layer (E [B, F, d] -> h [B, H]) or a config dict
-        `{"name": "mlp", ...kwargs}`.
+      backbone: A `backbones.Backbone` (E [B, F, d] -> {"hidden": h [B, H],
+        "logit": [B, 1]}, its own head included) or a config dict
+        `{"name": "mlp", ...options}`; from a dict, the head's bias starts at
+        logit(p̄) unless "output_bias" is given.
       embedding_dim: d.
       embedding_l2: L2 penalty on the batch's embeddings.
-      positive_rate: Training positive rate p̄; the head's bias starts at
-        logit(p̄) and RIG uses it.
+      positive_rate: Training positive rate p̄ (RIG uses it; see `backbone`).
       user_level: Optional user-level layer (see the module docstring).
       dense_embedding_gradients: Turn the embedding table's sparse gradient
         into a dense one before the optimizer step. For tables of up to a few
@@ -83,11 +85,15 @@ class RankingModel(tfrs.Model):
             backbone = {"name": "mlp"}
         if isinstance(backbone, Mapping):
             options = dict(backbone)
+            options.setdefault("output_bias", float(
+                np.log(self.positive_rate / (1.0 - self.positive_rate))))
             backbone = backbone_registry.get(options.pop("name"), **options)
         self.backbone = backbone
-        bias = tf.math.log(self.positive_rate / (1.0 - self.positive_rate))
-        self.head = keras.layers.Dense(
-            1, bias_initializer=keras.initializers.Constant(float(bias)), name="head")
+        # Backbones with a wide / first-order part get one weight per id, looked up like E.
+        self.first_order = (
+            FieldEmbedding(self.feature_spec.get_config(), self.lookup.total_size, 1,
+                           l2=embedding_l2, name="first_order")
+            if getattr(backbone, "uses_first_order", False) else None)
         if getattr(user_level, "add_losses", False):
             raise ValueError(
                 "RankingModel: the user_level layer has add_losses=True; RankingModel adds the "
@@ -119,8 +125,9 @@ class RankingModel(tfrs.Model):
         are given.
         """
         embeddings = self.embedding(ids)
-        hidden = self.backbone(embeddings, training=training)
-        logit = self.head(hidden)
+        first_order = self.first_order(ids) if self.first_order is not None else None
+        backbone = self.backbone(embeddings, first_order=first_order, training=training)
+        hidden, logit = backbone["hidden"], backbone["logit"]
         if self.user_level is None:
             return {"logit": logit, "losses": {}}
         inputs = {

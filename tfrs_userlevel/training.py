@@ -32,6 +32,7 @@ import numpy as np
 
 from tfrs_userlevel import data as data_lib
 from tfrs_userlevel.backbones import BACKBONES
+from tfrs_userlevel.backbones import options as backbone_options
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
@@ -55,6 +56,8 @@ class TrainConfig:
     dataset: str = "movielens_1m"
     split: str = "random"
     backbone: str = "mlp"
+    # Backbone-specific constructor options, e.g. {"cross_layers": 4} (see backbones.options).
+    backbone_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     user_level: str = "none"
     epochs: int = 30
     batch_size: int = 4096
@@ -123,6 +126,14 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"invalid config: {message} (got {self.to_dict()})")
+        self.backbone_options = dict(self.backbone_options)
+        allowed = sorted(set(backbone_options(self.backbone)) - set(BACKBONE_SHARED_OPTIONS))
+        unknown = sorted(set(self.backbone_options) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"invalid config: backbone {self.backbone!r} has no option(s) {unknown} in "
+                f"backbone_options; valid: {allowed} (hidden_units, dropout and batch_norm "
+                "have their own options)")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -140,6 +151,9 @@ class TrainConfig:
             values["prediction_units"] = list(self.prediction_units)
         return values
 
+
+# Backbone options that TrainConfig sets from its own fields (or the ranking model sets).
+BACKBONE_SHARED_OPTIONS = ("hidden_units", "dropout", "batch_norm", "output_bias")
 
 # The TrainConfig fields that only matter with user_level "gprec".
 GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "group_weight",
@@ -160,7 +174,8 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 def build_model(config: TrainConfig, feature_spec: FeatureSpec,
                 vocabularies: Mapping[str, list], positive_rate: float) -> RankingModel:
     backbone = {"name": config.backbone, "hidden_units": config.hidden_units,
-                "dropout": config.dropout, "batch_norm": config.batch_norm}
+                "dropout": config.dropout, "batch_norm": config.batch_norm,
+                **config.backbone_options}
     return RankingModel(feature_spec, vocabularies, backbone=backbone,
                         embedding_dim=config.embedding_dim, embedding_l2=config.embedding_l2,
                         positive_rate=positive_rate,

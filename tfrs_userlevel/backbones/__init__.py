@@ -1,17 +1,69 @@
-"""Backbones: layers mapping field embeddings E [B, F, d] to a hidden state h [B, H]."""
+"""Backbones: E [B, F, d] -> {"hidden": h [B, H], "logit": [B, 1]} (see `base.Backbone`).
+
+`BACKBONES` maps each `--backbone` name (SPEC §10) to a factory; `get(name,
+**options)` builds one and rejects options the backbone does not have.
+"""
 
 from __future__ import annotations
 
-from tfrs_userlevel.backbones.mlp import MLPBackbone
+import functools
+import inspect
 
-BACKBONES = {"mlp": MLPBackbone}
+from tfrs_userlevel.backbones.base import Backbone
+from tfrs_userlevel.backbones.dcn import CrossNetwork, DCNBackbone
+from tfrs_userlevel.backbones.dcnv2 import DCNv2Backbone, MatrixCrossNetwork
+from tfrs_userlevel.backbones.deepfm import DeepFMBackbone
+from tfrs_userlevel.backbones.destine import DESTINEBackbone, DisentangledSelfAttention
+from tfrs_userlevel.backbones.finalmlp import FeatureSelection, FinalMLPBackbone
+from tfrs_userlevel.backbones.gdcn import GatedCrossNetwork, GDCNBackbone
+from tfrs_userlevel.backbones.mlp import DeepNetwork, MLPBackbone
+from tfrs_userlevel.backbones.pnn import PNNBackbone
+from tfrs_userlevel.backbones.wide_deep import WideDeepBackbone
+
+BACKBONES = {
+    "mlp": MLPBackbone,
+    "wd": WideDeepBackbone,
+    "deepfm": DeepFMBackbone,
+    "ipnn": functools.partial(PNNBackbone, product="inner"),
+    "opnn": functools.partial(PNNBackbone, product="outer"),
+    "dcn": DCNBackbone,
+    "dcnv2": DCNv2Backbone,
+    "gdcn": GDCNBackbone,
+    "finalmlp": FinalMLPBackbone,
+    "destine": DESTINEBackbone,
+}
+
+# Options every backbone accepts (the shared DNN and the head).
+COMMON_OPTIONS = ("hidden_units", "activation", "dropout", "batch_norm", "output_bias")
 
 
-def get(name: str, **kwargs):
+def options(name: str) -> list[str]:
+    """The constructor options of backbone `name`."""
+    factory = BACKBONES[name]
+    cls = factory.func if isinstance(factory, functools.partial) else factory
+    fixed = set(factory.keywords) if isinstance(factory, functools.partial) else set()
+    names = set()
+    for klass in cls.__mro__:
+        if klass is Backbone.__mro__[1]:  # stop at keras.layers.Layer
+            break
+        names |= {p for p in inspect.signature(klass.__init__).parameters
+                  if p not in ("self", "kwargs")}
+    return sorted(names - fixed)
+
+
+def get(name: str, **kwargs) -> Backbone:
     """Builds the backbone registered as `name`."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; valid choices are {sorted(BACKBONES)}")
+    unknown = sorted(set(kwargs) - set(options(name)) - {"name"})
+    if unknown:
+        raise ValueError(f"backbone {name!r} has no option(s) {unknown}; its options are "
+                         f"{options(name)}")
     return BACKBONES[name](**kwargs)
 
 
-__all__ = ["BACKBONES", "MLPBackbone", "get"]
+__all__ = ["BACKBONES", "COMMON_OPTIONS", "Backbone", "CrossNetwork", "DCNBackbone",
+           "DCNv2Backbone", "DESTINEBackbone", "DeepFMBackbone", "DeepNetwork",
+           "DisentangledSelfAttention", "FeatureSelection", "FinalMLPBackbone",
+           "GDCNBackbone", "GatedCrossNetwork", "MLPBackbone", "MatrixCrossNetwork",
+           "PNNBackbone", "WideDeepBackbone", "get", "options"]

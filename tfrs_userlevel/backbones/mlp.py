@@ -1,37 +1,38 @@
-"""The MLP backbone (DNN): flattened field embeddings through dense layers."""
+"""The MLP backbone (DNN), and the dense block every deep component reuses."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from tfrs_userlevel.backbones.base import Backbone, flatten_fields
 from tfrs_userlevel.backend import keras, tf
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
-class MLPBackbone(keras.layers.Layer):
-    """Dense layers over flatten(E), returning the hidden state h.
+class DeepNetwork(keras.layers.Layer):
+    """Dense → [batch norm] → activation → [dropout], per hidden width.
 
     Args:
-      hidden_units: Widths of the dense layers (default 64-32-16, SPEC).
-      activation: Activation of every hidden layer.
-      dropout: Dropout rate after every hidden layer (training only).
+      hidden_units: Widths of the dense layers (SPEC default 64-32-16).
+      activation: Activation of every layer.
+      dropout: Dropout rate after every layer (training only).
       batch_norm: Batch normalization before each activation.
 
     Call:
-      embeddings: float32 [B, F, d].
+      x: float32 [B, D].
 
     Returns:
-      h: float32 [B, hidden_units[-1]].
+      float32 [B, hidden_units[-1]].
     """
 
     def __init__(self, hidden_units: Sequence[int] = (64, 32, 16), activation: str = "relu",
                  dropout: float = 0.2, batch_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
         if not hidden_units:
-            raise ValueError("MLPBackbone: hidden_units must name at least one layer")
+            raise ValueError("DeepNetwork: hidden_units must name at least one layer")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"MLPBackbone: dropout must lie in [0, 1), got {dropout}")
+            raise ValueError(f"DeepNetwork: dropout must lie in [0, 1), got {dropout}")
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.activation = activation
         self.dropout = float(dropout)
@@ -49,13 +50,41 @@ class MLPBackbone(keras.layers.Layer):
     def output_dim(self) -> int:
         return self.hidden_units[-1]
 
-    def call(self, embeddings: tf.Tensor, training: bool = False) -> tf.Tensor:
-        hidden = tf.reshape(embeddings, [-1, embeddings.shape[1] * embeddings.shape[2]])
+    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
         for layer in self._layers:
-            hidden = layer(hidden, training=training)
-        return hidden
+            x = layer(x, training=training)
+        return x
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
                 "activation": self.activation, "dropout": self.dropout,
                 "batch_norm": self.batch_norm}
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class MLPBackbone(Backbone):
+    """h = DNN(flatten(E)); logit = w·h + b.
+
+    Args:
+      hidden_units, activation, dropout, batch_norm: of the `DeepNetwork`.
+      output_bias: Initial head bias.
+
+    Call / Returns: see `Backbone`; h is float32 [B, hidden_units[-1]].
+    """
+
+    def __init__(self, hidden_units: Sequence[int] = (64, 32, 16), activation: str = "relu",
+                 dropout: float = 0.2, batch_norm: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
+
+    def hidden_state(self, embeddings, training=False):
+        return self.deep(flatten_fields(embeddings), training=training)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), **deep_options(self.deep)}
+
+
+def deep_options(deep: DeepNetwork) -> dict[str, Any]:
+    """The constructor options of a backbone's `DeepNetwork`, for its get_config."""
+    config = deep.get_config()
+    return {k: config[k] for k in ("hidden_units", "activation", "dropout", "batch_norm")}

@@ -1,0 +1,74 @@
+"""The backbone contract: field embeddings in, hidden state h and the backbone's own logit out.
+
+Every backbone maps E [B, F, d] to `{"hidden": h [B, H], "logit": [B, 1]}`:
+h is what user-level modules (GPRec's strategies, UDG) build on, and
+"logit" is the backbone's own prediction, `head(h)` plus whatever the
+architecture adds outside its hidden state (a wide part, FM's pairwise term,
+FinalMLP's bilinear fusion). A backbone that needs first-order (one weight
+per id) terms sets `uses_first_order = True`; the ranking model then embeds
+every id in a 1-dimensional table and passes it as `first_order` [B, F, 1].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfrs_userlevel.backend import keras, tf
+
+
+def flatten_fields(embeddings: tf.Tensor) -> tf.Tensor:
+    """[B, F, d] -> [B, F·d] (static F and d)."""
+    return tf.reshape(embeddings, [-1, embeddings.shape[1] * embeddings.shape[2]])
+
+
+class Backbone(keras.layers.Layer):
+    """Base class: subclasses implement `hidden_state` and may add `extra_logit`.
+
+    Args:
+      output_bias: Initial bias of the head (the ranking model passes logit(p̄)).
+
+    Call:
+      embeddings: float32 [B, F, d].
+      first_order: float32 [B, F, 1] per-id weights, or None (only read when
+        `uses_first_order`).
+      training: Dropout on/off.
+
+    Returns:
+      {"hidden": float32 [B, H], "logit": float32 [B, 1]}.
+    """
+
+    uses_first_order = False
+
+    def __init__(self, output_bias: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.output_bias = float(output_bias)
+        self.head = keras.layers.Dense(
+            1, bias_initializer=keras.initializers.Constant(self.output_bias), name="head")
+
+    def hidden_state(self, embeddings: tf.Tensor, training: bool = False) -> tf.Tensor:
+        raise NotImplementedError
+
+    def extra_logit(self, embeddings: tf.Tensor, hidden: tf.Tensor,
+                    first_order: tf.Tensor | None, training: bool = False) -> tf.Tensor | None:
+        """Logit terms outside `head(h)`, [B, 1]; None when there are none."""
+        return None
+
+    def call(self, embeddings: tf.Tensor, first_order: tf.Tensor | None = None,
+             training: bool = False) -> dict[str, tf.Tensor]:
+        if self.uses_first_order and first_order is None:
+            raise ValueError(f"{type(self).__name__}: needs first_order [B, F, 1] weights "
+                             "(RankingModel provides them when uses_first_order is True)")
+        hidden = self.hidden_state(embeddings, training=training)
+        logit = self.head(hidden)
+        extra = self.extra_logit(embeddings, hidden, first_order, training=training)
+        if extra is not None:
+            logit = logit + extra
+        return {"hidden": hidden, "logit": logit}
+
+    @property
+    def output_dim(self) -> int:
+        """H, the width of the hidden state (known after the first call)."""
+        return int(self.head.kernel.shape[0])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "output_bias": self.output_bias}
