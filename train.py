@@ -85,6 +85,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--prediction-units", type=int, nargs="*", default=None,
                    help="hidden widths of the strategy's MLP (default: --hidden-units; "
                         "none given: a linear layer)")
+    g.add_argument("--residual", action="store_true",
+                   help="not in the paper: final logit = backbone logit + a learned scale "
+                        "(starting at 0) x the strategy's output (input and dp strategies)")
+    g.add_argument("--stop-embedding-gradient", action="store_true",
+                   help="not in the paper: GPRec reads the embeddings without training them")
     g.add_argument("--gprec-dropout", type=float, default=DEFAULTS.gprec_dropout,
                    help="dropout of GPRec's MLPs (default: --dropout)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -133,7 +138,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         contrast_weight=args.contrast_weight, orthogonal_weight=args.orthogonal_weight,
         backbone_weight=args.backbone_weight, contrast=args.contrast,
         classifier_units=tuple(args.classifier_units), dp_rank=args.dp_rank,
-        gprec_dropout=args.gprec_dropout,
+        gprec_dropout=args.gprec_dropout, residual=args.residual,
+        stop_embedding_gradient=args.stop_embedding_gradient,
         prediction_units=None if args.prediction_units is None else tuple(args.prediction_units))
 
 

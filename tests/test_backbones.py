@@ -183,3 +183,36 @@ def test_every_backbone_fits_saves_and_reloads(ml100k, spec, tmp_path, name, use
                          positive_rate=p, user_level=gprec)
     check_model(model, ml100k, tmp_path)
     assert (model.first_order is not None) == model.backbone.uses_first_order
+
+
+@pytest.mark.parametrize("strategy", ["input", "dp", "ensemble"])
+def test_every_strategy_joins_a_backbone_with_its_own_logit_terms(ml100k, spec, strategy):
+    """GPRec reads h and the backbone's full logit (head + FM / bilinear terms)."""
+    train = ml100k["train"]
+    keras.utils.set_random_seed(0)
+    for name in ("deepfm", "finalmlp"):
+        model = RankingModel(spec, spec.build_vocabularies(train), backbone={"name": name},
+                             positive_rate=0.5,
+                             user_level=GPRec(groups=4, reduce="sum", strategy=strategy))
+        ids = model.lookup({k: tf.constant(v[:64]) for k, v in train.items()
+                            if k in spec.names})
+        labels = tf.constant(train["label"][:64].reshape(-1, 1), tf.float32)
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss((ids, labels), training=True)
+        grads = tape.gradient(loss, model.backbone.trainable_variables)
+        assert np.isfinite(loss.numpy())
+        # The backbone learns through the final prediction and its own head's loss.
+        assert all(g is not None for g in grads), name
+        inputs = model.embedding(ids)
+        backbone = model.backbone(inputs, first_order=(
+            model.first_order(ids) if model.first_order is not None else None))
+        if strategy == "ensemble":
+            # Shifting the backbone's logit moves the ensemble's prediction.
+            out = model.user_level({"user": tf.gather(inputs, model._user_positions, axis=1),
+                                    "personal": tf.gather(inputs, model._personal_positions,
+                                                          axis=1),
+                                    "item": tf.gather(inputs, model._item_positions, axis=1),
+                                    "hidden": backbone["hidden"],
+                                    "logit": backbone["logit"] + 1.0})
+            base = model.score(ids)["logit"]
+            assert np.all(out["logit"].numpy() > base.numpy())

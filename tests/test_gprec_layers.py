@@ -276,3 +276,31 @@ def test_bad_arguments_are_refused_with_the_reason():
     layer = GPRec(groups=3)
     with pytest.raises(ValueError, match="logit"):
         layer({k: v for k, v in _inputs().items() if k != "logit"})
+
+
+@pytest.mark.parametrize("strategy", ["input", "dp"])
+def test_residual_option_starts_as_the_backbone_and_learns_a_correction(strategy):
+    layer = GPRec(groups=4, strategy=strategy, reduce="sum", residual=True)
+    x = _inputs()
+    out = layer(x, training=False)
+    np.testing.assert_array_equal(out["logit"].numpy(), x["logit"].numpy())
+    with tf.GradientTape() as tape:
+        main = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=x["labels"], logits=layer(x, training=True)["logit"]))
+    assert float(tape.gradient(main, layer.residual_scale)) != 0.0
+    with pytest.raises(ValueError, match="residual"):
+        GPRec(strategy="ensemble", residual=True)
+
+
+def test_stop_embedding_gradient_leaves_the_embeddings_to_the_backbone():
+    x = _inputs()
+    watched = [x["user"], x["personal"], x["item"], x["hidden"]]
+    for stop in (False, True):
+        layer = GPRec(groups=4, reduce="sum", stop_embedding_gradient=stop)
+        with tf.GradientTape() as tape:
+            tape.watch(watched)
+            out = layer(x, training=True)
+            loss = tf.reduce_mean(out["logit"]) + tf.add_n(list(out["losses"].values()))
+        grads = tape.gradient(loss, watched)
+        assert all(g is None for g in grads[:3]) == stop
+        assert grads[3] is not None and np.any(grads[3].numpy())

@@ -92,6 +92,8 @@ class TrainConfig:
     dp_rank: int = 16
     gprec_dropout: float | None = 0.0  # dropout of GPRec's MLPs; None: same as `dropout`
     prediction_units: tuple[int, ...] | None = None  # GPRec strategy MLP; None: hidden_units
+    residual: bool = False  # GPRec output added to the backbone's logit (not in the paper)
+    stop_embedding_gradient: bool = False  # GPRec does not train the embeddings (ditto)
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
@@ -122,6 +124,10 @@ class TrainConfig:
             (min(self.group_weight, self.contrast_weight, self.orthogonal_weight,
                  self.backbone_weight) >= 0, "loss weights must be >= 0"),
             (self.contrast in CONTRASTS, f"contrast must be one of {list(CONTRASTS)}"),
+            (not (self.residual and self.strategy == "ensemble"),
+             "residual applies to the input and dp strategies, not ensemble"),
+            (self.user_level == "gprec" or not (self.residual or self.stop_embedding_gradient),
+             "residual and stop_embedding_gradient need user_level gprec"),
         ]
         for ok, message in checks:
             if not ok:
@@ -158,7 +164,8 @@ BACKBONE_SHARED_OPTIONS = ("hidden_units", "dropout", "batch_norm", "output_bias
 # The TrainConfig fields that only matter with user_level "gprec".
 GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "group_weight",
                  "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
-                 "classifier_units", "dp_rank", "gprec_dropout", "prediction_units")
+                 "classifier_units", "dp_rank", "gprec_dropout", "prediction_units",
+                 "residual", "stop_embedding_gradient")
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -197,6 +204,7 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
         "backbone_weight": config.backbone_weight, "contrast": config.contrast,
         "dp_rank": config.dp_rank, "prediction_units": config.prediction_units,
         "output_bias": float(np.log(positive_rate / (1.0 - positive_rate))),
+        "residual": config.residual, "stop_embedding_gradient": config.stop_embedding_gradient,
     }
     options.update(ABLATIONS.get(config.ablation, {}))
     return GPRec(name="gprec", **options)

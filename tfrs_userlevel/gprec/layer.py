@@ -76,6 +76,13 @@ class GPRec(keras.layers.Layer):
       dp_rank: Rank k of the "dp" strategy's generated layers.
       ensemble_average: "probability" or "logit" for the "ensemble" strategy.
       output_bias: Initial bias of every new logit head (e.g. logit(p̄)).
+      residual: Not in the paper: for the "input" and "dp" strategies, the final
+        logit is the backbone's own logit plus a learned scale (starting at 0,
+        as in ReZero) times the strategy's output, so that GPRec starts as
+        the backbone and learns a user-level correction on top of it.
+      stop_embedding_gradient: Not in the paper: GPRec reads the user, personal
+        and item embeddings without sending gradients into them, so that only
+        the backbone trains the shared embedding table.
       add_losses: Also `add_loss` the sum of the weighted terms, so that a
         plain `tfrs.Model` (whose train step adds `self.losses`) picks them up.
         `RankingModel` reads the returned terms instead and refuses True.
@@ -106,6 +113,7 @@ class GPRec(keras.layers.Layer):
                  orthogonal_weight: float = 0.1, backbone_weight: float = 1.0,
                  contrast: str = "paper", dp_rank: int = 16,
                  ensemble_average: str = "probability", output_bias: float = 0.0,
+                 residual: bool = False, stop_embedding_gradient: bool = False,
                  add_losses: bool = False, **kwargs):
         super().__init__(**kwargs)
         checks = [
@@ -119,6 +127,9 @@ class GPRec(keras.layers.Layer):
             (contrast in CONTRASTS, f"contrast must be one of {CONTRASTS}, got {contrast!r}"),
             (min(group_weight, contrast_weight, orthogonal_weight, backbone_weight) >= 0,
              "loss weights must be >= 0"),
+            (not (residual and strategy == "ensemble"),
+             "residual applies to the input and dp strategies (ensemble already averages "
+             "in the backbone's prediction)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -144,6 +155,8 @@ class GPRec(keras.layers.Layer):
         self.dp_rank = int(dp_rank)
         self.ensemble_average = ensemble_average
         self.output_bias = float(output_bias)
+        self.residual = bool(residual)
+        self.stop_embedding_gradient = bool(stop_embedding_gradient)
         self.add_losses = bool(add_losses)
 
         dual = group_embedding == "dual"
@@ -164,7 +177,7 @@ class GPRec(keras.layers.Layer):
                                  name="individual_preference") if self.individual else None)
         self.orthogonal = OrthogonalLoss(name="orthogonal_loss")
         options = {"hidden_units": self.prediction_units, "dropout": self.dropout,
-                   "output_bias": self.output_bias}
+                   "output_bias": 0.0 if self.residual else self.output_bias}
         if strategy == "dp":
             options["rank"] = self.dp_rank
         if strategy == "ensemble":
@@ -183,7 +196,16 @@ class GPRec(keras.layers.Layer):
             names.append("orthogonal_loss")
         self.loss_names = tuple(names)
 
+    def build(self, input_shape):
+        if self.residual:
+            self.residual_scale = self.add_weight(name="residual_scale", shape=(),
+                                                  initializer="zeros")
+        super().build(input_shape)
+
     def call(self, inputs: Mapping[str, tf.Tensor], training: bool = False) -> dict[str, Any]:
+        if self.stop_embedding_gradient:
+            inputs = {**inputs, **{k: tf.stop_gradient(inputs[k])
+                                   for k in ("user", "personal", "item")}}
         item = inputs["item"]
         item = tf.reshape(item, [-1, item.shape[1] * item.shape[2]])
         if self.mask is not None:
@@ -203,6 +225,10 @@ class GPRec(keras.layers.Layer):
         logit = self.combiner(inputs["hidden"], group, individual, item=item,
                               group_logit=group_logit, backbone_logit=backbone_logit,
                               training=training)
+        if self.residual:
+            if backbone_logit is None:
+                raise ValueError("GPRec: residual=True needs inputs['logit'], the backbone's")
+            logit = backbone_logit + self.residual_scale * logit
 
         losses = {}
         labels = inputs.get("labels")
@@ -254,4 +280,6 @@ class GPRec(keras.layers.Layer):
                 "orthogonal_weight": self.orthogonal_weight,
                 "backbone_weight": self.backbone_weight, "contrast": self.contrast,
                 "dp_rank": self.dp_rank, "ensemble_average": self.ensemble_average,
-                "output_bias": self.output_bias, "add_losses": self.add_losses}
+                "output_bias": self.output_bias, "residual": self.residual,
+                "stop_embedding_gradient": self.stop_embedding_gradient,
+                "add_losses": self.add_losses}
