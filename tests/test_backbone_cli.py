@@ -1,0 +1,54 @@
+"""The backbone zoo from the command line: --backbone, --backbone-options, the table."""
+
+import json
+
+import pytest
+
+import experiments
+import train
+from tfrs_userlevel.training import ConfigError, load_trained
+
+SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "10",
+         "--batch-size", "1024"]
+
+
+def test_backbone_options_reach_the_layer_and_the_saved_config(tmp_path):
+    argv = SMOKE + ["--backbone", "dcnv2", "--backbone-options",
+                    '{"structure": "stacked", "cross_layers": 2}', "--model-dir", str(tmp_path)]
+    assert train.main(argv) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["backbone_options"] == {"structure": "stacked", "cross_layers": 2}
+    model = load_trained(tmp_path)
+    assert model.backbone.structure == "stacked" and model.backbone.cross.depth == 2
+
+
+def test_bad_backbone_options_are_refused_with_the_valid_ones(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_args(["--backbone-options", "{cross_layers: 2}", "--model-dir", "x"])
+    assert "not valid JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_args(["--backbone-options", "[2]", "--model-dir", "x"])
+    with pytest.raises(ConfigError, match="'mlp' has no option.*cross_layers"):
+        train.main(SMOKE + ["--backbone-options", '{"cross_layers": 2}',
+                            "--model-dir", str(tmp_path)])
+    with pytest.raises(ConfigError, match="own options"):
+        train.main(SMOKE + ["--backbone", "gdcn", "--backbone-options", '{"dropout": 0.5}',
+                            "--model-dir", str(tmp_path)])
+
+
+def test_backbone_table_rows_library_gaps_and_gprec_p_values(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "RESULTS", tmp_path)
+    monkeypatch.setattr(experiments, "ZOO", ["mlp", "gdcn", "deepfm"])
+    monkeypatch.setattr(experiments, "ZOO_WITH_GPREC", ["gdcn"])
+    argv = ["ml1m_backbones", "--runs-dir", str(tmp_path / "runs"), "--seeds", "1", "2",
+            "--train-args", "--dataset movielens_100k --epochs 1 --max-steps 4 "
+                            "--batch-size 2048 --groups 4"]
+    assert experiments.main(argv) == 0
+    rows = json.loads((tmp_path / "ml1m_backbones.json").read_text())
+    assert [r["model"] for r in rows] == ["GDCN", "GPRec(GDCN)", "MLP", "DeepFM"]
+    assert [r["backbone"] for r in rows] == ["gdcn", "gdcn", "mlp", "deepfm"]
+    assert rows[1]["p_value_vs"] == "GDCN" and 0 <= rows[1]["p_value"] <= 1
+    assert rows[1]["args"][-len(experiments.ZOO_GPREC_ARGS):] == experiments.ZOO_GPREC_ARGS
+    assert rows[0]["library_auc"] == experiments.LIBRARY_AUC["gdcn"]
+    text = (tmp_path / "ml1m_backbones.md").read_text()
+    assert "established library" in text and "| DeepFM |" in text and "partial" not in text
