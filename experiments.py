@@ -204,7 +204,7 @@ LIBRARY_AUC = {"mlp": 0.8180, "deepfm": 0.8197, "dcn": 0.8191, "dcnv2": 0.8192,
                "gdcn": 0.8191, "finalmlp": 0.8183, "destine": 0.8172}
 ZOO = ["mlp", "wd", "deepfm", "ipnn", "opnn", "dcn", "dcnv2", "gdcn", "finalmlp", "destine"]
 ZOO_WITH_GPREC = ["gdcn", "dcn", "finalmlp", "destine"]  # the paper's Table III
-# GPRec's configuration on these backbones: the best validation AUC of seven tried on GDCN,
+# GPRec's configuration on these backbones: the best validation AUC of six tried on GDCN,
 # seed 2024 (results/ml1m_backbones.md, "Choosing GPRec's configuration").
 ZOO_GPREC_ARGS = ["--strategy", "ensemble", "--stop-embedding-gradient"]
 BACKBONE_NAMES = {"mlp": "MLP", "wd": "W&D", "deepfm": "DeepFM", "ipnn": "IPNN",
