@@ -10,7 +10,7 @@ import functools
 import inspect
 
 from tfrs_userlevel.backbones.base import Backbone
-from tfrs_userlevel.backbones.dcn import CrossNetwork, DCNBackbone
+from tfrs_userlevel.backbones.dcn import CrossDeepBackbone, CrossNetwork, DCNBackbone
 from tfrs_userlevel.backbones.dcnv2 import DCNv2Backbone, MatrixCrossNetwork
 from tfrs_userlevel.backbones.deepfm import DeepFMBackbone
 from tfrs_userlevel.backbones.destine import DESTINEBackbone, DisentangledSelfAttention
@@ -47,7 +47,7 @@ def options(name: str) -> list[str]:
         if klass is Backbone.__mro__[1]:  # stop at keras.layers.Layer
             break
         names |= {p for p in inspect.signature(klass.__init__).parameters
-                  if p not in ("self", "kwargs")}
+                  if p not in ("self", "kwargs", "cross")}  # the subclass builds its cross
     return sorted(names - fixed)
 
 
@@ -62,8 +62,8 @@ def get(name: str, **kwargs) -> Backbone:
     return BACKBONES[name](**kwargs)
 
 
-__all__ = ["BACKBONES", "COMMON_OPTIONS", "Backbone", "CrossNetwork", "DCNBackbone",
-           "DCNv2Backbone", "DESTINEBackbone", "DeepFMBackbone", "DeepNetwork",
+__all__ = ["BACKBONES", "COMMON_OPTIONS", "Backbone", "CrossDeepBackbone", "CrossNetwork",
+           "DCNBackbone", "DCNv2Backbone", "DESTINEBackbone", "DeepFMBackbone", "DeepNetwork",
            "DisentangledSelfAttention", "FeatureSelection", "FinalMLPBackbone",
            "GDCNBackbone", "GatedCrossNetwork", "MLPBackbone", "MatrixCrossNetwork",
            "PNNBackbone", "WideDeepBackbone", "get", "options"]

@@ -55,48 +55,53 @@ class CrossNetwork(keras.layers.Layer):
         return {**super().get_config(), "layers": self.depth}
 
 
-def cross_and_deep(structure: str, cross, deep, x0: tf.Tensor, training: bool) -> tf.Tensor:
-    """The two ways the DCN family joins its cross and deep parts.
-
-    "parallel": h = [cross(x0), DNN(x0)]; "stacked": h = DNN(cross(x0)).
-    """
-    if structure == "stacked":
-        return deep(cross(x0), training=training)
-    return tf.concat([cross(x0), deep(x0, training=training)], axis=1)
-
-
-def check_structure(owner: str, structure: str) -> str:
-    if structure not in STRUCTURES:
-        raise ValueError(f"{owner}: structure must be one of {STRUCTURES}, got {structure!r}")
-    return structure
-
-
-@keras.utils.register_keras_serializable(package="tfrs_userlevel")
-class DCNBackbone(Backbone):
-    """h = [CrossNetwork(x0), DNN(x0)] with x0 = flatten(E); logit = w·h + b.
-
-    The paper's combination layer is this concatenation followed by the
-    logistic output (the head).
+class CrossDeepBackbone(Backbone):
+    """Shared body of the DCN family: a cross network and a DNN over x0 = flatten(E).
 
     Args:
-      cross_layers: L.
-      hidden_units, activation, dropout, batch_norm: of the deep part.
-      output_bias: Initial head bias.
-
-    Call / Returns: see `Backbone`; h is [B, F·d + hidden_units[-1]].
+      cross: The cross network layer ([B, D] -> [B, D]).
+      structure: "parallel" (h = [cross(x0), DNN(x0)]) or "stacked" (h = DNN(cross(x0))).
+      hidden_units, activation, dropout, batch_norm: of the DNN.
     """
 
-    def __init__(self, cross_layers: int = 3, hidden_units: Sequence[int] = (64, 32, 16),
-                 activation: str = "relu", dropout: float = 0.2, batch_norm: bool = False,
-                 **kwargs):
+    def __init__(self, cross: keras.layers.Layer, structure: str = "parallel",
+                 hidden_units: Sequence[int] = (64, 32, 16), activation: str = "relu",
+                 dropout: float = 0.2, batch_norm: bool = False, **kwargs):
         super().__init__(**kwargs)
-        self.cross = CrossNetwork(cross_layers, name="cross")
+        if structure not in STRUCTURES:
+            raise ValueError(f"{type(self).__name__}: structure must be one of {STRUCTURES}, "
+                             f"got {structure!r}")
+        self.structure = structure
+        self.cross = cross
         self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
 
     def hidden_state(self, embeddings, training=False):
-        return cross_and_deep("parallel", self.cross, self.deep, flatten_fields(embeddings),
-                              training)
+        x0 = flatten_fields(embeddings)
+        if self.structure == "stacked":
+            return self.deep(self.cross(x0), training=training)
+        return tf.concat([self.cross(x0), self.deep(x0, training=training)], axis=1)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "cross_layers": self.cross.depth,
-                **deep_options(self.deep)}
+                "structure": self.structure, **deep_options(self.deep)}
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class DCNBackbone(CrossDeepBackbone):
+    """h = [CrossNetwork(x0), DNN(x0)] with x0 = flatten(E); logit = w·h + b.
+
+    The paper's combination layer is this concatenation followed by the
+    logistic output (the head). `structure="stacked"` (DNN over the cross
+    output) is not in the DCN paper; it is offered as in DCN-V2.
+
+    Args:
+      cross_layers: L.
+      structure: "parallel" (the paper) or "stacked".
+      hidden_units, activation, dropout, batch_norm: of the deep part.
+      output_bias: Initial head bias.
+
+    Call / Returns: see `Backbone`; h is [B, F·d + hidden_units[-1]] (parallel).
+    """
+
+    def __init__(self, cross_layers: int = 3, **kwargs):
+        super().__init__(CrossNetwork(cross_layers, name="cross"), **kwargs)

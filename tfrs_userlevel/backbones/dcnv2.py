@@ -3,14 +3,11 @@ Web-scale Learning to Rank Systems", WWW 2021), on `tfrs.layers.dcn.Cross`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import tensorflow_recommenders as tfrs
 
-from tfrs_userlevel.backbones.base import Backbone, flatten_fields
-from tfrs_userlevel.backbones.dcn import check_structure, cross_and_deep
-from tfrs_userlevel.backbones.mlp import DeepNetwork, deep_options
+from tfrs_userlevel.backbones.dcn import CrossDeepBackbone
 from tfrs_userlevel.backend import keras, tf
 
 
@@ -53,7 +50,7 @@ class MatrixCrossNetwork(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
-class DCNv2Backbone(Backbone):
+class DCNv2Backbone(CrossDeepBackbone):
     """DCN-V2: matrix cross network and a DNN, "parallel" or "stacked" (paper Fig. 1).
 
     Args:
@@ -67,20 +64,9 @@ class DCNv2Backbone(Backbone):
     Call / Returns: see `Backbone`.
     """
 
-    def __init__(self, cross_layers: int = 3, projection_dim: int | None = None,
-                 structure: str = "parallel", hidden_units: Sequence[int] = (64, 32, 16),
-                 activation: str = "relu", dropout: float = 0.2, batch_norm: bool = False,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.structure = check_structure("DCNv2Backbone", structure)
-        self.cross = MatrixCrossNetwork(cross_layers, projection_dim, name="cross")
-        self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
-
-    def hidden_state(self, embeddings, training=False):
-        return cross_and_deep(self.structure, self.cross, self.deep,
-                              flatten_fields(embeddings), training)
+    def __init__(self, cross_layers: int = 3, projection_dim: int | None = None, **kwargs):
+        super().__init__(MatrixCrossNetwork(cross_layers, projection_dim, name="cross"),
+                         **kwargs)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "cross_layers": self.cross.depth,
-                "projection_dim": self.cross.projection_dim, "structure": self.structure,
-                **deep_options(self.deep)}
+        return {**super().get_config(), "projection_dim": self.cross.projection_dim}

@@ -3,12 +3,9 @@ Interpretable Cross Network for CTR Prediction", CIKM 2023)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from tfrs_userlevel.backbones.base import Backbone, flatten_fields
-from tfrs_userlevel.backbones.dcn import check_structure, cross_and_deep
-from tfrs_userlevel.backbones.mlp import DeepNetwork, deep_options
+from tfrs_userlevel.backbones.dcn import CrossDeepBackbone
 from tfrs_userlevel.backend import keras, tf
 
 
@@ -63,7 +60,7 @@ class GatedCrossNetwork(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
-class GDCNBackbone(Backbone):
+class GDCNBackbone(CrossDeepBackbone):
     """GDCN-P ("parallel", default) or GDCN-S ("stacked") over x0 = flatten(E).
 
     Reading chosen: the paper's field-level dimension optimisation (FDO,
@@ -79,18 +76,5 @@ class GDCNBackbone(Backbone):
     Call / Returns: see `Backbone`.
     """
 
-    def __init__(self, cross_layers: int = 3, structure: str = "parallel",
-                 hidden_units: Sequence[int] = (64, 32, 16), activation: str = "relu",
-                 dropout: float = 0.2, batch_norm: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.structure = check_structure("GDCNBackbone", structure)
-        self.cross = GatedCrossNetwork(cross_layers, name="cross")
-        self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
-
-    def hidden_state(self, embeddings, training=False):
-        return cross_and_deep(self.structure, self.cross, self.deep,
-                              flatten_fields(embeddings), training)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "cross_layers": self.cross.depth,
-                "structure": self.structure, **deep_options(self.deep)}
+    def __init__(self, cross_layers: int = 3, **kwargs):
+        super().__init__(GatedCrossNetwork(cross_layers, name="cross"), **kwargs)

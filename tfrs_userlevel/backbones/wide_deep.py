@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-from tfrs_userlevel.backbones.base import Backbone, flatten_fields
-from tfrs_userlevel.backbones.mlp import DeepNetwork, deep_options
+from tfrs_userlevel.backbones.mlp import MLPBackbone
 from tfrs_userlevel.backend import keras, tf
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
-class WideDeepBackbone(Backbone):
+class WideDeepBackbone(MLPBackbone):
     """logit = Σ_f w_{x_f} (wide, one weight per id) + w·DNN(flatten(E)) + b.
 
     Reading chosen: the wide part is the linear model over every field's
@@ -29,16 +25,5 @@ class WideDeepBackbone(Backbone):
 
     uses_first_order = True
 
-    def __init__(self, hidden_units: Sequence[int] = (64, 32, 16), activation: str = "relu",
-                 dropout: float = 0.2, batch_norm: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
-
-    def hidden_state(self, embeddings, training=False):
-        return self.deep(flatten_fields(embeddings), training=training)
-
     def extra_logit(self, embeddings, hidden, first_order, training=False):
         return tf.reduce_sum(first_order, axis=[1, 2])[:, None]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), **deep_options(self.deep)}
