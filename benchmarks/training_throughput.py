@@ -86,6 +86,7 @@ def main() -> None:
             }
             if user_level != "none" and backbone in speeds:
                 row["ratio_vs_backbone"] = round(speeds[model] / speeds[backbone], 3)
+                row["backbone_examples_per_second"] = round(speeds[backbone])
             if user_level == "none" and backbone in LIBRARY_EXAMPLES_PER_SECOND:
                 row["library_examples_per_second"] = LIBRARY_EXAMPLES_PER_SECOND[backbone]
                 row["ratio_vs_library"] = round(
