@@ -33,9 +33,6 @@ BACKBONES = {
     "destine": DESTINEBackbone,
 }
 
-# Options every backbone accepts (the shared DNN and the head).
-COMMON_OPTIONS = ("hidden_units", "activation", "dropout", "batch_norm", "output_bias")
-
 
 def options(name: str) -> list[str]:
     """The constructor options of backbone `name`."""
@@ -62,7 +59,7 @@ def get(name: str, **kwargs) -> Backbone:
     return BACKBONES[name](**kwargs)
 
 
-__all__ = ["BACKBONES", "COMMON_OPTIONS", "Backbone", "CrossDeepBackbone", "CrossNetwork",
+__all__ = ["BACKBONES", "Backbone", "CrossDeepBackbone", "CrossNetwork",
            "DCNBackbone", "DCNv2Backbone", "DESTINEBackbone", "DeepFMBackbone", "DeepNetwork",
            "DisentangledSelfAttention", "FeatureSelection", "FinalMLPBackbone",
            "GDCNBackbone", "GatedCrossNetwork", "MLPBackbone", "MatrixCrossNetwork",
