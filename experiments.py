@@ -6,6 +6,7 @@
   python experiments.py ml1m_gprec_ablation           # GPRec-1..5 vs GPRec
   python experiments.py ml1m_gprec_hparams            # curves over G and τ (PNG + table)
   python experiments.py ml1m_backbones                # every backbone, GPRec on four (3 seeds)
+  python experiments.py ml1m_baselines                # MMoE ... DGPM vs MLP and GPRec (3 seeds)
   python experiments.py diversity --model-dir DIR     # RQ5 heatmap of the group embeddings
 
 Every run lands in --runs-dir/<configuration>/seed_<seed>/ (train.py's
@@ -50,7 +51,7 @@ FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
 
 
 # Options added after runs were cached, with the value those runs had.
-LATER_OPTIONS = {"backbone_options": {}}
+LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {}}
 
 
 def effective(config: dict) -> dict:
@@ -229,6 +230,56 @@ def ml1m_backbones(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
                       reference=(name, plain))
 
 
+# The lower half of the GPRec paper's Table II: each user-modeling baseline on the MLP,
+# in the order the paper lists them, plus PPNet alone (the form an established library
+# ships). PAPER_AUC: the paper's ML-1M numbers (SPEC §9).
+BASELINE_ROWS = [
+    ("MMoE", ["--baseline", "mmoe"]),
+    ("PLE", ["--baseline", "ple"]),
+    ("STAR", ["--baseline", "star"]),
+    ("APG", ["--baseline", "apg"]),
+    ("PEPNet", ["--baseline", "pepnet"]),
+    ("PPNet", ["--baseline", "pepnet", "--baseline-options", '{"epnet": false}']),
+    ("DGPM", ["--baseline", "dgpm"]),
+]
+PAPER_AUC = {"MLP": 0.8081, "MMoE": 0.8081, "PLE": 0.8088, "STAR": 0.8095, "APG": 0.8090,
+             "PEPNet": 0.8082, "DGPM": 0.8086, "GPRec(MLP)": 0.8141}
+BASELINE_LIBRARY_AUC = {"MLP": 0.8180, "APG": 0.8198, "PPNet": 0.8172}
+
+
+def ml1m_baselines(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
+    mlp_args = ["--user-level", "none"]
+    mlp = runner.seeds(mlp_args, seeds)
+    r = row("MLP", mlp_args, mlp, command)
+    yield r
+    for name, args in BASELINE_ROWS:
+        r = row(name, args, runner.seeds(args, seeds), command, reference=("MLP", mlp))
+        yield r
+    args = ["--user-level", "gprec", *ZOO_GPREC_ARGS]
+    yield row("GPRec(MLP)", args, runner.seeds(args, seeds), command, reference=("MLP", mlp))
+
+
+def baseline_comparison(rows: Sequence[dict]) -> str:
+    """Markdown: each baseline against our MLP, the paper, the library, and GPRec(MLP)."""
+    by_name = {r["model"]: r for r in rows}
+    mlp, gprec = by_name.get("MLP"), by_name.get("GPRec(MLP)")
+    lines = ["| model | ours (mean test AUC) | − our MLP | paper (SPEC §9) | established "
+             "library (SPEC §9) | GPRec(MLP) − model | p (GPRec better) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["model"] in ("MLP", "GPRec(MLP)"):
+            continue
+        library = BASELINE_LIBRARY_AUC.get(r["model"])
+        paper = PAPER_AUC.get(r["model"])
+        cells = [r["model"], f"{r['auc_mean']:.4f}",
+                 f"{r['auc_mean'] - mlp['auc_mean']:+.4f}" if mlp else "",
+                 f"{paper:.4f}" if paper else "", f"{library:.4f}" if library else "",
+                 f"{gprec['auc_mean'] - r['auc_mean']:+.4f}" if gprec else "",
+                 f"{one_sided_ttest(gprec['test_auc'], r['test_auc']):.2g}" if gprec else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def library_comparison(rows: Sequence[dict]) -> str:
     """Markdown: each backbone's mean test AUC against the established library's (SPEC §9)."""
     lines = ["| backbone | ours (mean test AUC) | established library (SPEC §9) | "
@@ -344,6 +395,8 @@ TABLES = {
     "ml1m_gprec_hparams": ("GPRec hyper-parameters on ML-1M (paper §IV-D)", ml1m_gprec_hparams),
     "ml1m_backbones": ("Backbone zoo on ML-1M, and GPRec on DCN, GDCN, DESTINE, FinalMLP "
                        "(paper Table III)", ml1m_backbones),
+    "ml1m_baselines": ("User-modeling baselines on ML-1M (paper Table II, lower half) "
+                       "against our MLP and GPRec(MLP)", ml1m_baselines),
 }
 THREE_SEEDS = [2024, 2025, 2026]
 
@@ -355,7 +408,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("what", choices=["compare", "diversity", *TABLES])
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="default: 5 seeds (2024-2028); ml1m_gprec_hparams: 2024; "
-                        "ml1m_backbones: 2024-2026")
+                        "ml1m_backbones and ml1m_baselines: 2024-2026")
     p.add_argument("--runs-dir", default="runs/experiments")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--a", default="--user-level none", help="compare: reference train.py args")
@@ -395,11 +448,13 @@ def main(argv=None) -> int:
         return 0
     title, build = TABLES[args.what]
     seeds = args.seeds or {"ml1m_gprec_hparams": [2024],
-                           "ml1m_backbones": THREE_SEEDS}.get(args.what, FIVE_SEEDS)
+                           "ml1m_backbones": THREE_SEEDS,
+                           "ml1m_baselines": THREE_SEEDS}.get(args.what, FIVE_SEEDS)
     rows = []
 
     def extra():
-        return library_comparison(rows) if args.what == "ml1m_backbones" else ""
+        return {"ml1m_backbones": library_comparison,
+                "ml1m_baselines": baseline_comparison}.get(args.what, lambda _: "")(rows)
 
     # The table is rewritten after every row, so an interrupted command leaves the rows it
     # finished (marked partial); rerunning it reuses every finished run.

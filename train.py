@@ -19,6 +19,7 @@ import numpy as np
 import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 from tfrs_userlevel.backbones import BACKBONES
+from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import CONTRASTS
@@ -55,6 +56,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='backbone-specific options as JSON, e.g. \'{"cross_layers": 4}\' '
                         "(tfrs_userlevel.backbones.options(NAME) lists them)")
     p.add_argument("--user-level", default=DEFAULTS.user_level, choices=USER_LEVELS)
+    p.add_argument("--baseline", default=None, choices=sorted(BASELINES),
+                   help="a user-modeling baseline in place of the backbone (an MLP with "
+                        "--hidden-units plus user modeling): mmoe, ple, star (users divided by "
+                        "gender unless domain_field says otherwise), apg, pepnet, dgpm")
+    p.add_argument("--baseline-options", type=json_object, default={},
+                   help='baseline-specific options as JSON, e.g. \'{"num_experts": 8}\' '
+                        "(tfrs_userlevel.baselines.options(NAME) lists them)")
     g = p.add_argument_group("GPRec (--user-level gprec)")
     g.add_argument("--strategy", default=DEFAULTS.strategy, choices=STRATEGIES,
                    help="how r_g and r_p join the backbone: input (eq. 14), dp = dynamic "
@@ -125,7 +133,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
     return TrainConfig(
         dataset=args.dataset, split=args.split, backbone=args.backbone,
         backbone_options=args.backbone_options,
-        user_level=args.user_level, epochs=args.epochs, batch_size=args.batch_size,
+        user_level=args.user_level, baseline=args.baseline,
+        baseline_options=args.baseline_options, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, lr_schedule=args.lr_schedule,
         lr_step_epochs=args.lr_step_epochs, lr_gamma=args.lr_gamma,
         lr_plateau_factor=args.lr_plateau_factor, lr_plateau_patience=args.lr_plateau_patience,

@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow_recommenders as tfrs
 
 from tfrs_userlevel import backbones as backbone_registry
+from tfrs_userlevel import baselines as baseline_registry
 from tfrs_userlevel import metrics as metrics_lib
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.embedding import FieldEmbedding
@@ -41,9 +42,12 @@ class RankingModel(tfrs.Model):
       vocabularies: Field name -> vocabulary, from
         `FeatureSpec.build_vocabularies` on the training split.
       backbone: A `backbones.Backbone` (E [B, F, d] -> {"hidden": h [B, H],
-        "logit": [B, 1]}, its own head included) or a config dict
-        `{"name": "mlp", ...options}`; from a dict, the head's bias starts at
-        logit(p̄) unless "output_bias" is given.
+        "logit": [B, 1]}, its own head included), a user-modeling baseline
+        (`baselines.UserModelingBackbone`, which also receives the user context),
+        or a config dict `{"name": "mlp" | "mmoe" | ..., ...options}`; from a
+        dict, the head's bias starts at logit(p̄) unless "output_bias" is given,
+        and a baseline that divides users by a field gets that field's number
+        of values as `num_domains`.
       embedding_dim: d.
       embedding_l2: L2 penalty on the batch's embeddings.
       positive_rate: Training positive rate p̄ (RIG uses it; see `backbone`).
@@ -87,8 +91,26 @@ class RankingModel(tfrs.Model):
             options = dict(backbone)
             options.setdefault("output_bias", float(
                 np.log(self.positive_rate / (1.0 - self.positive_rate))))
-            backbone = backbone_registry.get(options.pop("name"), **options)
+            name = options.pop("name")
+            if name in baseline_registry.BASELINES:
+                if issubclass(baseline_registry.BASELINES[name], baseline_registry.DomainBaseline):
+                    field = options.get("domain_field", "gender")
+                    options.setdefault("num_domains", len(self._domain_vocabulary(field)))
+                backbone = baseline_registry.get(name, **options)
+            else:
+                backbone = backbone_registry.get(name, **options)
         self.backbone = backbone
+        self._domain_column = self._domain_offset = None
+        if getattr(backbone, "domain_field", None) is not None:
+            field = backbone.domain_field
+            known = len(self._domain_vocabulary(field))
+            if backbone.num_domains != known:
+                raise ValueError(
+                    f"RankingModel: the backbone expects {backbone.num_domains} values of "
+                    f"domain field {field!r}, its vocabulary has {known}")
+            self._domain_column = self.lookup.single_fields.index(field)
+            self._domain_offset = self.lookup.offsets[
+                self.feature_spec[field].shared_vocabulary_with or field]
         # Backbones with a wide / first-order part get one weight per id, looked up like E.
         self.first_order = (
             FieldEmbedding(self.feature_spec.get_config(), self.lookup.total_size, 1,
@@ -115,6 +137,18 @@ class RankingModel(tfrs.Model):
             + ("regularization_loss",)
         }
 
+    def _domain_vocabulary(self, field: str) -> list:
+        """The known values of the user field a baseline divides users by."""
+        if field not in self.feature_spec.names:
+            raise ValueError(f"RankingModel: domain field {field!r} is not a feature; the "
+                             f"features are {list(self.feature_spec.names)}")
+        spec = self.feature_spec[field]
+        if spec.multivalued or spec.role not in ("user_personal", "user_other"):
+            raise ValueError(f"RankingModel: domain field {field!r} must be a single-valued "
+                             f"user field, it is a {spec.role} field"
+                             + (" with several values" if spec.multivalued else ""))
+        return self.vocabularies[spec.shared_vocabulary_with or field]
+
     # -- forward -----------------------------------------------------------
 
     def score(self, ids: Mapping[str, tf.Tensor], training: bool = False,
@@ -126,15 +160,27 @@ class RankingModel(tfrs.Model):
         """
         embeddings = self.embedding(ids)
         first_order = self.first_order(ids) if self.first_order is not None else None
-        backbone = self.backbone(embeddings, first_order=first_order, training=training)
+        needs_user = self.user_level is not None or getattr(self.backbone, "uses_context", False)
+        if needs_user:
+            user = tf.gather(embeddings, self._user_positions, axis=1)
+            personal = tf.gather(embeddings, self._personal_positions, axis=1)
+        if getattr(self.backbone, "uses_context", False):
+            context = {"user": user, "personal": personal}
+            if self._domain_column is not None:
+                # Fused id -> value index of the domain field (0 = its OOV bucket).
+                context["domain"] = ids["ids"][:, self._domain_column] - self._domain_offset
+            backbone = self.backbone(embeddings, first_order=first_order, context=context,
+                                     training=training)
+        else:
+            backbone = self.backbone(embeddings, first_order=first_order, training=training)
         hidden, logit = backbone["hidden"], backbone["logit"]
         if self.user_level is None:
             return {"logit": logit, "losses": {}}
         inputs = {
             "embeddings": embeddings,
             "item": tf.gather(embeddings, self._item_positions, axis=1),
-            "user": tf.gather(embeddings, self._user_positions, axis=1),
-            "personal": tf.gather(embeddings, self._personal_positions, axis=1),
+            "user": user,
+            "personal": personal,
             "hidden": hidden,
             "logit": logit,
         }

@@ -34,6 +34,8 @@ from tfrs_userlevel import data as data_lib
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.backbones import options as backbone_options
 from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.baselines import BASELINES
+from tfrs_userlevel.baselines import options as baseline_option_names
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
 from tfrs_userlevel.gprec.groups import REDUCTIONS
@@ -59,6 +61,9 @@ class TrainConfig:
     # Backbone-specific constructor options, e.g. {"cross_layers": 4} (see backbones.options).
     backbone_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     user_level: str = "none"
+    # A user-modeling baseline (MMoE, PLE, STAR, APG, PEPNet, DGPM) in place of the backbone.
+    baseline: str | None = None
+    baseline_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs: int = 30
     batch_size: int = 4096
     learning_rate: float = 2e-3
@@ -103,6 +108,15 @@ class TrainConfig:
         checks = [
             (self.backbone in BACKBONES, f"backbone must be one of {sorted(BACKBONES)}"),
             (self.user_level in USER_LEVELS, f"user_level must be one of {list(USER_LEVELS)}"),
+            (self.baseline is None or self.baseline in BASELINES,
+             f"baseline must be one of {sorted(BASELINES)}"),
+            (self.baseline is None or self.backbone == "mlp",
+             "a baseline replaces the backbone (it is an MLP plus user modeling): leave "
+             "backbone at mlp"),
+            (self.baseline is None or self.user_level == "none",
+             "a baseline is a complete user-modeling model: use it with user_level none"),
+            (self.baseline is not None or not self.baseline_options,
+             "baseline_options need a baseline"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {list(LR_SCHEDULES)}"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
@@ -133,6 +147,16 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"invalid config: {message} (got {self.to_dict()})")
         self.backbone_options = dict(self.backbone_options)
+        self.baseline_options = dict(self.baseline_options)
+        if self.baseline is not None:
+            allowed = sorted(set(baseline_option_names(self.baseline))
+                             - set(BACKBONE_SHARED_OPTIONS) - {"num_domains"})
+            unknown = sorted(set(self.baseline_options) - set(allowed))
+            if unknown:
+                raise ConfigError(
+                    f"invalid config: baseline {self.baseline!r} has no option(s) {unknown} "
+                    f"in baseline_options; valid: {allowed} (hidden_units, dropout and "
+                    "batch_norm have their own options)")
         allowed = sorted(set(backbone_options(self.backbone)) - set(BACKBONE_SHARED_OPTIONS))
         unknown = sorted(set(self.backbone_options) - set(allowed))
         if unknown:
@@ -180,9 +204,14 @@ def write_json_atomic(path: Path, payload: Any) -> None:
 
 def build_model(config: TrainConfig, feature_spec: FeatureSpec,
                 vocabularies: Mapping[str, list], positive_rate: float) -> RankingModel:
-    backbone = {"name": config.backbone, "hidden_units": config.hidden_units,
-                "dropout": config.dropout, "batch_norm": config.batch_norm,
-                **config.backbone_options}
+    if config.baseline is not None:
+        backbone = {"name": config.baseline, "hidden_units": config.hidden_units,
+                    "dropout": config.dropout, "batch_norm": config.batch_norm,
+                    **config.baseline_options}
+    else:
+        backbone = {"name": config.backbone, "hidden_units": config.hidden_units,
+                    "dropout": config.dropout, "batch_norm": config.batch_norm,
+                    **config.backbone_options}
     return RankingModel(feature_spec, vocabularies, backbone=backbone,
                         embedding_dim=config.embedding_dim, embedding_l2=config.embedding_l2,
                         positive_rate=positive_rate,

@@ -1,0 +1,149 @@
+"""The contract of the user-modeling baselines: a backbone that also sees the user.
+
+A baseline is a complete prediction network ("an MLP plus user modeling",
+GPRec paper §IV-A) with the backbone contract of `backbones.base`:
+E [B, F, d] -> {"hidden": h [B, H], "logit": [B, 1]}. It sets
+`uses_context = True`, and the ranking model then also passes `context`:
+
+* "user": float32 [B, F_user, d], the user-field embeddings (personal and
+  other user fields, spec order);
+* "personal": float32 [B, F_personal, d], the ID-like user fields;
+* "domain": int32 [B], the value index of the baseline's `domain_field`
+  (0 = out of vocabulary, 1..num_domains = the known values), only for the
+  baselines that divide users by a predefined attribute (MMoE, PLE, STAR).
+
+Unknown domain values: a user whose attribute is out of vocabulary (at
+serving time, say) is treated as an equal mixture of the known domains —
+every domain-specific output or parameter is averaged with weights
+1/num_domains — never as an untrained domain of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfrs_userlevel.backend import keras, tf
+
+
+def domain_weights(domain: tf.Tensor, num_domains: int) -> tf.Tensor:
+    """int [B] domain indices (0 = OOV, 1..V) -> float32 [B, V] mixture weights.
+
+    A known domain v gets the one-hot row e_v; an unknown one 1/V everywhere.
+    """
+    domain = tf.cast(tf.reshape(domain, [-1]), tf.int32)
+    known = (domain >= 1) & (domain <= num_domains)
+    one_hot = tf.one_hot(domain - 1, num_domains, dtype=tf.float32)
+    uniform = tf.fill(tf.shape(one_hot), 1.0 / num_domains)
+    return tf.where(known[:, None], one_hot, uniform)
+
+
+def flatten(x: tf.Tensor) -> tf.Tensor:
+    """[B, F, d] -> [B, F·d] (static F and d)."""
+    return tf.reshape(x, [-1, x.shape[1] * x.shape[2]])
+
+
+class UserModelingBackbone(keras.layers.Layer):
+    """Base class of the baselines (see the module docstring).
+
+    Args:
+      hidden_units: Widths of the prediction MLP (SPEC default 64-32-16); each
+        baseline says how it distributes them (experts, towers, ...).
+      activation: Hidden activation.
+      dropout: Dropout after every hidden layer (training only).
+      batch_norm: Accepted for the shared training options; baselines that
+        cannot use it reject True.
+      output_bias: Initial bias of the output logit (the ranking model passes
+        logit(p̄)).
+
+    Call:
+      embeddings: float32 [B, F, d].
+      first_order: Ignored (no baseline has a first-order part).
+      context: dict, see the module docstring.
+      training: Dropout on/off (and partitioned statistics for STAR).
+
+    Returns:
+      {"hidden": float32 [B, H], "logit": float32 [B, 1]}.
+    """
+
+    uses_first_order = False
+    uses_context = True
+    domain_field: str | None = None
+
+    def __init__(self, hidden_units=(64, 32, 16), activation: str = "relu",
+                 dropout: float = 0.2, batch_norm: bool = False, output_bias: float = 0.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if not hidden_units:
+            raise ValueError(f"{type(self).__name__}: hidden_units must name at least one layer")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"{type(self).__name__}: dropout must lie in [0, 1), got {dropout}")
+        if batch_norm:
+            raise ValueError(f"{type(self).__name__}: batch_norm is not supported (the "
+                             "baselines follow their papers' networks, which have none)")
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.activation = activation
+        self.dropout = float(dropout)
+        self.batch_norm = False
+        self.output_bias = float(output_bias)
+        self._dropout_layer = keras.layers.Dropout(self.dropout) if self.dropout else None
+        self._activation_fn = keras.activations.get(activation)
+
+    def act(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        """activation, then dropout (training only)."""
+        x = self._activation_fn(x)
+        if self._dropout_layer is not None:
+            x = self._dropout_layer(x, training=training)
+        return x
+
+    def forward(self, embeddings: tf.Tensor, context: dict[str, tf.Tensor],
+                training: bool) -> dict[str, tf.Tensor]:
+        raise NotImplementedError
+
+    def call(self, embeddings: tf.Tensor, first_order: tf.Tensor | None = None,
+             context: dict[str, tf.Tensor] | None = None,
+             training: bool = False) -> dict[str, tf.Tensor]:
+        if context is None or "user" not in context:
+            raise ValueError(f"{type(self).__name__}: needs context={{'user': [B, F_user, d], "
+                             "'personal': ..., 'domain': ...}} (RankingModel provides it when "
+                             "uses_context is True)")
+        if self.domain_field is not None and "domain" not in context:
+            raise ValueError(f"{type(self).__name__}: needs context['domain'], the index of "
+                             f"field {self.domain_field!r}")
+        return self.forward(embeddings, context, training)
+
+    @property
+    def output_dim(self) -> int:
+        """H, the width of the hidden state."""
+        return self.hidden_units[-1]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "hidden_units": list(self.hidden_units),
+                "activation": self.activation, "dropout": self.dropout,
+                "batch_norm": self.batch_norm, "output_bias": self.output_bias}
+
+
+class DomainBaseline(UserModelingBackbone):
+    """A baseline that divides users by a predefined attribute (MMoE, PLE, STAR).
+
+    Args:
+      domain_field: The user field whose values are the divisions ("tasks" or
+        "domains"); gender on ML-1M, as in the GPRec paper.
+      num_domains: Number of known values of that field (the ranking model
+        fills it in from the vocabulary).
+    """
+
+    def __init__(self, domain_field: str = "gender", num_domains: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        if int(num_domains) < 1:
+            raise ValueError(f"{type(self).__name__}: num_domains must be >= 1, got "
+                             f"{num_domains}")
+        self.domain_field = str(domain_field)
+        self.num_domains = int(num_domains)
+
+    def weights_of(self, context) -> tf.Tensor:
+        """float32 [B, V] domain mixture weights (see `domain_weights`)."""
+        return domain_weights(context["domain"], self.num_domains)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "domain_field": self.domain_field,
+                "num_domains": self.num_domains}

@@ -1,0 +1,124 @@
+"""DGPM: dynamic group parameter modeling.
+
+Ma et al., "Dynamic Group Parameter Modeling for Click-Through-Rate
+Prediction", CIKM 2023, as the GPRec paper summarises it (§II, §IV): G
+learnable group embeddings; a user is assigned to groups by the similarity of
+its representation to each group embedding; every group owns prediction
+parameters that are fed to the prediction MLP; the group memory is a memory
+network.
+
+Our reading, since the DGPM text is not available here:
+
+* memory: G slots, each a key (the group embedding, [d_g]) and a value (the
+  group's prediction parameters); the user reads it with the content-based
+  addressing of the Neural Turing Machine that DGPM cites —
+  a = softmax(β·cos(u, key_g)) with a learned key strength β > 0 — and keys and
+  values are trained end to end through that read;
+* u = Dense(d_g)(flatten(user-field embeddings));
+* the group parameters of MLP layer l are a per-unit scale and shift
+  (s_l, t_l) ∈ R^{2·n_l}: H_l = act((W_l·H_{l−1} + b_l) ⊙ (1 + a·S_l) + a·T_l),
+  with S_l, T_l starting at zero, so training starts from the plain MLP.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.baselines.base import UserModelingBackbone, flatten
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class GroupMemory(keras.layers.Layer):
+    """Key-value memory read by cosine-similarity softmax addressing.
+
+    Args:
+      groups: G slots.
+      key_dim: d_g, the size of a group embedding.
+      value_dim: Size of a slot's value (the group's prediction parameters).
+      initial_strength: Starting key strength β.
+
+    Call:
+      u: float32 [B, key_dim] user representation.
+
+    Returns:
+      {"assignment": float32 [B, G] (rows sum to 1), "value": float32
+      [B, value_dim] = assignment · values}.
+    """
+
+    def __init__(self, groups: int = 20, key_dim: int = 16, value_dim: int = 1,
+                 initial_strength: float = 5.0, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+        self.key_dim = int(key_dim)
+        self.value_dim = int(value_dim)
+        self.initial_strength = float(initial_strength)
+
+    def build(self, input_shape):
+        self.keys = self.add_weight(name="keys", shape=(self.groups, self.key_dim),
+                                    initializer="glorot_normal")
+        self.values = self.add_weight(name="values", shape=(self.groups, self.value_dim),
+                                      initializer="zeros")
+        # β = softplus(raw) > 0.
+        raw = float(tf.math.log(tf.math.expm1(self.initial_strength)))
+        self.raw_strength = self.add_weight(name="raw_strength", shape=(),
+                                            initializer=keras.initializers.Constant(raw))
+        super().build(input_shape)
+
+    def call(self, u):
+        similarity = tf.linalg.l2_normalize(u, axis=-1, epsilon=1e-12) @ tf.transpose(
+            tf.linalg.l2_normalize(self.keys, axis=-1, epsilon=1e-12))       # [B, G]
+        assignment = tf.nn.softmax(tf.nn.softplus(self.raw_strength) * similarity, axis=-1)
+        return {"assignment": assignment, "value": assignment @ self.values}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "groups": self.groups, "key_dim": self.key_dim,
+                "value_dim": self.value_dim, "initial_strength": self.initial_strength}
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class DGPMBaseline(UserModelingBackbone):
+    """An MLP whose layers are modulated by the user's groups' parameters (module docstring).
+
+    Args:
+      groups: G.
+      group_dim: d_g.
+      initial_strength: Starting key strength β of the memory read.
+      hidden_units, activation, dropout, output_bias: see `UserModelingBackbone`.
+
+    Returns h = the last hidden layer [B, hidden_units[-1]]; logit = Dense(h).
+    """
+
+    def __init__(self, groups: int = 20, group_dim: int = 16, initial_strength: float = 5.0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if int(groups) < 1 or int(group_dim) < 1:
+            raise ValueError("DGPMBaseline: groups and group_dim must be >= 1")
+        self.groups = int(groups)
+        self.group_dim = int(group_dim)
+        self.initial_strength = float(initial_strength)
+        self.user_projection = keras.layers.Dense(self.group_dim, name="user_projection")
+        self.memory = GroupMemory(self.groups, self.group_dim, 2 * sum(self.hidden_units),
+                                  self.initial_strength, name="memory")
+        self.dense = [keras.layers.Dense(u, name=f"dense_{i}")
+                      for i, u in enumerate(self.hidden_units)]
+        self.head = keras.layers.Dense(
+            1, bias_initializer=keras.initializers.Constant(self.output_bias), name="head")
+
+    def assignment(self, context) -> tf.Tensor:
+        """float32 [B, G]: the user's group assignment."""
+        return self.memory(self.user_projection(flatten(context["user"])))["assignment"]
+
+    def forward(self, embeddings, context, training):
+        read = self.memory(self.user_projection(flatten(context["user"])))["value"]
+        scales, shifts = tf.split(read, 2, axis=1)
+        scales = tf.split(scales, self.hidden_units, axis=1)
+        shifts = tf.split(shifts, self.hidden_units, axis=1)
+        h = flatten(embeddings)
+        for dense, scale, shift in zip(self.dense, scales, shifts, strict=True):
+            h = self.act(dense(h) * (1.0 + scale) + shift, training)
+        return {"hidden": h, "logit": self.head(h)}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "groups": self.groups, "group_dim": self.group_dim,
+                "initial_strength": self.initial_strength}
