@@ -81,11 +81,17 @@ class Runner:
         text = "_".join(changed) or "defaults"
         return re.sub(r"[^A-Za-z0-9.=_+-]+", "_", text.replace(" ", ""))
 
+    def run_dir(self, args: Sequence[str], seed: int) -> Path:
+        """The folder of one configuration's run for `seed`."""
+        parsed = train.parse_args(self.common + list(args) + ["--model-dir", "unused"])
+        config = train.config_from_args(parsed, seed)
+        return self.runs_dir / self._slug(config.to_dict(), seed) / f"seed_{seed}"
+
     def metrics(self, args: Sequence[str], seed: int) -> dict:
         argv = self.common + list(args)
         parsed = train.parse_args(argv + ["--model-dir", "unused"])
         config = train.config_from_args(parsed, seed)
-        model_dir = self.runs_dir / self._slug(config.to_dict(), seed) / f"seed_{seed}"
+        model_dir = self.run_dir(args, seed)
         done = model_dir / "metrics.json"
         if done.exists():
             metrics = json.loads(done.read_text())
@@ -247,36 +253,51 @@ PAPER_AUC = {"MLP": 0.8081, "MMoE": 0.8081, "PLE": 0.8088, "STAR": 0.8095, "APG"
 BASELINE_LIBRARY_AUC = {"MLP": 0.8180, "APG": 0.8198, "PPNet": 0.8172}
 
 
+def network_parameters(model_dir: Path) -> int:
+    """Trainable parameters of a finished run's model outside the embedding tables."""
+    from tfrs_userlevel import keras
+
+    model = keras.layers.deserialize(json.loads((model_dir / "model.json").read_text()))
+    model(model.example_features())
+    tables = [model.embedding] + ([model.first_order] if model.first_order is not None else [])
+    skip = {id(v) for layer in tables for v in layer.trainable_variables}
+    return int(sum(np.prod(v.shape) for v in model.trainable_variables if id(v) not in skip))
+
+
 def ml1m_baselines(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
     mlp_args = ["--user-level", "none"]
     mlp = runner.seeds(mlp_args, seeds)
-    r = row("MLP", mlp_args, mlp, command)
-    yield r
-    for name, args in BASELINE_ROWS:
-        r = row(name, args, runner.seeds(args, seeds), command, reference=("MLP", mlp))
+    gprec_args = ["--user-level", "gprec", *ZOO_GPREC_ARGS]
+    for name, args in [("MLP", mlp_args), *BASELINE_ROWS, ("GPRec(MLP)", gprec_args)]:
+        results = mlp if name == "MLP" else runner.seeds(args, seeds)
+        r = row(name, args, results, command,
+                reference=None if name == "MLP" else ("MLP", mlp))
+        r["network_parameters"] = network_parameters(runner.run_dir(args, seeds[0]))
         yield r
-    args = ["--user-level", "gprec", *ZOO_GPREC_ARGS]
-    yield row("GPRec(MLP)", args, runner.seeds(args, seeds), command, reference=("MLP", mlp))
 
 
 def baseline_comparison(rows: Sequence[dict]) -> str:
     """Markdown: each baseline against our MLP, the paper, the library, and GPRec(MLP)."""
     by_name = {r["model"]: r for r in rows}
     mlp, gprec = by_name.get("MLP"), by_name.get("GPRec(MLP)")
-    lines = ["| model | ours (mean test AUC) | − our MLP | paper (SPEC §9) | established "
-             "library (SPEC §9) | GPRec(MLP) − model | p (GPRec better) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | parameters outside the embeddings | ours (mean test AUC) | − our MLP | "
+             "paper (SPEC §9) | established library (SPEC §9) | GPRec(MLP) − model | "
+             "p (GPRec better) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["model"] in ("MLP", "GPRec(MLP)"):
             continue
         library = BASELINE_LIBRARY_AUC.get(r["model"])
         paper = PAPER_AUC.get(r["model"])
-        cells = [r["model"], f"{r['auc_mean']:.4f}",
+        cells = [r["model"], f"{r.get('network_parameters', 0):,}", f"{r['auc_mean']:.4f}",
                  f"{r['auc_mean'] - mlp['auc_mean']:+.4f}" if mlp else "",
                  f"{paper:.4f}" if paper else "", f"{library:.4f}" if library else "",
                  f"{gprec['auc_mean'] - r['auc_mean']:+.4f}" if gprec else "",
                  f"{one_sided_ttest(gprec['test_auc'], r['test_auc']):.2g}" if gprec else ""]
         lines.append("| " + " | ".join(cells) + " |")
+    for r in rows:
+        if r["model"] in ("MLP", "GPRec(MLP)"):
+            lines.append(f"\n{r['model']}: {r.get('network_parameters', 0):,} parameters "
+                         f"outside the embeddings, mean test AUC {r['auc_mean']:.4f}.")
     return "\n".join(lines)
 
 

@@ -21,6 +21,12 @@ issue 3's bar: >= 0.6).
 records every backbone, with `ratio_vs_library` against the fastest
 established library's examples/s for that model on this machine (SPEC §9;
 issue 4's bar: >= 1).
+
+  python benchmarks/training_throughput.py --backbones mlp \
+      --baselines mmoe ple star apg pepnet dgpm
+
+adds the user-modeling baselines (issue 5), each with `ratio_vs_backbone`
+against the MLP of the same run (and `ratio_vs_library` for APG).
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from tfrs_userlevel.training import TrainConfig, run, write_json_atomic  # noqa:
 # library for the others. Issue 4's bar: no backbone slower than its entry here.
 LIBRARY_EXAMPLES_PER_SECOND = {"mlp": 307_000, "deepfm": 318_000, "dcn": 235_000,
                                "dcnv2": 101_000, "gdcn": 71_000, "finalmlp": 87_000,
-                               "destine": 51_000}
+                               "destine": 51_000, "apg": 71_000}
 
 
 def main() -> None:
@@ -54,6 +60,8 @@ def main() -> None:
     parser.add_argument("--user-levels", nargs="+", default=["none"], choices=["none", "gprec"])
     parser.add_argument("--strategies", nargs="+", default=["input"],
                         help="GPRec construction strategies to measure")
+    parser.add_argument("--baselines", nargs="*", default=[],
+                        help="user-modeling baselines to measure after the backbones")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--output", default=str(REPO / "results" / "training_throughput.json"))
     args = parser.parse_args()
@@ -64,11 +72,11 @@ def main() -> None:
     rows = json.loads(output.read_text()) if output.exists() else []
     command = ("TFRS_USERLEVEL_DATA=../shared/data python benchmarks/training_throughput.py "
                + " ".join(sys.argv[1:]))
+    speeds = {}
     for backbone in args.backbones:
         variants = [("none", None)] if "none" in args.user_levels else []
         if "gprec" in args.user_levels:
             variants += [("gprec", strategy) for strategy in args.strategies]
-        speeds = {}
         for user_level, strategy in variants:
             # patience > epochs: every epoch runs, whatever the validation AUC does.
             config = TrainConfig(dataset=args.dataset, backbone=backbone, epochs=args.epochs,
@@ -98,6 +106,24 @@ def main() -> None:
                      f"{row['library_examples_per_second']:,})"
                      if "ratio_vs_library" in row else ""), flush=True)
             rows = [r for r in rows if r["model"] != row["model"]] + [row]
+    for baseline in args.baselines:
+        config = TrainConfig(dataset=args.dataset, baseline=baseline, epochs=args.epochs,
+                             patience=args.epochs + 1)
+        with tempfile.TemporaryDirectory() as model_dir:
+            metrics = run(config, splits, spec, model_dir, verbose=0)
+        speed = metrics["train_examples_per_second"]
+        row = {"model": f"baseline {baseline}", "backbone": "mlp", "user_level": "none",
+               "baseline": baseline, "examples_per_second": round(speed),
+               "batch_size": config.batch_size, "dataset": args.dataset,
+               "epochs": args.epochs, "command": command}
+        if "mlp" in speeds:
+            row["ratio_vs_backbone"] = round(speed / speeds["mlp"], 3)
+            row["backbone_examples_per_second"] = round(speeds["mlp"])
+        if baseline in LIBRARY_EXAMPLES_PER_SECOND:
+            row["library_examples_per_second"] = LIBRARY_EXAMPLES_PER_SECOND[baseline]
+            row["ratio_vs_library"] = round(speed / LIBRARY_EXAMPLES_PER_SECOND[baseline], 3)
+        print(f"{row['model']}: {row['examples_per_second']:,} examples/s", flush=True)
+        rows = [r for r in rows if r["model"] != row["model"]] + [row]
     write_json_atomic(output, rows)
 
 

@@ -13,8 +13,10 @@ Multi-Domain CTR Prediction", CIKM 2021. Three parts, as in the paper:
   and the input, its logit added to the FCN's.
 
 The domain is the predefined user attribute (gender on ML-1M), as the GPRec
-paper uses STAR. The paper's stated reading of "star topology" is kept for
-the output layer too.
+paper uses STAR. The output layer is a star layer too, and the auxiliary
+network reads the domain embedding concatenated with the flattened field
+embeddings (the paper: "the domain indicator and other features depicting
+the domain").
 """
 
 from __future__ import annotations

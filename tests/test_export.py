@@ -1,0 +1,189 @@
+"""Serving export: TF Serving layout, both signatures in a process with TensorFlow only,
+warmup records, no training-only parts, and bad requests answered with finite values."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import export
+import export.__main__ as export_cli
+from tfrs_userlevel import tf
+from tfrs_userlevel.training import TrainConfig, load_trained, run
+
+ROWS = 512
+MODELS = {
+    "mlp": {},
+    "gprec_input": {"user_level": "gprec", "strategy": "input", "groups": 6},
+    "gprec_dp": {"user_level": "gprec", "strategy": "dp", "groups": 6},
+    "gprec_ensemble": {"user_level": "gprec", "strategy": "ensemble", "groups": 6},
+    "star": {"baseline": "star"},
+}
+
+FRESH_PROCESS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    version, columns_path, out_path = sys.argv[1:]
+    loaded = tf.saved_model.load(version)
+    columns = dict(np.load(columns_path))
+    serve = loaded.signatures["serving_default"]
+    features = {k: tf.constant(v) for k, v in columns.items()}
+    direct = serve(**features)["probability"].numpy()
+    examples = []
+    for i in range(len(next(iter(columns.values())))):
+        feature = {}
+        for name, column in columns.items():
+            value = column[i]
+            if column.dtype.kind in "US":
+                feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
+                    value=[str(value).encode()]))
+            else:
+                feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(
+                    value=[int(value)]))
+        examples.append(tf.train.Example(features=tf.train.Features(feature=feature))
+                        .SerializeToString())
+    parsed = loaded.signatures["predict_examples"](examples=tf.constant(examples))
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("tfrs_userlevel", "tf_keras",
+                                                                  "tensorflow_recommenders"))
+    np.savez(out_path, direct=direct, examples=parsed["probability"].numpy())
+    print(json.dumps({"leaked": leaked}))
+""")
+
+
+@pytest.fixture(scope="module")
+def exported(ml100k, tmp_path_factory):
+    """Each model trained for a few steps, exported once: name -> (run dir, version dir)."""
+    root = tmp_path_factory.mktemp("export")
+    spec = __import__("datasets").feature_spec("movielens_100k")
+    out = {}
+    for name, options in MODELS.items():
+        config = TrainConfig(dataset="movielens_100k", epochs=1, max_steps=8,
+                             batch_size=1024, **options)
+        run_dir = root / "runs" / name
+        run(config, ml100k, spec, run_dir, verbose=0)
+        out[name] = (run_dir, export.export_run(run_dir, root / "serving" / name))
+    return out
+
+
+def _test_columns(ml100k, model, path):
+    columns = {}
+    for name in model.feature_spec.names:
+        column = ml100k["test"][name][:ROWS]
+        columns[name] = column.astype(str) if column.dtype.kind in "OUS" else column
+    np.savez(path, **columns)
+    return columns
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_tensorflow_only_process_serves_what_keras_predicts(exported, ml100k, tmp_path,
+                                                                name):
+    run_dir, version = exported[name]
+    assert version.name == "1" and (version / "saved_model.pb").exists()
+    model = load_trained(run_dir)
+    columns = _test_columns(ml100k, model, tmp_path / "columns.npz")
+    expected = model({k: tf.constant(v) for k, v in columns.items()}, training=False).numpy()
+    script = tmp_path / "serve.py"
+    script.write_text(FRESH_PROCESS)
+    # A serving process: nothing of this package, and not the Keras 2 switch it sets.
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    result = subprocess.run([sys.executable, str(script), str(version),
+                             str(tmp_path / "columns.npz"), str(tmp_path / "out.npz")],
+                            capture_output=True, text=True, timeout=300, env=env,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["leaked"] == []
+    served = np.load(tmp_path / "out.npz")
+    assert served["direct"].shape == (ROWS, 1)
+    np.testing.assert_allclose(served["direct"], expected, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(served["examples"], expected, rtol=0, atol=1e-5)
+
+
+def test_saved_model_cli_lists_both_signatures_with_every_feature(exported):
+    _, version = exported["gprec_dp"]
+    cli = subprocess.run(["saved_model_cli", "show", "--dir", str(version), "--all"],
+                         capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    text = cli.stdout
+    assert "signature_def['serving_default']" in text
+    assert "signature_def['predict_examples']" in text
+    for feature in ("user_id", "item_id", "gender", "genres", "zip", "age"):
+        assert f"inputs['{feature}']" in text
+    assert "outputs['probability']" in text and "shape: (-1, 1)" in text
+
+
+def test_warmup_records_are_prediction_logs_that_match_the_signature(exported):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    _, version = exported["gprec_ensemble"]
+    signature = tf.saved_model.load(str(version)).signatures["serving_default"]
+    inputs = signature.structured_input_signature[1]
+    records = list(tf.data.TFRecordDataset(
+        str(version / "assets.extra" / "tf_serving_warmup_requests")).as_numpy_iterator())
+    assert len(records) >= 2
+    for record in records:
+        log = prediction_log_pb2.PredictionLog.FromString(record)
+        request = log.predict_log.request
+        assert request.model_spec.signature_name == "serving_default"
+        assert set(request.inputs) == set(inputs)
+        features = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        for k, spec in inputs.items():
+            assert features[k].dtype == spec.dtype, k
+        probability = signature(**features)["probability"].numpy()
+        assert np.all(np.isfinite(probability)) and probability.shape[1] == 1
+
+
+def test_the_serving_graph_has_no_random_ops(exported):
+    """No Gumbel noise and no dropout: nothing random anywhere in the serving functions."""
+    for name in ("gprec_input", "gprec_dp", "gprec_ensemble"):
+        _, version = exported[name]
+        loaded = tf.saved_model.load(str(version))
+        for signature in ("serving_default", "predict_examples"):
+            graph = loaded.signatures[signature].graph.as_graph_def()
+            ops = {node.op for node in graph.node}
+            for function in graph.library.function:
+                ops |= {node.op for node in function.node_def}
+            assert not {op for op in ops if "Random" in op}, (name, signature)
+            outputs = loaded.signatures[signature].structured_outputs
+            assert set(outputs) == {"probability"}
+
+
+def test_bad_requests_get_finite_probabilities(exported):
+    _, version = exported["gprec_dp"]
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    inputs = serve.structured_input_signature[1]
+
+    def batch(n, string, integer):
+        return {k: tf.constant([string] * n if s.dtype == tf.string else [integer] * n,
+                               dtype=s.dtype, shape=[n]) for k, s in inputs.items()}
+
+    for request in (batch(3, "", 0), batch(3, "never-seen", 10**12), batch(2, "M", -5)):
+        p = serve(**request)["probability"].numpy()
+        assert p.shape == (len(next(iter(request.values()))), 1)
+        assert np.all(np.isfinite(p)) and np.all((p > 0) & (p < 1))
+    assert serve(**batch(0, "", 0))["probability"].shape == (0, 1)
+    examples = tf.saved_model.load(str(version)).signatures["predict_examples"]
+    empty = tf.train.Example().SerializeToString()   # every feature missing
+    p = examples(examples=tf.constant([empty, empty]))["probability"].numpy()
+    assert p.shape == (2, 1) and np.all(np.isfinite(p))
+
+
+def test_versions_are_numbered_and_never_overwritten(exported, tmp_path, capsys):
+    run_dir, _ = exported["mlp"]
+    base = tmp_path / "base"
+    assert export_cli.main(["--model-dir", str(run_dir), "--export-dir", str(base)]) == 0
+    assert export_cli.main(["--model-dir", str(run_dir), "--export-dir", str(base)]) == 0
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]
+    before = (base / "1" / "saved_model.pb").read_bytes()
+    assert export_cli.main(["--model-dir", str(run_dir), "--export-dir", str(base),
+                            "--version", "1"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (base / "1" / "saved_model.pb").read_bytes() == before
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]   # no staging left behind
+    assert export_cli.main(["--model-dir", str(tmp_path / "nothing"),
+                            "--export-dir", str(base)]) == 2
+    assert "does not hold a finished run" in capsys.readouterr().err
