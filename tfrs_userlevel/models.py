@@ -156,7 +156,8 @@ class RankingModel(tfrs.Model):
         """Looked-up ids -> {"logit": [B, 1], "losses": {name: scalar}}.
 
         The user-level layer computes its auxiliary losses only when `labels`
-        are given.
+        are given; its whole output (GPRec: "masks" [B, G, 2], "group",
+        "individual") is under "user_level" when there is one.
         """
         embeddings = self.embedding(ids)
         first_order = self.first_order(ids) if self.first_order is not None else None
@@ -187,7 +188,8 @@ class RankingModel(tfrs.Model):
         if labels is not None:
             inputs["labels"] = labels
         output = self.user_level(inputs, training=training)
-        return {"logit": output["logit"], "losses": dict(output.get("losses", {}))}
+        return {"logit": output["logit"], "losses": dict(output.get("losses", {})),
+                "user_level": output}
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return tf.sigmoid(self.score(self.lookup(features), training=training)["logit"])

@@ -7,7 +7,9 @@ columns and writes, under `model_dir` (SPEC §10):
 * `metrics.json`: val/test AUC, LogLoss, RMSE, RIG of the best epoch, epochs,
   best_epoch, train_examples_per_second, and the resolved config;
 * `checkpoint/`: the best weights (by validation AUC);
-* `logs/`: TensorBoard events (every loss term, metric and the learning rate);
+* `logs/`: TensorBoard events: every loss term, AUC and LogLoss (train and
+  validation), the learning rate, and for GPRec the group-mask histograms and
+  the group-similarity image (`monitoring.UserLevelMonitor`);
 * `config.json`: the config, written before training starts;
 * `model.json`: the model's Keras config (vocabularies included), so that
   `load_trained(model_dir)` rebuilds it without the training data.
@@ -42,6 +44,7 @@ from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.models import RankingModel
+from tfrs_userlevel.monitoring import UserLevelMonitor
 
 USER_LEVELS = ("none", "gprec")
 LR_SCHEDULES = ("constant", "step", "plateau")
@@ -378,6 +381,9 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         best,
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience),
         LearningRateLogger(),
+        # Before TensorBoard: it adds train AUC/LogLoss to the logs TensorBoard writes.
+        UserLevelMonitor(model_dir / "logs", ids["train"], train_columns["label"],
+                         seed=config.seed),
         keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), update_freq="epoch",
                                     write_graph=False, profile_batch=0),
         *extra_callbacks,

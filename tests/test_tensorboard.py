@@ -1,0 +1,78 @@
+"""TensorBoard: a short GPRec run writes every loss term, AUC/LogLoss (train and
+validation), the learning rate, the group-mask histograms and the similarity image."""
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import datasets
+from tfrs_userlevel import tf
+from tfrs_userlevel.monitoring import cosine_similarity, similarity_image
+from tfrs_userlevel.training import TrainConfig, run
+
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def logs(ml100k, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("tensorboard")
+    config = TrainConfig(dataset="movielens_100k", user_level="gprec", groups=6,
+                         epochs=EPOCHS, batch_size=4096)
+    run(config, ml100k, datasets.feature_spec("movielens_100k"), model_dir, verbose=0)
+    out = {}
+    for name in ("train", "validation", "user_level"):
+        events = EventAccumulator(str(model_dir / "logs" / name),
+                                  size_guidance={"tensors": 0})
+        events.Reload()
+        out[name] = {tag: [tf.make_ndarray(e.tensor_proto) for e in events.Tensors(tag)]
+                     for tag in events.Tags()["tensors"]}
+    return out
+
+
+def _finite_per_epoch(values):
+    assert len(values) == EPOCHS
+    return all(np.all(np.isfinite(v)) for v in values)
+
+
+@pytest.mark.parametrize("run_name", ["train", "validation"])
+def test_every_loss_term_and_metric_per_epoch(logs, run_name):
+    for term in ("loss", "main_loss", "backbone_loss", "group_loss", "contrastive_loss",
+                 "orthogonal_loss", "auc", "logloss"):
+        tag = f"epoch_{term}"
+        assert tag in logs[run_name], (run_name, tag, sorted(logs[run_name]))
+        assert _finite_per_epoch(logs[run_name][tag]), tag
+    aucs = [float(v) for v in logs[run_name]["epoch_auc"]]
+    assert all(0.5 < a < 1 for a in aucs)
+    assert float(logs[run_name]["epoch_contrastive_loss"][0]) < 0  # −β·L_c (paper form)
+
+
+def test_learning_rate_is_logged(logs):
+    assert _finite_per_epoch(logs["train"]["epoch_learning_rate"])
+    assert float(logs["train"]["epoch_learning_rate"][0]) == pytest.approx(2e-3)
+
+
+def test_group_mask_histograms_and_similarity_image(logs):
+    user_level = logs["user_level"]
+    for tag in ("gprec/mask_inside", "gprec/group_share", "gprec/groups_used",
+                "gprec/group_similarity"):
+        assert tag in user_level and len(user_level[tag]) == EPOCHS, tag
+    # Histogram buckets: [k, 3] rows of (left, right, count); shares lie in [0, 1].
+    share = user_level["gprec/group_share"][-1]
+    assert share.shape[1] == 3 and share[:, 2].sum() == pytest.approx(6)
+    assert share[:, 0].min() >= 0 and share[:, 1].max() <= 1
+    assert 1 <= float(user_level["gprec/groups_used"][-1]) <= 6
+    image = user_level["gprec/group_similarity"][-1]  # [width, height, png bytes]
+    decoded = tf.image.decode_png(image[2]).numpy()
+    assert decoded.shape == (12 * 4, 12 * 4, 3)  # [P+; P-] = 12 rows, 4 px per cell
+
+
+def test_similarity_image_colours_follow_the_sign():
+    tables = {"positive": np.eye(2, 3), "negative": -np.eye(2, 3)}
+    similarity = cosine_similarity(tables)
+    np.testing.assert_allclose(np.diag(similarity), 1, atol=1e-9)
+    assert similarity[0, 2] == pytest.approx(-1)
+    image = similarity_image(similarity, pixels_per_cell=1)[0]
+    assert image.shape == (4, 4, 3) and image.dtype == np.uint8
+    assert image[0, 0, 0] > image[0, 0, 2]        # +1: red
+    assert image[0, 2, 2] > image[0, 2, 0]        # −1: blue
+    assert tuple(image[0, 1]) == (255, 255, 255)  # 0: white

@@ -1,0 +1,133 @@
+"""TensorBoard monitoring of what user-level modeling learns, once per epoch.
+
+`UserLevelMonitor` is a Keras callback; `training.run` adds it before Keras'
+TensorBoard callback, so the values it puts into the epoch logs land in the
+same train scalars. Per epoch it writes:
+
+* into the logs (so TensorBoard's `train/` run shows them next to the loss
+  terms): "auc" and "logloss" of the model in inference mode on a fixed
+  sample of training rows (the training loop itself skips metrics for speed);
+* under `<log_dir>/user_level/`, for a GPRec model, on a fixed sample of
+  distinct training users:
+  - histogram `gprec/mask_inside`: every m_{g,1} value [users × G];
+  - histogram `gprec/group_share`: for each group, the share of users with
+    m_{g,1} > 0.5 (one value per group);
+  - scalar `gprec/groups_used`: the number of groups holding any user;
+  - image `gprec/group_similarity`: the cosine-similarity heatmap of the dual
+    group embeddings [P⁺; P⁻] (RQ5; blue −1, white 0, red +1);
+  - for a user-level layer that returns "gates" (UDG), histogram
+    `udg/gates` of every gate value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from tfrs_userlevel.backend import keras, tf
+
+
+def cosine_similarity(tables: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Pairwise cosine similarity of the group embeddings: [2G, 2G] for dual tables
+    ([P⁺; P⁻] stacked), [G, G] for a single table."""
+    rows = (np.vstack([tables["positive"], tables["negative"]]) if "positive" in tables
+            else np.asarray(tables["table"]))
+    unit = rows / (np.linalg.norm(rows, axis=1, keepdims=True) + 1e-12)
+    return unit @ unit.T
+
+
+def similarity_image(similarity: np.ndarray, pixels_per_cell: int = 4) -> np.ndarray:
+    """[N, N] values in [-1, 1] -> uint8 RGB image [1, N·p, N·p, 3] (blue-white-red)."""
+    s = np.clip(similarity, -1.0, 1.0)[..., None]
+    white, red, blue = np.ones(3), np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.2, 0.8])
+    rgb = np.where(s >= 0, white + s * (red - white), white - s * (blue - white))
+    rgb = np.kron(rgb, np.ones((pixels_per_cell, pixels_per_cell, 1)))
+    return (rgb * 255).round().astype(np.uint8)[None]
+
+
+class UserLevelMonitor(keras.callbacks.Callback):
+    """Epoch-end summaries of the user-level layer (see the module docstring).
+
+    Args:
+      log_dir: The run's TensorBoard folder (the callback writes to
+        `log_dir/user_level`).
+      train_ids: Looked-up ids of training rows (`data.lookup_columns` output).
+      train_labels: float32 [N] labels of those rows.
+      sample_size: Rows used for the train AUC/LogLoss.
+      users: Distinct users probed for masks and gates.
+      seed: Choice of the samples.
+    """
+
+    def __init__(self, log_dir: str | Path, train_ids: Mapping[str, np.ndarray],
+                 train_labels: np.ndarray, sample_size: int = 65536, users: int = 4096,
+                 seed: int = 0):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        rng = np.random.default_rng(seed)
+        n = len(train_labels)
+        rows = np.sort(rng.choice(n, size=min(sample_size, n), replace=False))
+        self._sample = ({k: v[rows] for k, v in train_ids.items()},
+                        np.asarray(train_labels, np.float32)[rows].reshape(-1, 1))
+        self._train_ids = train_ids
+        self._users = users
+        self._probe = None
+        self._writer = None
+        self._score = None
+
+    def _probe_rows(self) -> dict[str, np.ndarray]:
+        """Ids of one row per distinct user (the first rows of up to `users` users)."""
+        if self._probe is None:
+            model = self.model
+            personal = model.feature_spec.positions("user_personal")
+            ids = self._train_ids["ids"]
+            key = ids[:, [model.lookup.single_fields.index(model.feature_spec.fields[p].name)
+                          for p in personal]] if personal else ids
+            _, first = np.unique(key, axis=0, return_index=True)
+            first = np.sort(first)[:self._users]
+            self._probe = {k: v[first] for k, v in self._train_ids.items()}
+        return self._probe
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        model = self.model
+        sample_ids, sample_labels = self._sample
+        if self._score is None:
+            self._score = tf.function(lambda ids: model.score(ids, training=False),
+                                      reduce_retracing=True)
+        chunks = [tf.sigmoid(self._score({k: v[i:i + 16384] for k, v in sample_ids.items()})
+                             ["logit"]).numpy() for i in range(0, len(sample_labels), 16384)]
+        probabilities = np.concatenate(chunks)
+        auc = keras.metrics.AUC(num_thresholds=2000)
+        auc.update_state(sample_labels, probabilities)
+        p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1 - 1e-7)
+        y = sample_labels.astype(np.float64)
+        logs["auc"] = float(auc.result())
+        logs["logloss"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        if model.user_level is None:
+            return
+        output = self._score(self._probe_rows()).get("user_level", {})
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir / "user_level"))
+        with self._writer.as_default(step=epoch):
+            if "masks" in output and output["masks"] is not None:
+                inside = output["masks"][..., 0].numpy()            # [users, G]
+                share = (inside > 0.5).mean(axis=0)                 # [G]
+                tf.summary.histogram("gprec/mask_inside", inside.reshape(-1))
+                tf.summary.histogram("gprec/group_share", share)
+                tf.summary.scalar("gprec/groups_used", float((share > 0).sum()))
+            if hasattr(model.user_level, "group_embeddings"):
+                similarity = cosine_similarity(model.user_level.group_embeddings())
+                tf.summary.image("gprec/group_similarity", similarity_image(similarity))
+            if output.get("gates") is not None:
+                gates = output["gates"]
+                values = (tf.concat([tf.reshape(g, [-1]) for g in gates], axis=0)
+                          if isinstance(gates, (list, tuple)) else tf.reshape(gates, [-1]))
+                tf.summary.histogram("udg/gates", values)
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
