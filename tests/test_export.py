@@ -187,3 +187,34 @@ def test_versions_are_numbered_and_never_overwritten(exported, tmp_path, capsys)
     assert export_cli.main(["--model-dir", str(tmp_path / "nothing"),
                             "--export-dir", str(base)]) == 2
     assert "does not hold a finished run" in capsys.readouterr().err
+
+
+def test_random_requests_never_crash_or_give_nan(exported):
+    """Property test: any strings, any int64s, any batch size -> finite probabilities."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    _, version = exported["gprec_ensemble"]
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    inputs = serve.structured_input_signature[1]
+    text = st.text(max_size=40)
+    integer = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+    @st.composite
+    def requests(draw):
+        n = draw(st.integers(min_value=0, max_value=9))
+        return {k: draw(st.lists(text if s.dtype == tf.string else integer,
+                                 min_size=n, max_size=n)) for k, s in inputs.items()}, n
+
+    @settings(max_examples=40, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(requests())
+    def check(request):
+        features, n = request
+        tensors = {k: tf.constant(v, dtype=inputs[k].dtype, shape=[n])
+                   for k, v in features.items()}
+        p = serve(**tensors)["probability"].numpy()
+        assert p.shape == (n, 1)
+        assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
+
+    check()
