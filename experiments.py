@@ -51,7 +51,8 @@ FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
 
 
 # Options added after runs were cached, with the value those runs had.
-LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {}}
+LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
+                 "deterministic": False}
 
 
 def effective(config: dict) -> dict:

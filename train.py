@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
+from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import LR_SCHEDULES, USER_LEVELS, TrainConfig, run, write_json_atomic
 
 DEFAULTS = TrainConfig()
@@ -125,7 +127,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-steps", type=int, default=None, help="cap on training steps (smoke runs)")
     p.add_argument("--model-dir", required=True)
     p.add_argument("--overwrite", action="store_true",
-                   help="allow writing into a --model-dir that already holds results")
+                   help="allow writing into a --model-dir that already holds results (and "
+                        "start an interrupted run over instead of resuming it)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="enable TensorFlow's op determinism: the same seed gives the same "
+                        "metrics on the same machine")
     return p.parse_args(argv)
 
 
@@ -141,7 +147,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         embedding_dim=args.embedding_dim, embedding_l2=args.embedding_l2,
         hidden_units=tuple(args.hidden_units), dropout=args.dropout, batch_norm=args.batch_norm,
         patience=args.patience, seed=seed, max_steps=args.max_steps,
-        steps_per_execution=args.steps_per_execution, strategy=args.strategy,
+        steps_per_execution=args.steps_per_execution, deterministic=args.deterministic,
+        strategy=args.strategy,
         groups=args.groups, temperature=args.temperature, reduce=args.reduce,
         ablation=args.ablation, group_weight=args.group_weight,
         contrast_weight=args.contrast_weight, orthogonal_weight=args.orthogonal_weight,
@@ -191,7 +198,19 @@ def main(argv=None) -> int:
     results = {}
     for seed, config in configs.items():
         out = model_dir / f"seed_{seed}" if args.seeds else model_dir
-        results[seed] = run(config, splits, spec, out)
+        if args.seeds and (out / "metrics.json").exists() and not args.overwrite:
+            results[seed] = json.loads((out / "metrics.json").read_text())
+            print(f"seed {seed}: finished earlier, metrics read from {out / 'metrics.json'}")
+            continue
+        if args.overwrite and (out / "backup").exists():
+            shutil.rmtree(out / "backup")
+        elif (out / "backup").exists():
+            print(f"resuming the interrupted run in {out}", flush=True)
+        try:
+            results[seed] = run(config, splits, spec, out)
+        except NonFiniteLossError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 3
     print()
     print(format_table([(f"seed {s}", r) for s, r in results.items()]))
     if args.seeds:

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -45,6 +46,7 @@ from tfrs_userlevel.gprec.layer import CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.monitoring import UserLevelMonitor
+from tfrs_userlevel.resilience import NonFiniteGuard, TrainingState
 
 USER_LEVELS = ("none", "gprec")
 LR_SCHEDULES = ("constant", "step", "plateau")
@@ -85,6 +87,7 @@ class TrainConfig:
     max_steps: int | None = None
     steps_per_execution: int = 25
     eval_batch_size: int = 16384
+    deterministic: bool = False  # TF's op determinism: the same seed gives the same metrics
     # GPRec (--user-level gprec), SPEC §2–§5.
     strategy: str = "dp"  # the best of the three on validation (results/ml1m_gprec.md)
     groups: int = 60
@@ -350,9 +353,18 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
             else FeatureSpec.from_config(feature_spec))
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = model_dir / "backup"
+    if backup_dir.exists() and (model_dir / "config.json").exists():
+        previous = json.loads((model_dir / "config.json").read_text()).get("config")
+        if previous != config.to_dict():
+            raise ConfigError(
+                f"{model_dir} holds an interrupted run with another config; resume it with "
+                f"the same options, or delete {backup_dir} (train.py --overwrite) to start over")
     write_json_atomic(model_dir / "config.json",
                       {"config": config.to_dict(), "feature_spec": spec.get_config()})
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
 
     train_columns = splits["train"]
     positive_rate = float(np.mean(train_columns["label"]))
@@ -377,6 +389,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     timer = EpochTimer(examples_per_epoch)
     best = BestWeights(model_dir / "checkpoint" / "best")
     callbacks = [
+        NonFiniteGuard(model_dir / "checkpoint"),
         timer,
         best,
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience),
@@ -396,19 +409,25 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
             monitor="val_auc", mode="max", factor=config.lr_plateau_factor,
             patience=config.lr_plateau_patience, min_delta=0.0, min_lr=1e-6))
+    # Resume after a kill: weights, optimizer and epoch from the last finished epoch, and
+    # the callbacks' counters (TrainingState, last so that it restores after their resets).
+    callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
+    state = TrainingState(backup_dir / "callbacks.json", callbacks)
+    callbacks.append(state)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(train, validation_data=validation, epochs=epochs,
                         steps_per_epoch=steps_per_epoch if config.max_steps else None,
                         callbacks=callbacks, verbose=verbose)
     best.restore()
+    shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing left to resume
 
     test = data_lib.evaluation_dataset(ids["test"], splits["test"]["label"],
                                        config.eval_batch_size)
     metrics = {
         "val": _evaluate(model, validation),
         "test": _evaluate(model, test),
-        "epochs": len(history.history.get("loss", [])),
+        "epochs": (state.resumed_epoch or 0) + len(history.history.get("loss", [])),
         "best_epoch": best.best_epoch,
         "train_examples_per_second": timer.examples_per_second(),
         "config": config.to_dict(),

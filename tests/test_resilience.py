@@ -1,0 +1,119 @@
+"""Interrupted training resumes, a non-finite loss stops training without losing the last
+good weights, and --deterministic repeats a run exactly."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import datasets
+from tfrs_userlevel import keras
+from tfrs_userlevel.resilience import NonFiniteLossError
+from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, run
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, str(REPO / "train.py"), "--dataset", "movielens_100k", "--epochs", "6",
+         "--patience", "10", "--batch-size", "4096", "--seed", "7"]
+
+
+def _train(model_dir, timeout=600):
+    return subprocess.run(TRAIN + ["--model-dir", str(model_dir)], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
+    reference = _train(tmp_path / "reference")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+
+    model_dir = tmp_path / "interrupted"
+    process = subprocess.Popen(TRAIN + ["--model-dir", str(model_dir)], cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = model_dir / "backup" / "callbacks.json"
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            if state.exists() and json.loads(state.read_text())["epoch"] >= 2:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the run never finished two epochs")
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (model_dir / "metrics.json").exists()
+    assert (model_dir / "checkpoint" / "best.index").exists()   # nothing written is lost
+
+    resumed = _train(model_dir)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming the interrupted run" in resumed.stdout
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == expected["epochs"] == 6
+    assert abs(metrics["test"]["auc"] - expected["test"]["auc"]) < 0.002
+    assert not (model_dir / "backup").exists()   # removed once training completed
+
+
+class PoisonGroupHead(keras.callbacks.Callback):
+    """Writes NaN into GPRec's group head at one step of the second epoch."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.epoch == 1 and batch == 3:
+            # The linear output layer's kernel (a NaN before a ReLU would come out as 0).
+            kernel = [v for v in self.model.user_level.group_head.trainable_variables
+                      if v.shape.rank == 2 and v.shape[-1] == 1][0]
+            kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+
+def test_a_nan_loss_stops_training_naming_the_term_and_keeps_the_good_weights(ml100k,
+                                                                              tmp_path):
+    config = TrainConfig(dataset="movielens_100k", user_level="gprec", strategy="input",
+                         groups=6, epochs=3, batch_size=4096, steps_per_execution=1)
+    spec = datasets.feature_spec("movielens_100k")
+    best = tmp_path / "checkpoint" / "best.data-00000-of-00001"
+    digests = []
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            digests.append(hashlib.sha256(best.read_bytes()).hexdigest())
+
+    with pytest.raises(NonFiniteLossError) as error:
+        run(config, ml100k, spec, tmp_path, verbose=0,
+            extra_callbacks=[PoisonGroupHead(), Record()])
+    message = str(error.value)
+    assert "group_loss" in message and "step 24" in message and "epoch 2, batch 4" in message
+    assert str(tmp_path / "checkpoint") in message
+    # The best weights on disk are the last good epoch's, untouched and finite.
+    assert len(digests) == 1 and hashlib.sha256(best.read_bytes()).hexdigest() == digests[0]
+    model = load_trained(tmp_path)
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_resuming_with_another_config_is_refused(ml100k, tmp_path):
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps({"config": TrainConfig(seed=1).to_dict()}))
+    with pytest.raises(ConfigError, match="interrupted run with another config"):
+        run(TrainConfig(dataset="movielens_100k", seed=2, max_steps=2), ml100k,
+            datasets.feature_spec("movielens_100k"), tmp_path, verbose=0)
+
+
+def test_deterministic_runs_repeat_their_metrics(ml100k, tmp_path):
+    config = TrainConfig(dataset="movielens_100k", user_level="gprec", groups=6, epochs=2,
+                         batch_size=4096, deterministic=True, seed=3)
+    spec = datasets.feature_spec("movielens_100k")
+    first = run(config, ml100k, spec, tmp_path / "a", verbose=0)
+    second = run(config, ml100k, spec, tmp_path / "b", verbose=0)
+    for split in ("val", "test"):
+        for metric, value in first[split].items():
+            assert abs(second[split][metric] - value) <= 1e-6, (split, metric)
