@@ -26,7 +26,14 @@ from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.resilience import NonFiniteLossError
-from tfrs_userlevel.training import LR_SCHEDULES, USER_LEVELS, TrainConfig, run, write_json_atomic
+from tfrs_userlevel.training import (
+    GPREC_OPTIONS,
+    LR_SCHEDULES,
+    USER_LEVELS,
+    TrainConfig,
+    run,
+    write_json_atomic,
+)
 
 DEFAULTS = TrainConfig()
 
@@ -159,6 +166,13 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         prediction_units=None if args.prediction_units is None else tuple(args.prediction_units))
 
 
+def unused_gprec_options(config: TrainConfig) -> list[str]:
+    """GPRec options set away from their defaults on a run without GPRec."""
+    if config.user_level == "gprec":
+        return []
+    return [name for name in GPREC_OPTIONS if getattr(config, name) != getattr(DEFAULTS, name)]
+
+
 def format_table(rows: list[tuple[str, dict]]) -> str:
     header = f"{'run':<12}{'split':<6}" + "".join(f"{m:>10}" for m in METRIC_NAMES)
     lines = [header, "-" * len(header)]
@@ -192,6 +206,11 @@ def main(argv=None) -> int:
             return 2
     seeds = args.seeds or [args.seed]
     configs = {seed: config_from_args(args, seed) for seed in seeds}  # validate all first
+    unused = unused_gprec_options(configs[seeds[0]])
+    if unused:
+        print(f"error: {', '.join('--' + o.replace('_', '-') for o in unused)} only apply to "
+              "GPRec; add --user-level gprec or drop them", file=sys.stderr)
+        return 2
     splits = datasets.load_splits(args.dataset, args.split, args.data_dir, args.data_source,
                                   args.tfds_dir)
     spec = datasets.feature_spec(args.dataset)

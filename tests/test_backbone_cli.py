@@ -52,3 +52,11 @@ def test_backbone_table_rows_library_gaps_and_gprec_p_values(tmp_path, monkeypat
     assert rows[0]["library_auc"] == experiments.LIBRARY_AUC["gdcn"]
     text = (tmp_path / "ml1m_backbones.md").read_text()
     assert "established library" in text and "| DeepFM |" in text and "partial" not in text
+
+
+def test_gprec_options_without_gprec_are_refused(tmp_path, capsys):
+    assert train.main(SMOKE + ["--strategy", "ensemble", "--groups", "7",
+                               "--model-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--strategy, --groups only apply to GPRec" in err
+    assert not (tmp_path / "metrics.json").exists()

@@ -53,3 +53,47 @@ def test_tfds_builder_gives_the_same_rows_as_the_raw_reader(data_dir, tmp_path, 
         order_tfds = np.lexsort((via_tfds[split]["item_id"], via_tfds[split]["user_id"]))
         for column, raw in ml100k[split].items():
             np.testing.assert_array_equal(via_tfds[split][column][order_tfds], raw, err_msg=column)
+
+
+def _ml1m_copy(tmp_path, data_dir, **replace):
+    """A copy of the ML-1M folder with some files replaced by bytes (or removed: None)."""
+    folder = tmp_path / "movielens-1m"
+    folder.mkdir()
+    for name in ("movies.dat", "users.dat", "ratings.csv.gz"):
+        content = replace.get(name, (data_dir / "movielens-1m" / name).read_bytes())
+        if content is not None:
+            (folder / name).write_bytes(content)
+    return folder
+
+
+def _gzip(text: str) -> bytes:
+    import gzip
+    return gzip.compress(text.encode())
+
+
+@pytest.mark.parametrize("case, replace, message", [
+    ("truncated gzip", lambda d: {"ratings.csv.gz": (d / "ratings.csv.gz").read_bytes()[:50000]},
+     r"ratings\.csv\.gz: cannot be read as CSV"),
+    ("missing column", lambda d: {"ratings.csv.gz": _gzip(
+        "user_id,movie_id,rating,timestamp\n1,1,5,978824268\n")},
+     r"ratings\.csv\.gz: expected columns \[.*'split'\], found"),
+    ("wrong type", lambda d: {"users.dat": b"1::F::one::10::48067\n"},
+     r"users\.dat, line 1: column 'age' must be an integer, got 'one'"),
+    ("empty file", lambda d: {"movies.dat": b""}, r"movies\.dat: the file is empty"),
+    ("bad split value", lambda d: {"ratings.csv.gz": _gzip(
+        "user_id,movie_id,rating,timestamp,split\n1,1,5,978824268,tset\n")},
+     r"ratings\.csv\.gz, row 2: split must be train/val/test, got 'tset'"),
+    ("missing file", lambda d: {"users.dat": None}, r"users\.dat"),
+])
+def test_bad_ml1m_files_name_the_file_row_and_expectation(tmp_path, data_dir, case, replace,
+                                                          message):
+    _ml1m_copy(tmp_path, data_dir, **replace(data_dir / "movielens-1m"))
+    with pytest.raises(Exception, match=message):
+        datasets.load_splits("movielens_1m", data_dir=tmp_path)
+
+
+def test_a_data_dir_that_is_a_file_is_refused_by_name(tmp_path):
+    target = tmp_path / "not_a_folder"
+    target.write_text("x")
+    with pytest.raises(Exception, match="not_a_folder"):
+        datasets.load_splits("movielens_100k", data_dir=target)
