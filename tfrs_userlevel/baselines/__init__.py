@@ -29,7 +29,7 @@ from tfrs_userlevel.baselines.dgpm import DGPMBaseline, GroupMemory
 from tfrs_userlevel.baselines.mmoe import MMoEBaseline, TaskTowers
 from tfrs_userlevel.baselines.pepnet import GateNU, PEPNetBaseline
 from tfrs_userlevel.baselines.ple import PLEBaseline
-from tfrs_userlevel.baselines.star import PartitionedNormalization, StarDense, STARBaseline
+from tfrs_userlevel.baselines.star import PartitionedNormalization, STARBaseline, StarDense
 
 BASELINES = {
     "mmoe": MMoEBaseline,

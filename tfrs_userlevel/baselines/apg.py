@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfrs_userlevel.backbones.base import flatten_fields
 from tfrs_userlevel.backend import keras, tf
-from tfrs_userlevel.baselines.base import UserModelingBackbone, flatten
+from tfrs_userlevel.baselines.base import UserModelingBackbone
 
 CONDITIONS = ("user", "self", "mix")
 
@@ -147,9 +148,13 @@ class APGBaseline(UserModelingBackbone):
             1, bias_initializer=keras.initializers.Constant(self.output_bias), name="head")
 
     def forward(self, embeddings, context, training):
-        x = flatten(embeddings)
-        z = {"user": lambda: flatten(context["user"]), "self": lambda: x,
-             "mix": lambda: tf.concat([flatten(context["user"]), x], axis=1)}[self.condition]()
+        x = flatten_fields(embeddings)
+        if self.condition == "self":
+            z = x
+        elif self.condition == "user":
+            z = flatten_fields(context["user"])
+        else:
+            z = tf.concat([flatten_fields(context["user"]), x], axis=1)
         h = x
         for layer in self.adaptive:
             h = self.act(layer(h, z), training)

@@ -37,11 +37,6 @@ def domain_weights(domain: tf.Tensor, num_domains: int) -> tf.Tensor:
     return tf.where(known[:, None], one_hot, uniform)
 
 
-def flatten(x: tf.Tensor) -> tf.Tensor:
-    """[B, F, d] -> [B, F·d] (static F and d)."""
-    return tf.reshape(x, [-1, x.shape[1] * x.shape[2]])
-
-
 class UserModelingBackbone(keras.layers.Layer):
     """Base class of the baselines (see the module docstring).
 

@@ -14,7 +14,7 @@ Our reading, since the DGPM text is not available here:
   addressing of the Neural Turing Machine that DGPM cites —
   a = softmax(β·cos(u, key_g)) with a learned key strength β > 0 — and keys and
   values are trained end to end through that read;
-* u = Dense(d_g)(flatten(user-field embeddings));
+* u = Dense(d_g)(flatten_fields(user-field embeddings));
 * the group parameters of MLP layer l are a per-unit scale and shift
   (s_l, t_l) ∈ R^{2·n_l}: H_l = act((W_l·H_{l−1} + b_l) ⊙ (1 + a·S_l) + a·T_l),
   with S_l, T_l starting at zero, so training starts from the plain MLP.
@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfrs_userlevel.backbones.base import flatten_fields
 from tfrs_userlevel.backend import keras, tf
-from tfrs_userlevel.baselines.base import UserModelingBackbone, flatten
+from tfrs_userlevel.baselines.base import UserModelingBackbone
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
@@ -107,14 +108,14 @@ class DGPMBaseline(UserModelingBackbone):
 
     def assignment(self, context) -> tf.Tensor:
         """float32 [B, G]: the user's group assignment."""
-        return self.memory(self.user_projection(flatten(context["user"])))["assignment"]
+        return self.memory(self.user_projection(flatten_fields(context["user"])))["assignment"]
 
     def forward(self, embeddings, context, training):
-        read = self.memory(self.user_projection(flatten(context["user"])))["value"]
+        read = self.memory(self.user_projection(flatten_fields(context["user"])))["value"]
         scales, shifts = tf.split(read, 2, axis=1)
         scales = tf.split(scales, self.hidden_units, axis=1)
         shifts = tf.split(shifts, self.hidden_units, axis=1)
-        h = flatten(embeddings)
+        h = flatten_fields(embeddings)
         for dense, scale, shift in zip(self.dense, scales, shifts, strict=True):
             h = self.act(dense(h) * (1.0 + scale) + shift, training)
         return {"hidden": h, "logit": self.head(h)}

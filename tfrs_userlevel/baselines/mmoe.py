@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfrs_userlevel.backbones.base import flatten_fields
 from tfrs_userlevel.backbones.mlp import DeepNetwork
 from tfrs_userlevel.backend import keras, tf
-from tfrs_userlevel.baselines.base import DomainBaseline, flatten
+from tfrs_userlevel.baselines.base import DomainBaseline
 
 
 def split_units(hidden_units, expert_units, tower_units):
@@ -72,7 +73,7 @@ class TaskTowers(keras.layers.Layer):
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
 class MMoEBaseline(DomainBaseline):
-    """x = flatten(E); e_k = expert_k(x); f_v = Σ_k softmax(W_v x)_k e_k; tower_v(f_v).
+    """x = flatten_fields(E); e_k = expert_k(x); f_v = Σ_k softmax(W_v x)_k e_k; tower_v(f_v).
 
     Args:
       num_experts: K shared experts.
@@ -104,7 +105,7 @@ class MMoEBaseline(DomainBaseline):
         return (self.tower_units or self.expert_units)[-1]
 
     def forward(self, embeddings, context, training):
-        x = flatten(embeddings)
+        x = flatten_fields(embeddings)
         experts = tf.stack([e(x, training=training) for e in self.experts], axis=1)  # [B,K,D]
         gates = tf.nn.softmax(tf.reshape(self.gates(x), [-1, self.num_domains,
                                                          self.num_experts]), axis=-1)

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfrs_userlevel.backbones.base import flatten_fields
 from tfrs_userlevel.backend import keras, tf
-from tfrs_userlevel.baselines.base import UserModelingBackbone, flatten
+from tfrs_userlevel.baselines.base import UserModelingBackbone
 
 PRIORS = ("personal", "user")
 
@@ -99,12 +100,12 @@ class PEPNetBaseline(UserModelingBackbone):
         super().build(input_shape)
 
     def forward(self, embeddings, context, training):
-        prior = flatten(context["personal" if self.prior == "personal" else "user"])
+        prior = flatten_fields(context["personal" if self.prior == "personal" else "user"])
         if self.epnet:
             gate = self.embedding_gate(
-                tf.concat([prior, tf.stop_gradient(flatten(embeddings))], axis=1))
+                tf.concat([prior, tf.stop_gradient(flatten_fields(embeddings))], axis=1))
             embeddings = embeddings * gate[:, :, None]
-        h = flatten(embeddings)
+        h = flatten_fields(embeddings)
         gate_input = tf.concat([prior, tf.stop_gradient(h)], axis=1)
         for dense, gate in zip(self.dense, self.layer_gates, strict=True):
             h = self.act(dense(gate(gate_input) * h), training)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfrs_userlevel.backbones.base import flatten_fields
 from tfrs_userlevel.backbones.mlp import DeepNetwork
 from tfrs_userlevel.backend import keras, tf
-from tfrs_userlevel.baselines.base import DomainBaseline, flatten
+from tfrs_userlevel.baselines.base import DomainBaseline
 from tfrs_userlevel.baselines.mmoe import TaskTowers, split_units
 
 
@@ -65,7 +66,7 @@ class PLEBaseline(DomainBaseline):
 
     def forward(self, embeddings, context, training):
         V, S, H = self.num_domains, self.specific_experts, self.shared_experts
-        x = flatten(embeddings)
+        x = flatten_fields(embeddings)
         task_inputs, shared_input = [x] * V, x
         e, g = 0, 0
         for level in range(self.levels):

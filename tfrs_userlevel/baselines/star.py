@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from tfrs_userlevel.backbones.base import flatten_fields
 from tfrs_userlevel.backend import keras, tf
-from tfrs_userlevel.baselines.base import DomainBaseline, domain_weights, flatten
+from tfrs_userlevel.baselines.base import DomainBaseline, domain_weights
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
@@ -142,7 +143,7 @@ class StarDense(keras.layers.Layer):
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
 class STARBaseline(DomainBaseline):
-    """PN(flatten(E)) -> star FCN (hidden_units) -> star output layer, + auxiliary logit.
+    """PN(flatten_fields(E)) -> star FCN (hidden_units) -> star output layer, + auxiliary logit.
 
     Args:
       auxiliary_units: Hidden widths of the auxiliary network (the paper's
@@ -175,7 +176,7 @@ class STARBaseline(DomainBaseline):
 
     def forward(self, embeddings, context, training):
         weights = domain_weights(context["domain"], self.num_domains)
-        x = flatten(embeddings)
+        x = flatten_fields(embeddings)
         h = self.norm(x, weights, training=training) if self.norm is not None else x
         for layer in self.star_layers:
             h = self.act(layer(h, weights), training)
