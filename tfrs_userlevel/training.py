@@ -154,22 +154,11 @@ class TrainConfig:
                 raise ConfigError(f"invalid config: {message} (got {self.to_dict()})")
         self.backbone_options = dict(self.backbone_options)
         self.baseline_options = dict(self.baseline_options)
+        _check_options("backbone", self.backbone, self.backbone_options,
+                       backbone_options(self.backbone))
         if self.baseline is not None:
-            allowed = sorted(set(baseline_option_names(self.baseline))
-                             - set(BACKBONE_SHARED_OPTIONS) - {"num_domains"})
-            unknown = sorted(set(self.baseline_options) - set(allowed))
-            if unknown:
-                raise ConfigError(
-                    f"invalid config: baseline {self.baseline!r} has no option(s) {unknown} "
-                    f"in baseline_options; valid: {allowed} (hidden_units, dropout and "
-                    "batch_norm have their own options)")
-        allowed = sorted(set(backbone_options(self.backbone)) - set(BACKBONE_SHARED_OPTIONS))
-        unknown = sorted(set(self.backbone_options) - set(allowed))
-        if unknown:
-            raise ConfigError(
-                f"invalid config: backbone {self.backbone!r} has no option(s) {unknown} in "
-                f"backbone_options; valid: {allowed} (hidden_units, dropout and batch_norm "
-                "have their own options)")
+            _check_options("baseline", self.baseline, self.baseline_options,
+                           baseline_option_names(self.baseline))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
@@ -196,6 +185,16 @@ GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "gro
                  "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
                  "classifier_units", "dp_rank", "gprec_dropout", "prediction_units",
                  "residual", "stop_embedding_gradient")
+
+
+def _check_options(kind: str, name: str, given: Mapping[str, Any], known) -> None:
+    """Rejects `<kind>_options` that the backbone or baseline `name` does not have."""
+    allowed = sorted(set(known) - set(BACKBONE_SHARED_OPTIONS) - {"num_domains"})
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"invalid config: {kind} {name!r} has no option(s) {unknown} in {kind}_options; "
+            f"valid: {allowed} (hidden_units, dropout and batch_norm have their own options)")
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
