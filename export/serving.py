@@ -12,9 +12,9 @@ Signatures:
 * `serving_default`: one tensor per raw feature, batch first, named as the
   dataset names the feature: tf.string [None] for string fields (a
   multi-valued string field such as "Action|Comedy" is one joined string),
-  tf.int64 [None] for integer fields, and tf.int64 [None, max_length] for
-  behavior lists, oldest first, padded with -1 (the most recent max_length
-  values are kept). Returns {"probability": float32 [None, 1]}.
+  tf.int64 [None] for integer fields, and tf.int64 [None, None] for
+  behavior lists of any length, oldest first, padded with -1 (the model keeps
+  the most recent max_length values). Returns {"probability": float32 [None, 1]}.
 * `predict_examples`: {"examples": tf.string [None]} serialized `tf.Example`
   protos with the same feature names. A missing string feature reads as ""
   and a missing integer feature as -1; both land in the field's OOV bucket,
@@ -55,8 +55,14 @@ class ExportError(RuntimeError):
 
 
 def input_specs(model: RankingModel) -> dict[str, tf.TensorSpec]:
-    """The raw-feature signature: name -> TensorSpec (batch dimension None)."""
-    return {name: tf.TensorSpec([None, *t.shape[1:]], t.dtype, name=name)
+    """The raw-feature signature: name -> TensorSpec (batch dimension None).
+
+    Behavior lists are [None, None]: any length, padded with -1; the model
+    keeps the last (most recent) max_length values.
+    """
+    behavior = {f.name for f in model.feature_spec.fields if f.role == "behavior"}
+    return {name: tf.TensorSpec([None, None] if name in behavior else [None, *t.shape[1:]],
+                                t.dtype, name=name)
             for name, t in model.example_features().items()}
 
 

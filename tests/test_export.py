@@ -218,3 +218,60 @@ def test_random_requests_never_crash_or_give_nan(exported):
         assert np.all(np.isfinite(p)) and np.all((p >= 0) & (p <= 1))
 
     check()
+
+
+def test_behavior_lists_of_any_length_keep_the_most_recent_values(ml100k, tmp_path):
+    """A spec with a behavior field (a clicked-item history): the export takes lists of any
+    length, padded with -1, in both signatures, and scores what the model keeps."""
+    import datasets
+    from tfrs_userlevel import FeatureSpec, RankingModel, data, keras
+
+    fields = datasets.feature_spec("movielens_100k") + [
+        {"name": "history", "dtype": "int64", "role": "behavior", "multivalued": True,
+         "max_length": 4, "shared_vocabulary_with": "item_id"}]
+    spec = FeatureSpec.from_config(fields)
+    rng = np.random.default_rng(0)
+    items = ml100k["train"]["item_id"]
+
+    def with_history(columns, length=6):
+        n = len(columns["label"])
+        history = rng.choice(items, size=(n, length))
+        history[rng.random((n, length)) < 0.3] = -1
+        return {**columns, "history": history}
+
+    train = with_history(ml100k["train"])
+    model = RankingModel(spec, spec.build_vocabularies(train), positive_rate=0.55)
+    model.compile(keras.optimizers.Adam(3e-3))
+    ids = data.lookup_columns(model.lookup, train)
+    model.fit(data.training_dataset(ids, train["label"], 1024, seed=0), epochs=1,
+              steps_per_epoch=10, verbose=0)
+    version = export.export_model(model, tmp_path / "serving")
+    loaded = tf.saved_model.load(str(version))
+    serve = loaded.signatures["serving_default"]
+    assert serve.structured_input_signature[1]["history"].shape.as_list() == [None, None]
+
+    raw = {k: tf.constant(v[:8]) for k, v in ml100k["test"].items() if k in spec.names}
+    long_history = rng.choice(items, size=(8, 500))
+    served = serve(**raw, history=tf.constant(long_history))["probability"].numpy()
+    recent = model({**raw, "history": tf.constant(long_history[:, -4:])}).numpy()
+    np.testing.assert_allclose(served, recent, atol=1e-5)
+    assert np.all(np.isfinite(served))
+    # Through tf.Example: a 500-long list, and a missing one (no history at all).
+    examples = []
+    for i in range(8):
+        feature = {k: (tf.train.Feature(bytes_list=tf.train.BytesList(
+            value=[str(v.numpy()[i].decode() if v.dtype == tf.string else v.numpy()[i])
+                   .encode()]))
+            if v.dtype == tf.string else tf.train.Feature(
+                int64_list=tf.train.Int64List(value=[int(v.numpy()[i])])))
+            for k, v in raw.items()}
+        if i < 4:
+            feature["history"] = tf.train.Feature(
+                int64_list=tf.train.Int64List(value=long_history[i].tolist()))
+        examples.append(tf.train.Example(features=tf.train.Features(feature=feature))
+                        .SerializeToString())
+    parsed = loaded.signatures["predict_examples"](examples=tf.constant(examples))
+    parsed = parsed["probability"].numpy()
+    np.testing.assert_allclose(parsed[:4], recent[:4], atol=1e-5)
+    empty = model({**raw, "history": tf.fill([8, 4], tf.constant(-1, tf.int64))}).numpy()
+    np.testing.assert_allclose(parsed[4:], empty[4:], atol=1e-5)
