@@ -118,15 +118,19 @@ def test_adaptive_dense_is_x_times_u_s_of_z_times_v(overparam_dim):
     assert not np.allclose(S[0], S[1])
 
 
-def test_apg_generated_weights_change_with_the_user():
-    layer = baselines.get("apg", dropout=0.0)
+def test_apg_generated_weights_follow_the_condition():
+    """user: other users, other weights; self (default): only the embeddings matter."""
+    layer = baselines.get("apg", dropout=0.0, condition="user")
     embeddings = _normal(2, 5, 4)
     a = layer(embeddings, context=_context(2))["logit"].numpy()
     b = layer(embeddings, context=_context(2))["logit"].numpy()   # other users
     assert not np.allclose(a, b)
-    self_wise = baselines.get("apg", dropout=0.0, condition="self")
+    self_wise = baselines.get("apg", dropout=0.0)
+    assert self_wise.condition == "self"
     np.testing.assert_array_equal(self_wise(embeddings, context=_context(2))["logit"].numpy(),
                                   self_wise(embeddings, context=_context(2))["logit"].numpy())
+    assert not np.allclose(self_wise(_normal(2, 5, 4), context=_context(2))["logit"].numpy(),
+                           self_wise(embeddings, context=_context(2))["logit"].numpy())
 
 
 def test_gate_nu_lies_in_zero_two_and_pepnet_gates_follow_the_personal_prior():

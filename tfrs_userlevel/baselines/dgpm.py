@@ -84,13 +84,14 @@ class DGPMBaseline(UserModelingBackbone):
     Args:
       groups: G.
       group_dim: d_g.
-      initial_strength: Starting key strength β of the memory read.
+      initial_strength: Starting key strength β of the memory read (1: the best
+        validation AUC of β ∈ {1, 5, 20} and G ∈ {20, 60} on ML-1M).
       hidden_units, activation, dropout, output_bias: see `UserModelingBackbone`.
 
     Returns h = the last hidden layer [B, hidden_units[-1]]; logit = Dense(h).
     """
 
-    def __init__(self, groups: int = 20, group_dim: int = 16, initial_strength: float = 5.0,
+    def __init__(self, groups: int = 20, group_dim: int = 16, initial_strength: float = 1.0,
                  **kwargs):
         super().__init__(**kwargs)
         if int(groups) < 1 or int(group_dim) < 1:
