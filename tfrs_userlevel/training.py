@@ -369,6 +369,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     positive_rate = float(np.mean(train_columns["label"]))
     vocabularies = spec.build_vocabularies(train_columns)
     model = build_model(config, spec, vocabularies, positive_rate)
+    model(model.example_features())  # built before fit: BackupAndRestore restores into it
     write_json_atomic(model_dir / "model.json", keras.layers.serialize(model))
     ids = {name: data_lib.lookup_columns(model.lookup, columns) for name, columns in splits.items()}
     train = data_lib.training_dataset(ids["train"], train_columns["label"], config.batch_size,

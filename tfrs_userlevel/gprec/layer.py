@@ -218,7 +218,16 @@ class GPRec(keras.layers.Layer):
             scores = self.classifier(inputs["user"])  # [B, G, 1]
             group = self.group_table(scores)
             masks = tf.nn.softmax(scores, axis=1)  # the weights of the weighted sum
-        group_logit = self.group_head(tf.concat([group, item], axis=-1), training=training)
+        labels = inputs.get("labels")
+        # MLP_g's logit feeds L_g in training and the ensemble's average; the input and dp
+        # strategies do not read it, so their serving graph skips the group head.
+        head_input = tf.concat([group, item], axis=-1)
+        group_logit = None
+        if self.strategy == "ensemble" or (labels is not None
+                                           and "group_loss" in self.loss_names):
+            group_logit = self.group_head(head_input, training=training)
+        elif not self.group_head.built:  # its weights exist, as in every saved model
+            self.group_head.build(head_input.shape)
         individual = (self.individual_preference(inputs["personal"], training=training)
                       if self.individual_preference is not None else None)
         backbone_logit = inputs.get("logit")
@@ -231,7 +240,6 @@ class GPRec(keras.layers.Layer):
             logit = backbone_logit + self.residual_scale * logit
 
         losses = {}
-        labels = inputs.get("labels")
         if labels is not None:
             labels = tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)
             if "backbone_loss" in self.loss_names:
