@@ -1,5 +1,7 @@
 """Dataset location errors and the TFDS builder path."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -97,3 +99,15 @@ def test_a_data_dir_that_is_a_file_is_refused_by_name(tmp_path):
     target.write_text("x")
     with pytest.raises(Exception, match="not_a_folder"):
         datasets.load_splits("movielens_100k", data_dir=target)
+
+
+def test_an_unreadable_data_folder_is_named_as_such(tmp_path, data_dir, monkeypatch):
+    """chmod 000 does not stop root (the CI user), so the OS answer is simulated: the
+    folder exists but os.access says it cannot be read."""
+    folder = _ml1m_copy(tmp_path, data_dir)
+    real_access = sources.os.access
+    monkeypatch.setattr(sources.os, "access",
+                        lambda path, mode: False if Path(path) == folder
+                        else real_access(path, mode))
+    with pytest.raises(sources.DataNotFoundError, match=r"movielens-1m \(not readable\)"):
+        datasets.load_splits("movielens_1m", data_dir=tmp_path)
