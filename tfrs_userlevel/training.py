@@ -304,7 +304,19 @@ class BestWeights(keras.callbacks.Callback):
                 f"BestWeights: {self.monitor!r} is not in the epoch logs {sorted(logs or {})}")
         if value > self.best:
             self.best, self.best_epoch = float(value), epoch + 1
-            self.model.save_weights(str(self.path))
+            self._save()
+
+    def _save(self) -> None:
+        """Writes the weights under a temporary prefix, then renames the data shards and,
+        last, the index: a reader of `path` sees the previous or the new checkpoint."""
+        staging = self.path.with_name(self.path.name + ".tmp")
+        self.model.save_weights(str(staging))
+        shards = sorted(self.path.parent.glob(staging.name + ".data-*"))
+        for shard in shards:
+            target = shard.name.replace(staging.name, self.path.name, 1)
+            os.replace(shard, self.path.parent / target)
+        os.replace(self.path.parent / (staging.name + ".index"),
+                   self.path.parent / (self.path.name + ".index"))
 
     def restore(self) -> None:
         if self.best_epoch is not None:
