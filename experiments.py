@@ -82,17 +82,19 @@ class Runner:
         text = "_".join(changed) or "defaults"
         return re.sub(r"[^A-Za-z0-9.=_+-]+", "_", text.replace(" ", ""))
 
-    def run_dir(self, args: Sequence[str], seed: int) -> Path:
-        """The folder of one configuration's run for `seed`."""
+    def _resolve(self, args: Sequence[str], seed: int):
+        """(parsed train.py args, TrainConfig, run folder) of one configuration and seed."""
         parsed = train.parse_args(self.common + list(args) + ["--model-dir", "unused"])
         config = train.config_from_args(parsed, seed)
-        return self.runs_dir / self._slug(config.to_dict(), seed) / f"seed_{seed}"
+        return parsed, config, self.runs_dir / self._slug(config.to_dict(), seed) / f"seed_{seed}"
+
+    def run_dir(self, args: Sequence[str], seed: int) -> Path:
+        """The folder of one configuration's run for `seed`."""
+        return self._resolve(args, seed)[2]
 
     def metrics(self, args: Sequence[str], seed: int) -> dict:
         argv = self.common + list(args)
-        parsed = train.parse_args(argv + ["--model-dir", "unused"])
-        config = train.config_from_args(parsed, seed)
-        model_dir = self.run_dir(args, seed)
+        parsed, config, model_dir = self._resolve(args, seed)
         done = model_dir / "metrics.json"
         if done.exists():
             metrics = json.loads(done.read_text())

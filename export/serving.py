@@ -34,7 +34,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -200,8 +199,3 @@ def export_run(model_dir: str | os.PathLike, export_base: str | os.PathLike,
     """Exports the best weights of a finished `train.py` run."""
     return export_model(load_trained(model_dir), export_base, version, model_name)
 
-
-def features_from_columns(columns: Mapping[str, np.ndarray], model: RankingModel,
-                          rows: slice) -> dict[str, tf.Tensor]:
-    """Raw feature tensors for the serving signature from dataset columns."""
-    return {name: tf.constant(columns[name][rows]) for name in model.feature_spec.names}

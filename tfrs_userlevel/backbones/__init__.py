@@ -34,18 +34,25 @@ BACKBONES = {
 }
 
 
+def constructor_options(cls, stop_at: type, skip=()) -> list[str]:
+    """The constructor options of `cls` and its bases up to (not including) `stop_at`."""
+    names = set()
+    for klass in cls.__mro__:
+        if klass is stop_at:
+            break
+        names |= {p for p in inspect.signature(klass.__init__).parameters
+                  if p not in ("self", "kwargs", *skip)}
+    return sorted(names)
+
+
 def options(name: str) -> list[str]:
     """The constructor options of backbone `name`."""
     factory = BACKBONES[name]
     cls = factory.func if isinstance(factory, functools.partial) else factory
     fixed = set(factory.keywords) if isinstance(factory, functools.partial) else set()
-    names = set()
-    for klass in cls.__mro__:
-        if klass is Backbone.__mro__[1]:  # stop at keras.layers.Layer
-            break
-        names |= {p for p in inspect.signature(klass.__init__).parameters
-                  if p not in ("self", "kwargs", "cross")}  # the subclass builds its cross
-    return sorted(names - fixed)
+    # Stop at keras.layers.Layer; "cross" is built by the subclass itself.
+    names = constructor_options(cls, Backbone.__mro__[1], skip=("cross",))
+    return sorted(set(names) - fixed)
 
 
 def get(name: str, **kwargs) -> Backbone:
@@ -63,4 +70,4 @@ __all__ = ["BACKBONES", "Backbone", "CrossDeepBackbone", "CrossNetwork",
            "DCNBackbone", "DCNv2Backbone", "DESTINEBackbone", "DeepFMBackbone", "DeepNetwork",
            "DisentangledSelfAttention", "FeatureSelection", "FinalMLPBackbone",
            "GDCNBackbone", "GatedCrossNetwork", "MLPBackbone", "MatrixCrossNetwork",
-           "PNNBackbone", "WideDeepBackbone", "get", "options"]
+           "PNNBackbone", "WideDeepBackbone", "constructor_options", "get", "options"]

@@ -17,8 +17,7 @@ the backbone. `BASELINES` maps each name (SPEC §10) to its class; `get(name,
 
 from __future__ import annotations
 
-import inspect
-
+from tfrs_userlevel.backbones import constructor_options
 from tfrs_userlevel.baselines.apg import AdaptiveDense, APGBaseline
 from tfrs_userlevel.baselines.base import (
     DomainBaseline,
@@ -43,13 +42,7 @@ BASELINES = {
 
 def options(name: str) -> list[str]:
     """The constructor options of baseline `name`."""
-    names = set()
-    for klass in BASELINES[name].__mro__:
-        if klass is UserModelingBackbone.__mro__[1]:  # stop at keras.layers.Layer
-            break
-        names |= {p for p in inspect.signature(klass.__init__).parameters
-                  if p not in ("self", "kwargs")}
-    return sorted(names)
+    return constructor_options(BASELINES[name], UserModelingBackbone.__mro__[1])
 
 
 def get(name: str, **kwargs) -> UserModelingBackbone:
