@@ -35,6 +35,7 @@ import numpy as np
 import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 import train
+from tfrs_userlevel.monitoring import cosine_similarity
 from tfrs_userlevel.significance import one_sided_ttest
 from tfrs_userlevel.training import GPREC_OPTIONS, TrainConfig, run, write_json_atomic
 
@@ -362,37 +363,34 @@ def diversity(model_dir: Path, out: Path, shown_groups: int = 5, seed: int = 0) 
         raise SystemExit(f"error: {model_dir} holds no GPRec model")
     tables = model.user_level.group_embeddings()
 
-    def unit(x):
-        return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
-
-    if "positive" in tables:
-        p, n = unit(tables["positive"]), unit(tables["negative"])
-        groups = len(p)
+    # [P+; P-] (dual) or P (single) against itself, the matrix TensorBoard's image shows.
+    similarity = cosine_similarity(tables)
+    dual = "positive" in tables
+    groups = len(tables["positive"] if dual else tables["table"])
+    stats = {"model_dir": str(model_dir), "groups": groups,
+             "embeddings": "dual" if dual else "single"}
+    if dual:
         off = ~np.eye(groups, dtype=bool)
-        stats = {
-            "model_dir": str(model_dir), "groups": groups, "embeddings": "dual",
-            "mean_cos_positive_vs_own_negative": float(np.mean(np.sum(p * n, axis=1))),
-            "mean_cos_positive_vs_positive": float(np.mean((p @ p.T)[off])),
-            "mean_cos_negative_vs_negative": float(np.mean((n @ n.T)[off])),
-            "mean_cos_positive_vs_other_negative": float(np.mean((p @ n.T)[off])),
-        }
-        everything = np.vstack([p, n])
-    else:  # GPRec-1: one embedding per group (the DGPM-like form)
-        everything = unit(tables["table"])
-        groups = len(everything)
-        stats = {"model_dir": str(model_dir), "groups": groups, "embeddings": "single"}
-    pairs = ~np.eye(len(everything), dtype=bool)
-    stats["mean_cos_all_pairs"] = float(np.mean((everything @ everything.T)[pairs]))
-    stats["mean_abs_cos_all_pairs"] = float(np.mean(np.abs(everything @ everything.T)[pairs]))
+        positive_vs_negative = similarity[:groups, groups:]
+        stats.update({
+            "mean_cos_positive_vs_own_negative": float(np.mean(np.diag(positive_vs_negative))),
+            "mean_cos_positive_vs_positive": float(np.mean(similarity[:groups, :groups][off])),
+            "mean_cos_negative_vs_negative": float(np.mean(similarity[groups:, groups:][off])),
+            "mean_cos_positive_vs_other_negative": float(np.mean(positive_vs_negative[off])),
+        })
+    # (GPRec-1 has one embedding per group, the DGPM-like form.)
+    pairs = ~np.eye(len(similarity), dtype=bool)
+    stats["mean_cos_all_pairs"] = float(np.mean(similarity[pairs]))
+    stats["mean_abs_cos_all_pairs"] = float(np.mean(np.abs(similarity)[pairs]))
     picked = np.sort(np.random.default_rng(seed).choice(groups, min(shown_groups, groups),
                                                         replace=False))
-    if stats["embeddings"] == "dual":
-        stacked = np.vstack([p[picked], n[picked]])
+    if dual:
+        rows = np.concatenate([picked, picked + groups])
         labels = [f"P+{g}" for g in picked] + [f"P-{g}" for g in picked]
     else:
-        stacked = everything[picked]
+        rows = picked
         labels = [f"P{g}" for g in picked]
-    sims = stacked @ stacked.T
+    sims = similarity[np.ix_(rows, rows)]
     fig, ax = plt.subplots(figsize=(6, 5))
     image = ax.imshow(sims, cmap="viridis", vmin=-1, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=90)

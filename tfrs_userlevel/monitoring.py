@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfrs_userlevel import metrics as metrics_lib
 from tfrs_userlevel.backend import keras, tf
 
 
@@ -96,15 +97,14 @@ class UserLevelMonitor(keras.callbacks.Callback):
         if self._score is None:
             self._score = tf.function(lambda ids: model.score(ids, training=False),
                                       reduce_retracing=True)
-        chunks = [tf.sigmoid(self._score({k: v[i:i + 16384] for k, v in sample_ids.items()})
-                             ["logit"]).numpy() for i in range(0, len(sample_labels), 16384)]
-        probabilities = np.concatenate(chunks)
-        auc = keras.metrics.AUC(num_thresholds=2000)
-        auc.update_state(sample_labels, probabilities)
-        p = np.clip(np.asarray(probabilities, np.float64), 1e-7, 1 - 1e-7)
-        y = sample_labels.astype(np.float64)
-        logs["auc"] = float(auc.result())
-        logs["logloss"] = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        # The validation metrics' own classes (same AUC thresholds, LogLoss on logits).
+        train_metrics = {m.name: m for m in metrics_lib.ranking_metrics(model.positive_rate)}
+        for i in range(0, len(sample_labels), 16384):
+            logits = self._score({k: v[i:i + 16384] for k, v in sample_ids.items()})["logit"]
+            for name in ("auc", "logloss"):
+                train_metrics[name].update_state(sample_labels[i:i + 16384], logits)
+        for name in ("auc", "logloss"):
+            logs[name] = float(train_metrics[name].result())
         if model.user_level is None:
             return
         output = self._score(self._probe_rows()).get("user_level", {})
