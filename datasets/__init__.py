@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets import splits
+from datasets import behavior, splits
 from datasets.movielens_1m import movielens_1m
 from datasets.movielens_100k import movielens_100k
 from datasets.sources import ENV_VAR, DataNotFoundError
@@ -40,9 +40,24 @@ def _module(name: str):
     return DATASETS[name]
 
 
-def feature_spec(name: str) -> list[dict[str, Any]]:
-    """The default `FeatureSpec` config (list of field dicts) of a dataset."""
-    return [dict(field) for field in _module(name).FEATURE_SPEC]
+def feature_spec(name: str, history_length: int = 0) -> list[dict[str, Any]]:
+    """The default `FeatureSpec` config (list of field dicts) of a dataset.
+
+    `history_length` > 0 adds the behavior field `history_<item>`: the
+    user's last clicked items (see `datasets.behavior`), each with its genres.
+    """
+    fields = [dict(field) for field in _module(name).FEATURE_SPEC]
+    if history_length > 0:
+        item = _module(name).ITEM
+        fields.append({"name": history_column(name), "dtype": "int64", "role": "behavior",
+                       "multivalued": True, "max_length": int(history_length),
+                       "shared_vocabulary_with": item, "attributes": ["genres"]})
+    return fields
+
+
+def history_column(name: str) -> str:
+    """The behavior column of dataset `name`: "history_<item field>"."""
+    return f"history_{_module(name).ITEM}"
 
 
 def builder(name: str, split: str = "random", data_dir: str | os.PathLike | None = None,
@@ -60,6 +75,7 @@ def load_splits(
     data_dir: str | os.PathLike | None = None,
     source: str = "raw",
     tfds_dir: str | os.PathLike | None = None,
+    history_length: int = 0,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Loads every split of a dataset into memory.
 
@@ -70,6 +86,11 @@ def load_splits(
         otherwise.
       source: "raw" (read the raw files directly) or "tfds".
       tfds_dir: TFDS data directory for `source="tfds"`.
+      history_length: > 0 adds `history_<item>`, int64 [N, history_length]:
+        each row's last clicks strictly before it (`datasets.behavior`),
+        oldest first, padded with -1. Only with split "time": under a random
+        split, training rows' histories would hold the clicks of later test
+        rows, i.e. test labels.
 
     Returns:
       {"train"|"validation"|"test": {column: 1-D numpy array}} with every
@@ -77,6 +98,13 @@ def load_splits(
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; valid choices are {list(SOURCES)}")
+    if history_length and split != "time":
+        raise ValueError(
+            f"click histories need split 'time', got {split!r}: under a random split the "
+            "histories of training rows contain the clicks of later validation/test rows")
+    if history_length and source != "raw":
+        raise ValueError("click histories are built from the raw files (source 'raw'); the "
+                         "TFDS builder's examples carry them as the 'history' feature")
     dataset_builder = builder(name, split, data_dir, tfds_dir)
     features = _module(name).FEATURES
     if source == "tfds":
@@ -94,12 +122,23 @@ def load_splits(
         return result
     frame = dataset_builder._read(dataset_builder.locate())
     column = f"{split}_split"
+    histories = None
+    if history_length:
+        item = _module(name).ITEM
+        cutoff = behavior.history_cutoffs(frame["timestamp"].to_numpy(),
+                                          frame["time_split"].to_numpy())
+        histories = behavior.click_histories(
+            frame["user_id"].to_numpy(), frame[item].to_numpy(), frame["label"].to_numpy(),
+            frame["timestamp"].to_numpy(), cutoff, history_length)
     result = {}
     for split_name in splits.SPLITS:
-        part = frame[frame[column].to_numpy() == split_name]
+        rows = frame[column].to_numpy() == split_name
+        part = frame[rows]
         result[split_name] = {
             name_: _as_column(part[name_].to_numpy(), dtype) for name_, dtype in features.items()
         }
+        if histories is not None:
+            result[split_name][history_column(name)] = histories[rows]
     return result
 
 
@@ -112,4 +151,4 @@ def _as_column(values: np.ndarray, dtype: type) -> np.ndarray:
 
 
 __all__ = ["BUILDERS", "DATASETS", "DataNotFoundError", "ENV_VAR", "builder", "feature_spec",
-           "load_splits"]
+           "history_column", "load_splits"]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import tensorflow_datasets as tfds
 
-from datasets import sources, splits
+from datasets import behavior, sources, splits
 
 CITATION = ("F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: "
             "History and Context. ACM TiiS 5, 4, Article 19.")
@@ -33,6 +33,8 @@ class MovieLensBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     URL: str = ""
     FOLDERS: tuple[str, ...] = ()
     FEATURES: dict[str, type] = {}
+    ITEM: str = ""  # the item id field that click histories list
+    HISTORY_LENGTH = 50  # clicks kept in the "history" feature (most recent)
     HOMEPAGE = "https://grouplens.org/datasets/movielens/"
 
     def __init__(self, *, raw_dir: str | os.PathLike | None = None, **kwargs):
@@ -59,6 +61,10 @@ class MovieLensBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             name: tfds.features.Text() if dtype is str else tfds.features.Scalar(np.int64)
             for name, dtype in self.FEATURES.items()
         }
+        # The user's last clicks strictly before the row (datasets.behavior), oldest first.
+        # Train on it with the `time` config only: under `random`, training rows' histories
+        # hold the clicks of later validation/test rows.
+        features["history"] = tfds.features.Tensor(shape=(None,), dtype=np.int64)
         return tfds.core.DatasetInfo(
             builder=self,
             description=self.__doc__,
@@ -69,6 +75,12 @@ class MovieLensBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         frame = self._read(self.locate(dl_manager))
+        cutoff = behavior.history_cutoffs(frame["timestamp"].to_numpy(),
+                                          frame["time_split"].to_numpy())
+        histories = behavior.click_histories(
+            frame["user_id"].to_numpy(), frame[self.ITEM].to_numpy(), frame["label"].to_numpy(),
+            frame["timestamp"].to_numpy(), cutoff, self.HISTORY_LENGTH)
+        frame = frame.assign(history=list(histories))
         column = f"{self.builder_config.name}_split"
         return {
             name: self._generate_examples(frame[frame[column] == name])
@@ -77,5 +89,9 @@ class MovieLensBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _generate_examples(self, frame: pd.DataFrame):
         columns = {name: frame[name].to_numpy() for name in self.FEATURES}
+        histories = frame["history"].to_numpy()
         for i, key in enumerate(frame.index.to_numpy()):
-            yield int(key), {name: values[i] for name, values in columns.items()}
+            example = {name: values[i] for name, values in columns.items()}
+            history = histories[i]
+            example["history"] = history[history != behavior.PADDING]
+            yield int(key), example

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tfrs_userlevel.backend import keras, tf
-from tfrs_userlevel.features import FeatureSpec
+from tfrs_userlevel.features import FeatureSpec, attribute_key
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
@@ -28,7 +28,11 @@ class FieldEmbedding(keras.layers.Layer):
 
     Returns:
       E: float32 [B, F, d] in spec order; a multi-valued field is the mean of
-      its non-padding embeddings (zeros when it has none).
+      its non-padding embeddings (zeros when it has none); a behavior position
+      with attributes counts as its item's embedding plus theirs.
+
+    `sequence(inputs, name)` gives a behavior field unpooled, for sequence
+    models (DIN, DIEN).
     """
 
     def __init__(self, spec, vocabulary_size: int, embedding_dim: int = 16,
@@ -48,11 +52,30 @@ class FieldEmbedding(keras.layers.Layer):
             regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
         super().build(input_shape)
 
-    def _pooled(self, ids: tf.Tensor) -> tf.Tensor:
+    def _positions(self, inputs, name: str) -> list[tf.Tensor]:
+        """[B, L, d] per part of a multi-valued field: the values, then each attribute."""
+        field = self.spec[name]
+        keys = [name] + [attribute_key(name, a) for a in field.attributes]
+        return [tf.gather(self.table, tf.maximum(inputs[k], 0)) for k in keys]
+
+    def _pooled(self, inputs, name: str) -> tf.Tensor:
+        ids = inputs[name]
         mask = tf.cast(ids >= 0, tf.float32)[..., None]
-        vectors = tf.gather(self.table, tf.maximum(ids, 0)) * mask
+        vectors = tf.add_n(self._positions(inputs, name)) * mask
         count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
         return tf.reduce_sum(vectors, axis=1) / count
+
+    def sequence(self, inputs: dict[str, tf.Tensor], name: str) -> tuple[tf.Tensor, tf.Tensor]:
+        """A behavior field unpooled.
+
+        Returns:
+          (float32 [B, L, d·(1 + A)]: per position the item embedding
+          concatenated with its A attributes' (zeros at padding),
+          bool [B, L]: True at real positions).
+        """
+        mask = inputs[name] >= 0
+        parts = tf.concat(self._positions(inputs, name), axis=-1)
+        return parts * tf.cast(mask, tf.float32)[..., None], mask
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         single = tf.gather(self.table, inputs["ids"]) if "ids" in inputs else None
@@ -62,7 +85,7 @@ class FieldEmbedding(keras.layers.Layer):
             columns, k = [], 0
             for field in self.spec.fields:
                 if field.multivalued:
-                    columns.append(self._pooled(inputs[field.name]))
+                    columns.append(self._pooled(inputs, field.name))
                 else:
                     columns.append(single[:, k])
                     k += 1

@@ -47,6 +47,12 @@ class Field:
       min_count: Values seen fewer times in training go to the OOV bucket.
       shared_vocabulary_with: Reuse another field's vocabulary and embedding
         rows (e.g. a behavior list of item ids shares the item id's).
+      attributes: For a behavior list of item ids: single-valued item fields
+        (e.g. "genres") whose value each listed item carries. The item ->
+        value map is learned from the training rows; a history then needs
+        only item ids, and each position is embedded as the item's embedding
+        plus its attributes' (items never seen in training get the
+        attribute's OOV row).
     """
 
     name: str
@@ -57,6 +63,7 @@ class Field:
     max_length: int = 8
     min_count: int = 1
     shared_vocabulary_with: str | None = None
+    attributes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         where = f"field {self.name!r}"
@@ -73,6 +80,11 @@ class Field:
             raise FeatureSpecError(f"{where}: max_length must be >= 1, got {self.max_length}")
         if self.min_count < 1:
             raise FeatureSpecError(f"{where}: min_count must be >= 1, got {self.min_count}")
+        object.__setattr__(self, "attributes", tuple(self.attributes))
+        if self.attributes and (self.role != "behavior" or self.shared_vocabulary_with is None):
+            raise FeatureSpecError(
+                f"{where}: attributes need a behavior field that shares an item field's "
+                "vocabulary (shared_vocabulary_with)")
         if self.multivalued and self.dtype == "string" and not self.separator:
             raise FeatureSpecError(f"{where}: a multi-valued string field needs a separator")
 
@@ -128,6 +140,13 @@ class FeatureSpec:
                 raise FeatureSpecError(
                     f"field {field.name!r}: dtype {field.dtype!r} differs from the dtype "
                     f"{target.dtype!r} of {target_name!r} whose vocabulary it shares")
+            for attribute in field.attributes:
+                owner = by_name.get(attribute)
+                if (owner is None or owner.role != "item" or owner.multivalued
+                        or owner.shared_vocabulary_with is not None):
+                    raise FeatureSpecError(
+                        f"field {field.name!r}: attribute {attribute!r} must name a "
+                        "single-valued item field with its own vocabulary")
         if not any(f.role == "item" for f in self.fields):
             raise FeatureSpecError("a feature spec needs at least one field with role 'item'")
 
@@ -136,7 +155,12 @@ class FeatureSpec:
         return cls([Field.from_dict(e) for e in entries])
 
     def get_config(self) -> list[dict[str, Any]]:
-        return [dataclasses.asdict(f) for f in self.fields]
+        config = []
+        for field in self.fields:
+            entry = dataclasses.asdict(field)
+            entry["attributes"] = list(field.attributes)
+            config.append(entry)
+        return config
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -167,7 +191,10 @@ class FeatureSpec:
 
         Returns:
           name -> sorted list of kept values, for every field that owns a
-          vocabulary (fields with `shared_vocabulary_with` use their owner's).
+          vocabulary (fields with `shared_vocabulary_with` use their owner's);
+          and for each attribute of a behavior field, "<field>:<attribute>" ->
+          sorted [item value, attribute value] pairs (`attribute_key`), the
+          first attribute value seen with each item in the training rows.
         """
         sources: dict[str, list[np.ndarray]] = {}
         for field in self.fields:
@@ -196,7 +223,23 @@ class FeatureSpec:
             uniques, counts = np.unique(values, return_counts=True)
             kept = uniques[counts >= field.min_count]
             vocabularies[owner] = [v.item() if hasattr(v, "item") else v for v in kept]
+        for field in self.fields:
+            for attribute in field.attributes:
+                items = np.asarray(columns[field.shared_vocabulary_with])
+                values = np.asarray(columns[attribute])
+                keys, first = np.unique(items, return_index=True)
+                vocabularies[attribute_key(field.name, attribute)] = [
+                    [_plain(k), _plain(v)] for k, v in zip(keys, values[first], strict=True)]
         return vocabularies
+
+
+def attribute_key(field: str, attribute: str) -> str:
+    """The vocabularies key of a behavior field's item -> attribute map."""
+    return f"{field}:{attribute}"
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
 
 
 # The value that pads integer behavior lists; it is never a vocabulary entry.
@@ -215,7 +258,9 @@ class FeatureLookup(keras.layers.Layer):
     Returns:
       dict with "ids": int32 [B, F_single] fused ids of the single-valued
       fields in spec order, and, for each multi-valued field, its name ->
-      int32 [B, max_length] fused ids padded with -1.
+      int32 [B, max_length] fused ids padded with -1; for each attribute of
+      a behavior field, "<field>:<attribute>" -> int32 [B, max_length], the
+      fused ids of the listed items' attribute values (same padding).
 
     Unseen values map to the field's OOV row; they never raise.
     """
@@ -252,6 +297,24 @@ class FeatureLookup(keras.layers.Layer):
             self._tables[owner] = tf.lookup.StaticHashTable(
                 initializer, default_value=tf.constant(self.offsets[owner], tf.int64),
                 name=f"{owner}_vocabulary")
+        self._attribute_tables = {}
+        for field in self.spec.fields:
+            for attribute in field.attributes:
+                key = attribute_key(field.name, attribute)
+                if key not in self.vocabularies:
+                    raise FeatureSpecError(f"no item -> attribute map {key!r} in the vocabularies")
+                pairs = self.vocabularies[key]
+                item_dtype = tf.string if self.spec[field.shared_vocabulary_with].dtype == "string" \
+                    else tf.int64
+                items = [p[0] for p in pairs]
+                values = self._tables[attribute].lookup(tf.constant(
+                    [p[1] for p in pairs],
+                    dtype=tf.string if self.spec[attribute].dtype == "string" else tf.int64))
+                initializer = tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(items, dtype=item_dtype), values)
+                self._attribute_tables[key] = tf.lookup.StaticHashTable(
+                    initializer, default_value=tf.constant(self.offsets[attribute], tf.int64),
+                    name=f"{field.name}_{attribute}_map")
 
     @property
     def single_fields(self) -> list[str]:
@@ -308,6 +371,11 @@ class FeatureLookup(keras.layers.Layer):
             ids = tf.ragged.map_flat_values(table.lookup, parts)
             outputs[field.name] = tf.cast(
                 ids.to_tensor(default_value=-1, shape=[None, field.max_length]), tf.int32)
+            for attribute in field.attributes:
+                key = attribute_key(field.name, attribute)
+                values = tf.ragged.map_flat_values(self._attribute_tables[key].lookup, parts)
+                outputs[key] = tf.cast(
+                    values.to_tensor(default_value=-1, shape=[None, field.max_length]), tf.int32)
         if single:
             outputs["ids"] = tf.cast(tf.stack(single, axis=1), tf.int32)
         return outputs

@@ -42,6 +42,8 @@ FEATURES = {
     "label": np.int64, "rating": np.int64, "timestamp": np.int64,
 }
 
+ITEM = "item_id"  # the item id field; click histories list its values
+
 FEATURE_SPEC = [
     {"name": "item_id", "dtype": "int64", "role": "item"},
     {"name": "genres", "dtype": "string", "role": "item"},
@@ -99,12 +101,14 @@ class Movielens100k(builder.MovieLensBuilder):
     """MovieLens 100K ratings as CTR examples (label = rating > 3)."""
 
     name = "movielens_100k"
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "8 CTR fields; random and time splits."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "8 CTR fields; random and time splits.",
+                     "1.1.0": "history: the last 50 clicks before each rating."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = INSTRUCTIONS
     URL = URL
     FOLDERS = FOLDERS
     FEATURES = FEATURES
+    ITEM = ITEM
     HOMEPAGE = "https://grouplens.org/datasets/movielens/100k/"
 
     def _missing_files(self, path: Path) -> str | None:

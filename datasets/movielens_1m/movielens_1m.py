@@ -128,6 +128,8 @@ FEATURES = {
 }
 
 # The 8 model fields of SPEC §9, as `tfrs_userlevel.features.FeatureSpec` config.
+ITEM = "movie_id"  # the item id field; click histories list its values
+
 FEATURE_SPEC = [
     {"name": "movie_id", "dtype": "int64", "role": "item"},
     {"name": "genres", "dtype": "string", "role": "item"},
@@ -144,12 +146,14 @@ class Movielens1m(builder.MovieLensBuilder):
     """MovieLens 1M ratings as CTR examples (label = rating > 3)."""
 
     name = "movielens_1m"
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "8 CTR fields; canonical random and time splits."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "8 CTR fields; canonical random and time splits.",
+                     "1.1.0": "history: the last 50 clicks before each rating."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = INSTRUCTIONS
     URL = URL
     FOLDERS = FOLDERS
     FEATURES = FEATURES
+    ITEM = ITEM
     HOMEPAGE = "https://grouplens.org/datasets/movielens/1m/"
 
     def _missing_files(self, path: Path) -> str | None:
