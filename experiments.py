@@ -53,13 +53,14 @@ FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
 
 # Options added after runs were cached, with the value those runs had.
 LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
-                 "deterministic": False}
+                 "deterministic": False, "history_length": 0, "udg_dim": None,
+                 "udg_units": [64, 32], "gate_scale": 1.0, "meta": False}
 
 
 def effective(config: dict) -> dict:
     """The options that shape the run: GPRec's are dropped when it is off."""
     config = {**LATER_OPTIONS, **config}
-    if config.get("user_level") == "none":
+    if "gprec" not in config.get("user_level", "none"):
         return {k: v for k, v in config.items() if k not in GPREC_OPTIONS}
     return config
 

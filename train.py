@@ -72,6 +72,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--baseline-options", type=json_object, default={},
                    help='baseline-specific options as JSON, e.g. \'{"num_experts": 8}\' '
                         "(tfrs_userlevel.baselines.options(NAME) lists them)")
+    p.add_argument("--history-length", type=int, default=DEFAULTS.history_length,
+                   help="add the click history (last N clicks before each rating, with their "
+                        "genres) as a behavior field; needs --split time; din and dien need it")
+    u = p.add_argument_group("UDG (--user-level udg or gprec+udg)")
+    u.add_argument("--udg-dim", type=int, default=None,
+                   help="width of the UDG user embedding (default: --embedding-dim)")
+    u.add_argument("--udg-units", type=int, nargs="+", default=list(DEFAULTS.udg_units),
+                   help="hidden widths of each gating network (the output layer is added)")
+    u.add_argument("--gate-scale", type=float, default=DEFAULTS.gate_scale,
+                   help="gate = scale * sigmoid(.) (1 in the paper)")
+    u.add_argument("--meta", action="store_true",
+                   help="add the meta-embedding generator for users outside the vocabulary "
+                        "(train it with python -m tfrs_userlevel.udg.cold_start)")
     g = p.add_argument_group("GPRec (--user-level gprec)")
     g.add_argument("--strategy", default=DEFAULTS.strategy, choices=STRATEGIES,
                    help="how r_g and r_p join the backbone: input (eq. 14), dp = dynamic "
@@ -155,6 +168,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         hidden_units=tuple(args.hidden_units), dropout=args.dropout, batch_norm=args.batch_norm,
         patience=args.patience, seed=seed, max_steps=args.max_steps,
         steps_per_execution=args.steps_per_execution, deterministic=args.deterministic,
+        history_length=args.history_length, udg_dim=args.udg_dim,
+        udg_units=tuple(args.udg_units), gate_scale=args.gate_scale, meta=args.meta,
         strategy=args.strategy,
         groups=args.groups, temperature=args.temperature, reduce=args.reduce,
         ablation=args.ablation, group_weight=args.group_weight,
@@ -168,7 +183,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
 
 def unused_gprec_options(config: TrainConfig) -> list[str]:
     """GPRec options set away from their defaults on a run without GPRec."""
-    if config.user_level == "gprec":
+    if "gprec" in config.user_level:
         return []
     return [name for name in GPREC_OPTIONS if getattr(config, name) != getattr(DEFAULTS, name)]
 
@@ -212,8 +227,8 @@ def main(argv=None) -> int:
               "GPRec; add --user-level gprec or drop them", file=sys.stderr)
         return 2
     splits = datasets.load_splits(args.dataset, args.split, args.data_dir, args.data_source,
-                                  args.tfds_dir)
-    spec = datasets.feature_spec(args.dataset)
+                                  args.tfds_dir, history_length=args.history_length)
+    spec = datasets.feature_spec(args.dataset, history_length=args.history_length)
     results = {}
     for seed, config in configs.items():
         out = model_dir / f"seed_{seed}" if args.seeds else model_dir

@@ -52,6 +52,9 @@ class RankingModel(tfrs.Model):
       embedding_l2: L2 penalty on the batch's embeddings.
       positive_rate: Training positive rate p̄ (RIG uses it; see `backbone`).
       user_level: Optional user-level layer (see the module docstring).
+      gating: Optional `udg.UserDependentGating`: per-layer gates of the
+        backbone's MLP, computed before the backbone from the item fields,
+        the pooled click history and the user (UDG, SPEC §6).
       dense_embedding_gradients: Turn the embedding table's sparse gradient
         into a dense one before the optimizer step. For tables of up to a few
         million parameters this is faster on CPU (one dense Adam update instead
@@ -74,7 +77,8 @@ class RankingModel(tfrs.Model):
     def __init__(self, feature_spec, vocabularies: Mapping[str, list], backbone=None,
                  embedding_dim: int = 16, embedding_l2: float = 0.0,
                  positive_rate: float = 0.5, user_level: keras.layers.Layer | None = None,
-                 dense_embedding_gradients: bool | None = None, **kwargs):
+                 dense_embedding_gradients: bool | None = None,
+                 gating: keras.layers.Layer | None = None, **kwargs):
         super().__init__(**kwargs)
         self.feature_spec = (feature_spec if isinstance(feature_spec, FeatureSpec)
                              else FeatureSpec.from_config(feature_spec))
@@ -121,6 +125,36 @@ class RankingModel(tfrs.Model):
                 "RankingModel: the user_level layer has add_losses=True; RankingModel adds the "
                 "terms it returns, so they would count twice. Build it with add_losses=False.")
         self.user_level = user_level
+        self.gating = gating
+        if gating is not None and not getattr(backbone, "supports_gates", False):
+            raise ValueError(
+                f"RankingModel: backbone {type(backbone).__name__} takes no UDG gates; UDG "
+                "needs a backbone whose prediction network is an MLP (mlp, wd, deepfm, ipnn, "
+                "opnn, din, dien)")
+        behavior_fields = [f for f in self.feature_spec.fields if f.role == "behavior"]
+        self._behavior_field = behavior_fields[0] if behavior_fields else None
+        if getattr(backbone, "uses_behavior", False) and self._behavior_field is None:
+            raise ValueError(
+                f"RankingModel: backbone {type(backbone).__name__} needs a click history: add a "
+                "behavior field to the feature spec (train.py --history-length N)")
+        if self._behavior_field is not None:
+            field = self._behavior_field
+            self._behavior_position = self.feature_spec.names.index(field.name)
+            # The target item in the history's layout: the item field, then its attributes.
+            self._query_positions = [self.feature_spec.names.index(n) for n in
+                                     (field.shared_vocabulary_with, *field.attributes)]
+        personal = self.feature_spec.positions("user_personal")
+        self._user_field = self.feature_spec.fields[personal[0]].name if personal else None
+        if gating is not None:
+            if self._user_field is None:
+                raise ValueError("RankingModel: UDG needs a user_personal (user id) field")
+            expected = len(self.vocabularies[self._user_field])
+            if gating.num_users != expected:
+                raise ValueError(f"RankingModel: the UDG table has {gating.num_users} users, "
+                                 f"the vocabulary of {self._user_field!r} has {expected}")
+        self._profile_columns = [self.lookup.single_fields.index(f.name)
+                                 for f in self.feature_spec.fields
+                                 if f.role == "user_other" and not f.multivalued]
         if dense_embedding_gradients is None:
             dense_embedding_gradients = (
                 self.lookup.total_size * self.embedding_dim <= DENSE_GRADIENT_MAX_PARAMETERS)
@@ -131,7 +165,8 @@ class RankingModel(tfrs.Model):
         self._item_positions = self.feature_spec.positions("item")
         self._user_positions = self.feature_spec.positions("user_personal", "user_other")
         self._personal_positions = self.feature_spec.positions("user_personal")
-        self.loss_names = ("main_loss",) + tuple(getattr(user_level, "loss_names", ()))
+        self.loss_names = (("main_loss",) + tuple(getattr(backbone, "loss_names", ()))
+                           + tuple(getattr(user_level, "loss_names", ())))
         self._loss_trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss",) + self.loss_names
             + ("regularization_loss",)
@@ -157,10 +192,32 @@ class RankingModel(tfrs.Model):
 
         The user-level layer computes its auxiliary losses only when `labels`
         are given; its whole output (GPRec: "masks" [B, G, 2], "group",
-        "individual") is under "user_level" when there is one.
+        "individual") is under "user_level" when there is one; with UDG the
+        gates (list of [B, width_l]) are under "gates".
         """
         embeddings = self.embedding(ids)
         first_order = self.first_order(ids) if self.first_order is not None else None
+        options = {}
+        if getattr(self.backbone, "uses_behavior", False):
+            sequence, mask = self.embedding.sequence(ids, self._behavior_field.name)
+            query = tf.gather(embeddings, self._query_positions, axis=1)
+            options["behavior"] = {"sequence": sequence, "mask": mask,
+                                   "query": tf.reshape(query, [-1, sequence.shape[-1]])}
+        gates_out = []
+        if self.gating is not None:
+            gating_inputs = {
+                "item": tf.gather(embeddings, self._item_positions, axis=1),
+                "user_index": self.user_index(ids),
+                "profile": tf.gather(ids["ids"], self._profile_columns, axis=1),
+            }
+            if self._behavior_field is not None:
+                gating_inputs["behavior"] = embeddings[:, self._behavior_position]
+
+            def gates(widths):
+                gates_out.extend(self.gating(gating_inputs, widths=widths, training=training))
+                return gates_out
+
+            options["gates"] = gates
         needs_user = self.user_level is not None or getattr(self.backbone, "uses_context", False)
         if needs_user:
             user = tf.gather(embeddings, self._user_positions, axis=1)
@@ -173,10 +230,13 @@ class RankingModel(tfrs.Model):
             backbone = self.backbone(embeddings, first_order=first_order, context=context,
                                      training=training)
         else:
-            backbone = self.backbone(embeddings, first_order=first_order, training=training)
+            backbone = self.backbone(embeddings, first_order=first_order, training=training,
+                                     **options)
         hidden, logit = backbone["hidden"], backbone["logit"]
+        losses = dict(backbone.get("losses", {}))
+        extra = {"gates": gates_out} if self.gating is not None else {}
         if self.user_level is None:
-            return {"logit": logit, "losses": {}}
+            return {"logit": logit, "losses": losses, **extra}
         inputs = {
             "embeddings": embeddings,
             "item": tf.gather(embeddings, self._item_positions, axis=1),
@@ -188,8 +248,14 @@ class RankingModel(tfrs.Model):
         if labels is not None:
             inputs["labels"] = labels
         output = self.user_level(inputs, training=training)
-        return {"logit": output["logit"], "losses": dict(output.get("losses", {})),
-                "user_level": output}
+        return {"logit": output["logit"], "losses": {**losses, **output.get("losses", {})},
+                "user_level": output, **extra}
+
+    def user_index(self, ids: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """int32 [B]: each row's user id as an index of its vocabulary (0 = unseen user)."""
+        column = self.lookup.single_fields.index(self._user_field)
+        return ids["ids"][:, column] - self.lookup.offsets[
+            self.feature_spec[self._user_field].shared_vocabulary_with or self._user_field]
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return tf.sigmoid(self.score(self.lookup(features), training=training)["logit"])
@@ -251,6 +317,8 @@ class RankingModel(tfrs.Model):
             "dense_embedding_gradients": self.dense_embedding_gradients,
             "user_level": (keras.layers.serialize(self.user_level)
                            if self.user_level is not None else None),
+            "gating": (keras.layers.serialize(self.gating)
+                       if self.gating is not None else None),
             "name": self.name,
         }
 
@@ -276,4 +344,6 @@ class RankingModel(tfrs.Model):
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         if config.get("user_level") is not None:
             config["user_level"] = keras.layers.deserialize(config["user_level"])
+        if config.get("gating") is not None:
+            config["gating"] = keras.layers.deserialize(config["gating"])
         return cls(**config)

@@ -15,8 +15,8 @@ same train scalars. Per epoch it writes:
   - scalar `gprec/groups_used`: the number of groups holding any user;
   - image `gprec/group_similarity`: the cosine-similarity heatmap of the dual
     group embeddings [P⁺; P⁻] (RQ5; blue −1, white 0, red +1);
-  - for a user-level layer that returns "gates" (UDG), histogram
-    `udg/gates` of every gate value.
+  - with UDG, histograms `udg/gates` of every gate value and
+    `udg/gates_layer<l>` per MLP layer.
 """
 
 from __future__ import annotations
@@ -105,9 +105,12 @@ class UserLevelMonitor(keras.callbacks.Callback):
                 train_metrics[name].update_state(sample_labels[i:i + 16384], logits)
         for name in ("auc", "logloss"):
             logs[name] = float(train_metrics[name].result())
-        if model.user_level is None:
+        if model.user_level is None and getattr(model, "gating", None) is None:
             return
-        output = self._score(self._probe_rows()).get("user_level", {})
+        scored = self._score(self._probe_rows())
+        output = dict(scored.get("user_level", {}))
+        if scored.get("gates") is not None:
+            output["gates"] = scored["gates"]
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(str(self.log_dir / "user_level"))
         with self._writer.as_default(step=epoch):
@@ -122,9 +125,11 @@ class UserLevelMonitor(keras.callbacks.Callback):
                 tf.summary.image("gprec/group_similarity", similarity_image(similarity))
             if output.get("gates") is not None:
                 gates = output["gates"]
-                values = (tf.concat([tf.reshape(g, [-1]) for g in gates], axis=0)
-                          if isinstance(gates, (list, tuple)) else tf.reshape(gates, [-1]))
-                tf.summary.histogram("udg/gates", values)
+                gates = list(gates) if isinstance(gates, (list, tuple)) else [gates]
+                tf.summary.histogram("udg/gates", tf.concat(
+                    [tf.reshape(g, [-1]) for g in gates], axis=0))
+                for i, gate in enumerate(gates):
+                    tf.summary.histogram(f"udg/gates_layer{i}", tf.reshape(gate, [-1]))
         self._writer.flush()
 
     def on_train_end(self, logs=None):

@@ -47,8 +47,9 @@ from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.monitoring import UserLevelMonitor
 from tfrs_userlevel.resilience import NonFiniteGuard, TrainingState
+from tfrs_userlevel.udg import UserDependentGating
 
-USER_LEVELS = ("none", "gprec")
+USER_LEVELS = ("none", "gprec", "udg", "gprec+udg")
 LR_SCHEDULES = ("constant", "step", "plateau")
 
 
@@ -88,6 +89,13 @@ class TrainConfig:
     steps_per_execution: int = 25
     eval_batch_size: int = 16384
     deterministic: bool = False  # TF's op determinism: the same seed gives the same metrics
+    # Click histories (behavior field history_<item>, datasets.behavior): 0 = none.
+    history_length: int = 0
+    # UDG (--user-level udg or gprec+udg), SPEC §6-§7.
+    udg_dim: int | None = None  # width of E^UDG; None: embedding_dim
+    udg_units: tuple[int, ...] = (64, 32)  # hidden widths of each gating network
+    gate_scale: float = 1.0  # gate = gate_scale · sigmoid(.)
+    meta: bool = False  # add the meta-embedding generator for unseen users
     # GPRec (--user-level gprec), SPEC §2–§5.
     strategy: str = "dp"  # the best of the three on validation (results/ml1m_gprec.md)
     groups: int = 60
@@ -109,6 +117,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
         self.classifier_units = tuple(int(u) for u in self.classifier_units)
+        self.udg_units = tuple(int(u) for u in self.udg_units)
         if self.prediction_units is not None:
             self.prediction_units = tuple(int(u) for u in self.prediction_units)
         checks = [
@@ -123,6 +132,20 @@ class TrainConfig:
              "a baseline is a complete user-modeling model: use it with user_level none"),
             (self.baseline is not None or not self.baseline_options,
              "baseline_options need a baseline"),
+            (self.history_length >= 0, "history_length must be >= 0"),
+            (self.history_length == 0 or self.split == "time",
+             "click histories (history_length > 0) need split time: under a random split "
+             "training rows' histories hold the clicks of later test rows"),
+            (self.backbone not in ("din", "dien") or self.history_length > 0,
+             f"backbone {self.backbone} reads the click history: set history_length > 0"),
+            ("udg" in self.user_level or (self.udg_dim is None and not self.meta
+                                          and self.gate_scale == 1.0
+                                          and self.udg_units == (64, 32)),
+             "udg_dim, udg_units, gate_scale and meta need user_level udg or gprec+udg"),
+            ("udg" not in self.user_level or self.baseline is None,
+             "UDG gates a backbone's MLP, not a baseline"),
+            (self.udg_dim is None or self.udg_dim >= 1, "udg_dim must be >= 1"),
+            (self.gate_scale > 0, "gate_scale must be > 0"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {list(LR_SCHEDULES)}"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
@@ -139,14 +162,14 @@ class TrainConfig:
             (self.reduce in REDUCTIONS, f"reduce must be one of {list(REDUCTIONS)}"),
             (self.ablation is None or self.ablation in ABLATIONS,
              f"ablation must be one of {sorted(ABLATIONS)}"),
-            (self.ablation is None or self.user_level == "gprec",
+            (self.ablation is None or "gprec" in self.user_level,
              "ablation needs user_level gprec"),
             (min(self.group_weight, self.contrast_weight, self.orthogonal_weight,
                  self.backbone_weight) >= 0, "loss weights must be >= 0"),
             (self.contrast in CONTRASTS, f"contrast must be one of {list(CONTRASTS)}"),
             (not (self.residual and self.strategy == "ensemble"),
              "residual applies to the input and dp strategies, not ensemble"),
-            (self.user_level == "gprec" or not (self.residual or self.stop_embedding_gradient),
+            ("gprec" in self.user_level or not (self.residual or self.stop_embedding_gradient),
              "residual and stop_embedding_gradient need user_level gprec"),
         ]
         for ok, message in checks:
@@ -172,6 +195,7 @@ class TrainConfig:
         values = dataclasses.asdict(self)
         values["hidden_units"] = list(self.hidden_units)
         values["classifier_units"] = list(self.classifier_units)
+        values["udg_units"] = list(self.udg_units)
         if self.prediction_units is not None:
             values["prediction_units"] = list(self.prediction_units)
         return values
@@ -220,12 +244,29 @@ def build_model(config: TrainConfig, feature_spec: FeatureSpec,
     return RankingModel(feature_spec, vocabularies, backbone=backbone,
                         embedding_dim=config.embedding_dim, embedding_l2=config.embedding_l2,
                         positive_rate=positive_rate,
-                        user_level=build_user_level(config, positive_rate))
+                        user_level=build_user_level(config, positive_rate),
+                        gating=build_gating(config, feature_spec, vocabularies))
+
+
+def build_gating(config: TrainConfig, feature_spec: FeatureSpec,
+                 vocabularies: Mapping[str, list]) -> UserDependentGating | None:
+    """The UDG layer for user_level "udg" / "gprec+udg" (None otherwise)."""
+    if "udg" not in config.user_level:
+        return None
+    personal = [f for f in feature_spec.fields if f.role == "user_personal"]
+    if not personal:
+        raise ConfigError("invalid config: UDG needs a user_personal (user id) field")
+    owner = personal[0].shared_vocabulary_with or personal[0].name
+    vocabulary_size = sum(len(v) + 1 for k, v in vocabularies.items() if ":" not in k)
+    return UserDependentGating(
+        num_users=len(vocabularies[owner]), udg_dim=config.udg_dim or config.embedding_dim,
+        hidden_units=config.udg_units, gate_scale=config.gate_scale, meta=config.meta,
+        vocabulary_size=vocabulary_size, name="udg")
 
 
 def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.Layer | None:
-    """The user-level layer the config asks for (None for "none")."""
-    if config.user_level == "none":
+    """The GPRec layer for user_level "gprec" / "gprec+udg" (None otherwise)."""
+    if "gprec" not in config.user_level:
         return None
     options = {
         "groups": config.groups, "temperature": config.temperature, "reduce": config.reduce,

@@ -13,6 +13,8 @@ from tfrs_userlevel.backbones.base import Backbone
 from tfrs_userlevel.backbones.dcn import CrossDeepBackbone, CrossNetwork, DCNBackbone
 from tfrs_userlevel.backbones.dcnv2 import DCNv2Backbone, MatrixCrossNetwork
 from tfrs_userlevel.backbones.deepfm import DeepFMBackbone
+from tfrs_userlevel.backbones.dien import AUGRUCell, DIENBackbone
+from tfrs_userlevel.backbones.din import DINBackbone, TargetAttention
 from tfrs_userlevel.backbones.destine import DESTINEBackbone, DisentangledSelfAttention
 from tfrs_userlevel.backbones.finalmlp import FeatureSelection, FinalMLPBackbone
 from tfrs_userlevel.backbones.gdcn import GatedCrossNetwork, GDCNBackbone
@@ -31,6 +33,8 @@ BACKBONES = {
     "gdcn": GDCNBackbone,
     "finalmlp": FinalMLPBackbone,
     "destine": DESTINEBackbone,
+    "din": DINBackbone,
+    "dien": DIENBackbone,
 }
 
 
@@ -66,7 +70,8 @@ def get(name: str, **kwargs) -> Backbone:
     return BACKBONES[name](**kwargs)
 
 
-__all__ = ["BACKBONES", "Backbone", "CrossDeepBackbone", "CrossNetwork",
+__all__ = ["AUGRUCell", "BACKBONES", "Backbone", "DIENBackbone", "DINBackbone",
+           "TargetAttention", "CrossDeepBackbone", "CrossNetwork",
            "DCNBackbone", "DCNv2Backbone", "DESTINEBackbone", "DeepFMBackbone", "DeepNetwork",
            "DisentangledSelfAttention", "FeatureSelection", "FinalMLPBackbone",
            "GDCNBackbone", "GatedCrossNetwork", "MLPBackbone", "MatrixCrossNetwork",

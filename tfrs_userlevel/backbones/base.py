@@ -7,6 +7,11 @@ architecture adds outside its hidden state (a wide part, FM's pairwise term,
 FinalMLP's bilinear fusion). A backbone that needs first-order (one weight
 per id) terms sets `uses_first_order = True`; the ranking model then embeds
 every id in a 1-dimensional table and passes it as `first_order` [B, F, 1].
+
+A backbone whose prediction network is an MLP (`DeepNetwork`) sets
+`supports_gates = True` and accepts UDG's per-layer `gates`. A backbone that
+reads the click history unpooled (DIN, DIEN) sets `uses_behavior = True` and
+receives `behavior` (see `Backbone.call`).
 """
 
 from __future__ import annotations
@@ -32,12 +37,20 @@ class Backbone(keras.layers.Layer):
       first_order: float32 [B, F, 1] per-id weights, or None (only read when
         `uses_first_order`).
       training: Dropout on/off.
+      gates: UDG gates for the MLP's layers (see `DeepNetwork`), or None.
+      behavior: For `uses_behavior` backbones: {"sequence": float32
+        [B, L, D_b] the history, "mask": bool [B, L], "query": float32
+        [B, D_b] the target item in the same layout}.
 
     Returns:
-      {"hidden": float32 [B, H], "logit": float32 [B, 1]}.
+      {"hidden": float32 [B, H], "logit": float32 [B, 1]} and, for backbones
+      with auxiliary losses (`loss_names`), "losses": {name: scalar}.
     """
 
     uses_first_order = False
+    supports_gates = False
+    uses_behavior = False
+    loss_names: tuple[str, ...] = ()
 
     def __init__(self, output_bias: float = 0.0, **kwargs):
         super().__init__(**kwargs)
@@ -54,16 +67,34 @@ class Backbone(keras.layers.Layer):
         return None
 
     def call(self, embeddings: tf.Tensor, first_order: tf.Tensor | None = None,
-             training: bool = False) -> dict[str, tf.Tensor]:
+             training: bool = False, gates=None, behavior=None) -> dict[str, tf.Tensor]:
+        name = type(self).__name__
         if self.uses_first_order and first_order is None:
-            raise ValueError(f"{type(self).__name__}: needs first_order [B, F, 1] weights "
+            raise ValueError(f"{name}: needs first_order [B, F, 1] weights "
                              "(RankingModel provides them when uses_first_order is True)")
-        hidden = self.hidden_state(embeddings, training=training)
+        options = {}
+        if gates is not None:
+            if not self.supports_gates:
+                raise ValueError(f"{name}: its prediction network is not a plain MLP, so it "
+                                 "takes no UDG gates")
+            options["gates"] = gates
+        if self.uses_behavior:
+            if behavior is None:
+                raise ValueError(f"{name}: needs the click history (a behavior field in the "
+                                 "feature spec, e.g. train.py --history-length 20)")
+            options["behavior"] = behavior
+        hidden = self.hidden_state(embeddings, training=training, **options)
+        losses = {}
+        if isinstance(hidden, dict):  # a backbone with auxiliary losses
+            hidden, losses = hidden["hidden"], hidden["losses"]
         logit = self.head(hidden)
         extra = self.extra_logit(embeddings, hidden, first_order, training=training)
         if extra is not None:
             logit = logit + extra
-        return {"hidden": hidden, "logit": logit}
+        output = {"hidden": hidden, "logit": logit}
+        if self.loss_names:
+            output["losses"] = losses
+        return output
 
     @property
     def output_dim(self) -> int:

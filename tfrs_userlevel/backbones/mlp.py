@@ -21,6 +21,11 @@ class DeepNetwork(keras.layers.Layer):
 
     Call:
       x: float32 [B, D].
+      gates: Optional per-layer gates (UDG, eq. 7): a list of float32
+        [B, width_l], one per dense layer, that multiply that layer's input
+        (width_0 = D, then hidden_units[:-1]); or a callable that takes the
+        list of widths and returns that list (so a gating layer can size its
+        outputs from the actual input width).
 
     Returns:
       float32 [B, hidden_units[-1]].
@@ -50,8 +55,21 @@ class DeepNetwork(keras.layers.Layer):
     def output_dim(self) -> int:
         return self.hidden_units[-1]
 
-    def call(self, x: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def input_widths(self, input_width: int) -> list[int]:
+        """The input width of each dense layer, for an input of `input_width`."""
+        return [int(input_width), *self.hidden_units[:-1]]
+
+    def call(self, x: tf.Tensor, training: bool = False, gates=None) -> tf.Tensor:
+        if callable(gates):
+            gates = gates(self.input_widths(x.shape[-1]))
+        if gates is not None and len(gates) != len(self.hidden_units):
+            raise ValueError(f"DeepNetwork: got {len(gates)} gates for "
+                             f"{len(self.hidden_units)} layers")
+        dense = 0
         for layer in self._layers:
+            if gates is not None and isinstance(layer, keras.layers.Dense):
+                x = x * gates[dense]
+                dense += 1
             x = layer(x, training=training)
         return x
 
@@ -77,8 +95,10 @@ class MLPBackbone(Backbone):
         super().__init__(**kwargs)
         self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
 
-    def hidden_state(self, embeddings, training=False):
-        return self.deep(flatten_fields(embeddings), training=training)
+    supports_gates = True
+
+    def hidden_state(self, embeddings, training=False, gates=None):
+        return self.deep(flatten_fields(embeddings), training=training, gates=gates)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), **deep_options(self.deep)}

@@ -63,11 +63,13 @@ class PNNBackbone(Backbone):
         self.product = product
         self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
 
-    def hidden_state(self, embeddings, training=False):
+    supports_gates = True
+
+    def hidden_state(self, embeddings, training=False, gates=None):
         products = (pairwise_inner(embeddings) if self.product == "inner"
                     else superposed_outer(embeddings))
         return self.deep(tf.concat([flatten_fields(embeddings), products], axis=1),
-                         training=training)
+                         training=training, gates=gates)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "product": self.product, **deep_options(self.deep)}

@@ -1,0 +1,152 @@
+"""User-dependent gating (UDG paper eq. 6-9, SPEC §6) and the meta-embedding generator (§7)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tfrs_userlevel.backend import keras, tf
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class MetaEmbeddingGenerator(keras.layers.Layer):
+    """f_meta(x_prof) = tanh(W·x_prof + b) (UDG eq. 10's generator, Pan et al. 2019).
+
+    x_prof is the one-hot encoding of the user's profile fields (every user
+    field but the ID), so W·x_prof is a sum of one row of W per field: W is
+    stored as a table over the fused id space.
+
+    Args:
+      vocabulary_size: Rows of the fused id space.
+      output_dim: Width of the generated UDG user embedding.
+
+    Call:
+      profile_ids: int32 [B, P] fused ids of the profile fields.
+
+    Returns:
+      float32 [B, output_dim] in (-1, 1).
+    """
+
+    def __init__(self, vocabulary_size: int, output_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocabulary_size = int(vocabulary_size)
+        self.output_dim = int(output_dim)
+
+    def build(self, input_shape):
+        self.table = self.add_weight(
+            name="table", shape=(self.vocabulary_size, self.output_dim),
+            initializer=keras.initializers.RandomNormal(stddev=0.01))
+        self.bias = self.add_weight(name="bias", shape=(self.output_dim,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, profile_ids: tf.Tensor) -> tf.Tensor:
+        return tf.tanh(tf.reduce_sum(tf.gather(self.table, profile_ids), axis=1) + self.bias)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "vocabulary_size": self.vocabulary_size,
+                "output_dim": self.output_dim}
+
+
+@keras.utils.register_keras_serializable(package="tfrs_userlevel")
+class UserDependentGating(keras.layers.Layer):
+    """Per-layer gates g^(l) = sigmoid(GN^(l)([e_item, e_behv, e^UDG])) for an MLP (eq. 6).
+
+    The gates multiply the input of each dense layer of the backbone's
+    prediction MLP (eq. 7: h^(l) = ReLU(W^(l)(g^(l-1) ⊙ h^(l-1)) + b^(l))), so
+    every (user, item, click) gets its own effective weights (eq. 8-9).
+
+    - `E^UDG`: a user table of its own (keyed by the user id, row 0 = users
+      outside the vocabulary), shared by every gating network.
+    - GN^(l): `len(hidden_units) + 1` dense layers (the paper: three), the
+      last of width = that MLP layer's input width, sigmoid output times
+      `gate_scale` (1 in the paper).
+    - e_behv: the pooled click-history embedding, zeros without a history.
+    - Meta-embedding (`meta=True`): a `MetaEmbeddingGenerator` from the user's
+      profile gives the UDG embedding of a user outside the vocabulary (the
+      OOV row otherwise). The generator is trained separately
+      (`tfrs_userlevel.udg.meta`), with the base model frozen; it is not
+      trainable during base training.
+
+    Args:
+      num_users: Users in the vocabulary (the table has num_users + 1 rows).
+      udg_dim: Width of e^UDG.
+      hidden_units: Hidden widths of each gating network.
+      activation: Hidden activation.
+      gate_scale: Multiplier of the sigmoid output.
+      meta: Add the meta-embedding generator.
+      vocabulary_size: Fused id space of the profile ids (needed with meta).
+
+    Call:
+      inputs: {"item": float32 [B, F_item, d], "behavior": float32 [B, d]
+        (pooled history; may be absent), "user_index": int32 [B] (0 = OOV),
+        "profile": int32 [B, P] fused profile ids (with meta)}.
+      widths: The input width of each MLP layer (`DeepNetwork.input_widths`).
+
+    Returns:
+      A list of float32 [B, widths[l]] gates in (0, gate_scale).
+    """
+
+    def __init__(self, num_users: int, udg_dim: int = 16,
+                 hidden_units: Sequence[int] = (64, 32), activation: str = "relu",
+                 gate_scale: float = 1.0, meta: bool = False, vocabulary_size: int = 0,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if meta and vocabulary_size < 1:
+            raise ValueError("UserDependentGating: meta=True needs the vocabulary_size of the "
+                             "profile ids")
+        if gate_scale <= 0:
+            raise ValueError(f"UserDependentGating: gate_scale must be > 0, got {gate_scale}")
+        self.num_users = int(num_users)
+        self.udg_dim = int(udg_dim)
+        self.hidden_units = tuple(int(u) for u in hidden_units)
+        self.activation = activation
+        self.gate_scale = float(gate_scale)
+        self.meta = bool(meta)
+        self.vocabulary_size = int(vocabulary_size)
+        self.user_table = keras.layers.Embedding(
+            self.num_users + 1, self.udg_dim, name="udg_user",
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01))
+        self.generator = (MetaEmbeddingGenerator(self.vocabulary_size, self.udg_dim,
+                                                 name="meta_generator", trainable=False)
+                          if self.meta else None)
+        self.networks: list[keras.Sequential] | None = None
+
+    def _build_networks(self, widths: Sequence[int]) -> None:
+        self.networks = [
+            keras.Sequential(
+                [keras.layers.Dense(u, activation=self.activation) for u in self.hidden_units]
+                + [keras.layers.Dense(int(w), activation="sigmoid")], name=f"gate_{i}")
+            for i, w in enumerate(widths)]
+
+    def user_embedding(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+        """e^UDG [B, udg_dim]: the user's row, or the generated one for OOV users (meta)."""
+        index = tf.cast(inputs["user_index"], tf.int32)
+        embedding = self.user_table(index)
+        if self.generator is not None:
+            generated = self.generator(inputs["profile"])
+            embedding = tf.where((index == 0)[:, None], generated, embedding)
+        return embedding
+
+    def call(self, inputs: Mapping[str, tf.Tensor], widths: Sequence[int]) -> list[tf.Tensor]:
+        widths = [int(w) for w in widths]
+        if self.networks is None:
+            self._build_networks(widths)
+        elif len(self.networks) != len(widths):
+            raise ValueError(f"UserDependentGating: built for {len(self.networks)} layers, "
+                             f"called for {len(widths)}")
+        item = inputs["item"]
+        parts = [tf.reshape(item, [-1, item.shape[1] * item.shape[2]])]
+        if inputs.get("behavior") is not None:
+            parts.append(inputs["behavior"])
+        parts.append(self.user_embedding(inputs))
+        x = tf.concat(parts, axis=1)
+        gates = [network(x) for network in self.networks]
+        if self.gate_scale != 1.0:
+            gates = [self.gate_scale * g for g in gates]
+        return gates
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_users": self.num_users, "udg_dim": self.udg_dim,
+                "hidden_units": list(self.hidden_units), "activation": self.activation,
+                "gate_scale": self.gate_scale, "meta": self.meta,
+                "vocabulary_size": self.vocabulary_size}
