@@ -102,11 +102,15 @@ class Runner:
             metrics = json.loads(done.read_text())
             if effective(metrics.get("config", {})) == effective(config.to_dict()):
                 return metrics
-        if parsed.dataset not in self._splits:
-            self._splits[parsed.dataset] = datasets.load_splits(
-                parsed.dataset, parsed.split, self.data_dir)
+        key = (parsed.dataset, parsed.split, parsed.history_length)
+        if key not in self._splits:
+            self._splits.clear()  # one dataset in memory at a time
+            self._splits[key] = datasets.load_splits(
+                parsed.dataset, parsed.split, self.data_dir,
+                history_length=parsed.history_length)
         print(f"[train] {' '.join(argv)} --seed {seed} -> {model_dir}", flush=True)
-        return run(config, self._splits[parsed.dataset], datasets.feature_spec(parsed.dataset),
+        return run(config, self._splits[key],
+                   datasets.feature_spec(parsed.dataset, history_length=parsed.history_length),
                    model_dir, verbose=0)
 
     def seeds(self, args: Sequence[str], seeds: Sequence[int]) -> dict[int, dict]:
@@ -221,7 +225,7 @@ ZOO_WITH_GPREC = ["gdcn", "dcn", "finalmlp", "destine"]  # the paper's Table III
 ZOO_GPREC_ARGS = ["--strategy", "ensemble", "--stop-embedding-gradient"]
 BACKBONE_NAMES = {"mlp": "MLP", "wd": "W&D", "deepfm": "DeepFM", "ipnn": "IPNN",
                   "opnn": "OPNN", "dcn": "DCN", "dcnv2": "DCNv2", "gdcn": "GDCN",
-                  "finalmlp": "FinalMLP", "destine": "DESTINE"}
+                  "finalmlp": "FinalMLP", "destine": "DESTINE", "din": "DIN", "dien": "DIEN"}
 
 
 def ml1m_backbones(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
@@ -269,6 +273,62 @@ def network_parameters(model_dir: Path) -> int:
     tables = [model.embedding] + ([model.first_order] if model.first_order is not None else [])
     skip = {id(v) for layer in tables for v in layer.trainable_variables}
     return int(sum(np.prod(v.shape) for v in model.trainable_variables if id(v) not in skip))
+
+
+def all_parameters(model_dir: Path) -> int:
+    """Every trainable parameter of a finished run's model, embedding tables included
+    (the count of the UDG paper's Table 3)."""
+    from tfrs_userlevel import keras
+
+    model = keras.layers.deserialize(json.loads((model_dir / "model.json").read_text()))
+    model(model.example_features())
+    return int(sum(np.prod(v.shape) for v in model.trainable_variables))
+
+
+# The UDG paper's five base models (PNN = IPNN), and the data each is compared on:
+# ML-100K with the time split and the last 20 clicks as behavior feature (batch 4096: the
+# best validation AUC of IPNN among 4096, 1024 and 256, seed 2024), then ML-1M's canonical random split, where a
+# click history cannot be used (datasets/behavior.py): UDG there gates with the item
+# and the user only, and DIN/DIEN, which need the history, are left out.
+UDG_BACKBONES = ["ipnn", "deepfm", "wd", "din", "dien"]
+UDG_DATASETS = [
+    ("ML-100K", ["--dataset", "movielens_100k", "--split", "time", "--history-length", "20"],
+     UDG_BACKBONES),
+    ("ML-1M", ["--dataset", "movielens_1m"], ["ipnn", "deepfm", "wd"]),
+]
+UDG_PAPER_NAMES = {"ipnn": "PNN"}
+
+
+def udg(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
+    for label, data_args, backbones in UDG_DATASETS:
+        for backbone in backbones:
+            name = f"{UDG_PAPER_NAMES.get(backbone, BACKBONE_NAMES[backbone])} ({label})"
+            base_args = [*data_args, "--backbone", backbone, "--user-level", "none"]
+            base = runner.seeds(base_args, seeds)
+            rows = [(name, base_args, base, None)]
+            doubled = [*base_args, "--embedding-dim", "32"]
+            rows.append((f"{name}, embedding 32", doubled, runner.seeds(doubled, seeds),
+                         (name, base)))
+            gated = [*data_args, "--backbone", backbone, "--user-level", "udg"]
+            rows.append((f"{name} + UDG", gated, runner.seeds(gated, seeds), (name, base)))
+            for row_name, args, results, reference in rows:
+                r = row(row_name, args, results, command, reference=reference)
+                r["parameters"] = all_parameters(runner.run_dir(args, seeds[0]))
+                yield r
+
+
+def udg_parameters(rows: Sequence[dict]) -> str:
+    """The UDG paper's Table 3 layout: parameters and AUC of base, doubled embedding, UDG."""
+    lines = ["## Equal-parameter comparison (UDG paper Table 3)", "",
+             "| model | parameters | test AUC | vs base |", "|---|---:|---:|---:|"]
+    base = None
+    for r in rows:
+        if r["p_value_vs"] is None:
+            base = r
+        delta = "" if base is None or r is base else f"{r['auc_mean'] - base['auc_mean']:+.4f}"
+        lines.append(f"| {r['model']} | {r.get('parameters', 0):,} | {r['auc_mean']:.4f} | "
+                     f"{delta} |")
+    return "\n".join(lines)
 
 
 def ml1m_baselines(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
@@ -420,6 +480,8 @@ TABLES = {
     "ml1m_gprec_hparams": ("GPRec hyper-parameters on ML-1M (paper §IV-D)", ml1m_gprec_hparams),
     "ml1m_backbones": ("Backbone zoo on ML-1M, and GPRec on DCN, GDCN, DESTINE, FinalMLP "
                        "(paper Table III)", ml1m_backbones),
+    "udg": ("UDG on five base models (UDG paper Tables 2 and 3): base, doubled embedding, "
+            "with UDG", udg),
     "ml1m_baselines": ("User-modeling baselines on ML-1M (paper Table II, lower half) "
                        "against our MLP and GPRec(MLP)", ml1m_baselines),
 }
@@ -479,7 +541,8 @@ def main(argv=None) -> int:
 
     def extra():
         return {"ml1m_backbones": library_comparison,
-                "ml1m_baselines": baseline_comparison}.get(args.what, lambda _: "")(rows)
+                "ml1m_baselines": baseline_comparison,
+                "udg": udg_parameters}.get(args.what, lambda _: "")(rows)
 
     # The table is rewritten after every row, so an interrupted command leaves the rows it
     # finished (marked partial); rerunning it reuses every finished run.
