@@ -146,9 +146,11 @@ def markdown_table(rows: Sequence[dict]) -> str:
              "p (one-sided) vs |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         p = "" if r["p_value"] is None else f"{r['p_value']:.2g} vs {r['p_value_vs']}"
+        model = r["model"] + (f", {r['phase']}" if r.get("phase") else "")
+        val = "" if r.get("val_auc_mean") is None else f"{r['val_auc_mean']:.4f}"
         lines.append(
-            f"| {r['model']} | `{' '.join(r['args']) or '(defaults)'}` | {len(r['seeds'])} | "
-            f"{r['val_auc_mean']:.4f} | {r['auc_mean']:.4f} ± {r['auc_std']:.4f} | "
+            f"| {model} | `{' '.join(r.get('args', [])) or '(defaults)'}` | {len(r['seeds'])} | "
+            f"{val} | {r['auc_mean']:.4f} ± {r['auc_std']:.4f} | "
             f"{r['logloss_mean']:.4f} | {p} |")
     return "\n".join(lines)
 
@@ -331,6 +333,136 @@ def udg_parameters(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+# The cold-start protocol (UDG paper §4, Table 5) on ML-100K. The paper (Alimama) calls
+# users with more than 100 training rows active and those with 80-100 new, K = 20. ML-100K
+# users have 20-737 ratings, so here: new users have 40-60 ratings (151 users), K = 10
+# (so each keeps at least 10 held-out rows), and every other user is active.
+COLD_START_NEW_USERS = (40, 60)
+COLD_START_K = 10
+COLD_START_HISTORY = 20
+COLD_START_META_STEPS = 300
+COLD_START_BACKBONE = "ipnn"  # the paper's Figure 4: PNN+UDG
+
+
+def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict[str, dict]:
+    """One seed of the cold-start protocol: {condition: {phase: {"auc", "logloss"}}}."""
+    from tfrs_userlevel import data as data_lib
+    from tfrs_userlevel.features import FeatureSpec
+    from tfrs_userlevel.training import load_trained
+    from tfrs_userlevel.udg import cold_start
+    from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer
+
+    columns, batches, new_users, histories = (data["columns"], data["batches"],
+                                              data["new_users"], data["histories"])
+    user, timestamp, label = columns["user_id"], columns["timestamp"], columns["label"]
+    history = datasets.history_column("movielens_100k")
+    active = np.flatnonzero(batches == "")
+    validation = np.zeros(len(user), bool)
+    validation[np.random.default_rng(2024).choice(active, len(active) // 10, replace=False)] = True
+    train_rows = np.setdiff1d(active, np.flatnonzero(validation))
+
+    def part(rows, history_rows=None):
+        out = {k: v[rows] for k, v in columns.items()}
+        out[history] = (histories if history_rows is None else history_rows)[rows]
+        return out
+
+    spec = FeatureSpec.from_config(datasets.feature_spec("movielens_100k", COLD_START_HISTORY))
+    splits = {"train": part(train_rows), "validation": part(np.flatnonzero(validation))}
+    splits["test"] = splits["validation"]  # the held-out batch is read by the protocol only
+    vocabularies = spec.build_vocabularies(splits["train"])
+    vocabularies["user_id"] = sorted(set(vocabularies["user_id"]) | set(new_users.tolist()))
+    config = TrainConfig(dataset="movielens_100k", split="time", backbone=COLD_START_BACKBONE,
+                         user_level="udg", meta=True, history_length=COLD_START_HISTORY,
+                         seed=seed)
+    model_dir = runner.runs_dir / "cold_start" / f"seed_{seed}"
+    if not (model_dir / "metrics.json").exists():
+        print(f"[train] cold-start base model, seed {seed} -> {model_dir}", flush=True)
+        run(config, splits, spec, model_dir, verbose=0, vocabularies=vocabularies)
+    model = load_trained(model_dir)
+    train_ids = data_lib.lookup_columns(model.lookup, splits["train"])
+    trainer = MetaEmbeddingTrainer(model, seed=seed)
+    trainer.fit(train_ids, splits["train"]["label"], splits["train"]["timestamp"],
+                COLD_START_META_STEPS)
+    generator = model.gating.generator.get_weights()
+
+    new_index = np.searchsorted(np.asarray(vocabularies["user_id"]), new_users) + 1
+    first_rows = np.array([np.flatnonzero(user == u)[0] for u in new_users])
+    held = np.flatnonzero(batches == cold_start.HELD_OUT)
+    results = {}
+    for condition in ("random", "meta"):
+        model = load_trained(model_dir)
+        model.gating.generator.set_weights(generator)
+        profile = data_lib.lookup_columns(model.lookup, part(first_rows))["ids"][
+            :, model._profile_columns]
+        cold_start.initialise_new_users(model, new_index, profile, condition == "meta", seed)
+        warm_up = cold_start.WarmUp(model, new_index)
+        phases = {}
+        for phase in (None, *cold_start.PHASES):
+            if phase is not None:
+                rows = np.flatnonzero(batches == phase)
+                warm_up.fit(data_lib.lookup_columns(model.lookup, part(rows)), label[rows],
+                            seed=seed)
+            cutoff = cold_start.phase_cutoffs(user, timestamp, batches, phase)
+            held_histories = data["click_histories"](cutoff)
+            ids = data_lib.lookup_columns(model.lookup, part(held, held_histories))
+            phases[phase or "cold"] = cold_start.evaluate(model, ids, label[held])
+        results[condition] = phases
+    return results
+
+
+def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
+    from datasets import behavior
+    from tfrs_userlevel.udg import cold_start
+
+    loaded = datasets.load_splits("movielens_100k", "time", runner.data_dir)
+    columns = {k: np.concatenate([loaded[s][k] for s in loaded]) for k in loaded["train"]}
+    user, timestamp, item = columns["user_id"], columns["timestamp"], columns["item_id"]
+    counts = np.bincount(user)
+    low, high = COLD_START_NEW_USERS
+    new_users = np.flatnonzero((counts >= low) & (counts <= high))
+    batches = cold_start.new_user_batches(user, timestamp, item, new_users, COLD_START_K)
+
+    def click_histories(cutoff):
+        return behavior.click_histories(user, item, columns["label"], timestamp, cutoff,
+                                        COLD_START_HISTORY)
+
+    data = {"columns": columns, "batches": batches, "new_users": new_users,
+            "histories": click_histories(timestamp), "click_histories": click_histories}
+    per_seed = {seed: _cold_start_seed(runner, seed, data) for seed in seeds}
+    for condition in ("random", "meta"):
+        for phase in ("cold", *cold_start.PHASES):
+            auc = [per_seed[s][condition][phase]["auc"] for s in seeds]
+            logloss = [per_seed[s][condition][phase]["logloss"] for s in seeds]
+            r = {"dataset": "movielens_100k", "model": f"PNN+UDG, {condition} init",
+                 "backbone": COLD_START_BACKBONE, "user_level": "udg", "strategy": None,
+                 "phase": phase, "seeds": list(seeds), "test_auc": auc, "test_logloss": logloss,
+                 "auc_mean": float(np.mean(auc)), "logloss_mean": float(np.mean(logloss)),
+                 "auc_std": float(np.std(auc, ddof=1)) if len(auc) > 1 else 0.0,
+                 "p_value": None, "p_value_vs": None, "command": command,
+                 "new_users": int(len(new_users)),
+                 "held_out_rows": int((batches == cold_start.HELD_OUT).sum())}
+            if condition == "meta":
+                random_auc = [per_seed[s]["random"][phase]["auc"] for s in seeds]
+                r["p_value"] = one_sided_ttest(auc, random_auc)
+                r["p_value_vs"] = "random init"
+            yield r
+
+
+def cold_start_table(rows: Sequence[dict]) -> str:
+    """The UDG paper's Table 5 layout: AUC / LogLoss per phase, with and without meta."""
+    phases = ["cold", "a", "b", "c"]
+    lines = ["| init | " + " | ".join(f"{p if p == 'cold' else 'warm-up ' + p} AUC (LogLoss)"
+                                      for p in phases) + " |", "|---" * 5 + "|"]
+    for condition in ("random", "meta"):
+        cells = []
+        for p in phases:
+            r = next((x for x in rows if x["phase"] == p and condition in x["model"]), None)
+            cells.append("" if r is None else f"{r['auc_mean']:.4f} ({r['logloss_mean']:.4f})"
+                         + (f", p={r['p_value']:.2g}" if r["p_value"] is not None else ""))
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def ml1m_baselines(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
     mlp_args = ["--user-level", "none"]
     mlp = runner.seeds(mlp_args, seeds)
@@ -482,6 +614,8 @@ TABLES = {
                        "(paper Table III)", ml1m_backbones),
     "udg": ("UDG on five base models (UDG paper Tables 2 and 3): base, doubled embedding, "
             "with UDG", udg),
+    "udg_cold_start": ("Meta-learned UDG embeddings for new users on ML-100K (UDG paper "
+                       "Table 5 protocol)", udg_cold_start),
     "ml1m_baselines": ("User-modeling baselines on ML-1M (paper Table II, lower half) "
                        "against our MLP and GPRec(MLP)", ml1m_baselines),
 }
@@ -542,7 +676,8 @@ def main(argv=None) -> int:
     def extra():
         return {"ml1m_backbones": library_comparison,
                 "ml1m_baselines": baseline_comparison,
-                "udg": udg_parameters}.get(args.what, lambda _: "")(rows)
+                "udg": udg_parameters,
+                "udg_cold_start": cold_start_table}.get(args.what, lambda _: "")(rows)
 
     # The table is rewritten after every row, so an interrupted command leaves the rows it
     # finished (marked partial); rerunning it reuses every finished run.

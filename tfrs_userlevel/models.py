@@ -187,13 +187,15 @@ class RankingModel(tfrs.Model):
     # -- forward -----------------------------------------------------------
 
     def score(self, ids: Mapping[str, tf.Tensor], training: bool = False,
-              labels: tf.Tensor | None = None) -> dict[str, Any]:
+              labels: tf.Tensor | None = None,
+              udg_embedding: tf.Tensor | None = None) -> dict[str, Any]:
         """Looked-up ids -> {"logit": [B, 1], "losses": {name: scalar}}.
 
         The user-level layer computes its auxiliary losses only when `labels`
         are given; its whole output (GPRec: "masks" [B, G, 2], "group",
         "individual") is under "user_level" when there is one; with UDG the
-        gates (list of [B, width_l]) are under "gates".
+        gates (list of [B, width_l]) are under "gates"; `udg_embedding`
+        [B, udg_dim] replaces the UDG user embeddings (meta-learning).
         """
         embeddings = self.embedding(ids)
         first_order = self.first_order(ids) if self.first_order is not None else None
@@ -212,10 +214,13 @@ class RankingModel(tfrs.Model):
             }
             if self._behavior_field is not None:
                 gating_inputs["behavior"] = embeddings[:, self._behavior_position]
+            if udg_embedding is not None:
+                gating_inputs["user_embedding"] = udg_embedding
 
             def gates(widths):
-                gates_out.extend(self.gating(gating_inputs, widths=widths, training=training))
-                return gates_out
+                # Keras may trace the backbone more than once (saving); keep the last gates.
+                gates_out[:] = self.gating(gating_inputs, widths=widths, training=training)
+                return list(gates_out)
 
             options["gates"] = gates
         needs_user = self.user_level is not None or getattr(self.backbone, "uses_context", False)

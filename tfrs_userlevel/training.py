@@ -385,8 +385,8 @@ def _evaluate(model: RankingModel, dataset: tf.data.Dataset) -> dict[str, float]
 
 def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         feature_spec: FeatureSpec | Sequence[Mapping[str, Any]], model_dir: str | os.PathLike,
-        verbose: int | None = None, extra_callbacks: Sequence[keras.callbacks.Callback] = ()
-        ) -> dict[str, Any]:
+        verbose: int | None = None, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+        vocabularies: Mapping[str, list] | None = None) -> dict[str, Any]:
     """Trains one model and writes its outputs under `model_dir`.
 
     Args:
@@ -397,6 +397,8 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
       model_dir: Output folder (created).
       verbose: Keras verbosity; default: a progress bar on a terminal, one
         line per epoch otherwise.
+      vocabularies: The vocabularies to use instead of those of the training
+        split (e.g. with rows for users that only come later).
 
     Returns:
       The content of metrics.json.
@@ -420,7 +422,8 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
 
     train_columns = splits["train"]
     positive_rate = float(np.mean(train_columns["label"]))
-    vocabularies = spec.build_vocabularies(train_columns)
+    if vocabularies is None:
+        vocabularies = spec.build_vocabularies(train_columns)
     model = build_model(config, spec, vocabularies, positive_rate)
     model(model.example_features())  # built before fit: BackupAndRestore restores into it
     write_json_atomic(model_dir / "model.json", keras.layers.serialize(model))

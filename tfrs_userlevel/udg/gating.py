@@ -120,6 +120,8 @@ class UserDependentGating(keras.layers.Layer):
 
     def user_embedding(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """e^UDG [B, udg_dim]: the user's row, or the generated one for OOV users (meta)."""
+        if inputs.get("user_embedding") is not None:
+            return inputs["user_embedding"]
         index = tf.cast(inputs["user_index"], tf.int32)
         embedding = self.user_table(index)
         if self.generator is not None:

@@ -1,0 +1,186 @@
+"""UDG gates, DIN/DIEN over click histories, and the meta-embedding generator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import datasets
+from tests.helpers import check_model
+from tfrs_userlevel import RankingModel, data, keras, tf
+from tfrs_userlevel.backbones import AUGRUCell, DeepNetwork, TargetAttention
+from tfrs_userlevel.features import FeatureSpec
+from tfrs_userlevel.training import ConfigError, TrainConfig, build_model
+from tfrs_userlevel.udg import UserDependentGating, cold_start
+from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer, split_halves
+
+HISTORY = 10
+
+
+@pytest.fixture(scope="module")
+def ml100k_time(data_dir):
+    return datasets.load_splits("movielens_100k", "time", data_dir, history_length=HISTORY)
+
+
+def _model(splits, backbone="ipnn", user_level="udg", **options) -> RankingModel:
+    config = TrainConfig(dataset="movielens_100k", split="time", backbone=backbone,
+                         user_level=user_level, history_length=HISTORY, **options)
+    spec = FeatureSpec.from_config(datasets.feature_spec("movielens_100k", HISTORY))
+    train = splits["train"]
+    keras.utils.set_random_seed(0)
+    model = build_model(config, spec, spec.build_vocabularies(train),
+                        float(np.mean(train["label"])))
+    model(model.example_features())
+    return model
+
+
+def _raw(model, columns, rows):
+    return {k: tf.constant(v[rows]) for k, v in columns.items() if k in model.feature_spec.names}
+
+
+@pytest.mark.parametrize("backbone, user_level", [("ipnn", "udg"), ("din", "none"),
+                                                  ("dien", "udg"), ("mlp", "gprec+udg")])
+def test_fit_save_reload(ml100k_time, tmp_path, backbone, user_level):
+    model = _model(ml100k_time, backbone, user_level)
+    check_model(model, ml100k_time, tmp_path, steps=15)
+
+
+def test_gates_lie_in_zero_one_and_change_with_the_user(ml100k_time, tmp_path):
+    model = _model(ml100k_time, "ipnn")
+    check_model(model, ml100k_time, tmp_path, steps=15)
+    train = ml100k_time["train"]
+    users = train["user_id"]
+    # The same item, context and history for two different users: only the user differs.
+    row = 0
+    other = int(np.flatnonzero(users != users[row])[0])
+    raw = _raw(model, train, [row, row])
+    raw["user_id"] = tf.constant([users[row], users[other]])
+    gates = model.score(model.lookup(raw))["gates"]
+    widths = model.backbone.deep.input_widths(gates[0].shape[1])
+    assert [g.shape[1] for g in gates] == widths
+    for gate in gates:
+        values = gate.numpy()
+        assert np.all((values > 0) & (values < 1))
+        assert np.abs(values[0] - values[1]).max() > 1e-6
+
+
+def test_gates_scale_each_layer_input():
+    """Gates of ones change nothing; gates of zeros cut the input of that layer."""
+    deep = DeepNetwork((8, 4), dropout=0.0)
+    x = tf.random.normal([4, 30])
+    deep(x)
+    widths = deep.input_widths(30)
+    plain = deep(x).numpy()
+    ones = deep(x, gates=[tf.ones([4, w]) for w in widths]).numpy()
+    np.testing.assert_allclose(ones, plain, atol=1e-6)
+    zeros = [tf.ones([4, w]) for w in widths]
+    zeros[0] = tf.zeros([4, widths[0]])
+    cut = deep(x, gates=zeros).numpy()
+    np.testing.assert_allclose(cut, deep(tf.zeros_like(x)).numpy(), atol=1e-6)
+
+
+def test_udg_trains_its_gates_and_user_table(ml100k_time):
+    model = _model(ml100k_time, "ipnn")
+    ids = data.lookup_columns(model.lookup, {k: v[:512] for k, v in
+                                             ml100k_time["train"].items()})
+    labels = tf.constant(ml100k_time["train"]["label"][:512, None].astype(np.float32))
+    batch = {k: tf.constant(v) for k, v in ids.items()}
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss((batch, labels), training=True)
+    gating = model.gating.trainable_weights
+    gradients = tape.gradient(loss, gating)
+    assert all(g is not None for g in gradients)
+    table = tf.convert_to_tensor(gradients[[w.name for w in gating].index(
+        model.gating.user_table.embeddings.name)])
+    touched = np.flatnonzero(np.abs(table.numpy()).sum(1))
+    assert set(touched) == set(model.user_index(batch).numpy().tolist())
+
+
+def test_the_generator_is_not_trained_with_the_base_model(ml100k_time):
+    model = _model(ml100k_time, "ipnn", meta=True)
+    generator = {id(w) for w in model.gating.generator.weights}
+    assert generator and not generator & {id(w) for w in model.trainable_variables}
+
+
+def test_udg_rejects_backbones_without_an_mlp_head_and_histories_on_random(ml100k_time):
+    with pytest.raises(ValueError, match="takes no UDG gates"):
+        _model(ml100k_time, "dcn")
+    with pytest.raises(ConfigError, match="need split time"):
+        TrainConfig(dataset="movielens_100k", split="random", history_length=5)
+    with pytest.raises(ConfigError, match="reads the click history"):
+        TrainConfig(dataset="movielens_100k", split="time", backbone="din")
+
+
+def test_din_attention_ignores_padding_and_augru_holds_state_without_attention():
+    attention = TargetAttention((8,))
+    sequence = tf.random.normal([3, 5, 4])
+    mask = tf.constant([[True, True, False, False, False]] * 3)
+    query = tf.random.normal([3, 4])
+    interest, weights = attention(sequence, mask, query)
+    assert np.all(weights.numpy()[:, 2:] == 0)
+    changed = tf.concat([sequence[:, :2], 100.0 * tf.ones([3, 3, 4])], axis=1)
+    np.testing.assert_allclose(attention(changed, mask, query)[0].numpy(), interest.numpy(),
+                               atol=1e-5)
+    cell = AUGRUCell(4)
+    h = tf.random.normal([3, 4])
+    x = tf.random.normal([3, 6])
+    held, _ = cell(tf.concat([x, tf.zeros([3, 1])], axis=1), [h])
+    np.testing.assert_allclose(held.numpy(), h.numpy(), atol=1e-6)  # a_t = 0: no update
+    moved, _ = cell(tf.concat([x, tf.ones([3, 1])], axis=1), [h])
+    assert np.abs(moved.numpy() - h.numpy()).max() > 1e-3
+
+
+def test_meta_step_changes_only_the_generator(ml100k_time):
+    model = _model(ml100k_time, "ipnn", meta=True)
+    train = {k: v[:4000] for k, v in ml100k_time["train"].items()}
+    ids = data.lookup_columns(model.lookup, train)
+    before = {w.name: w.numpy().copy() for w in model.weights}
+    generator = {w.name for w in model.gating.generator.weights}
+    history = MetaEmbeddingTrainer(model, users_per_step=16, rows_per_user=4).fit(
+        ids, train["label"], train["timestamp"], steps=3)
+    assert all(np.isfinite(h["meta_loss"]) for h in history)
+    for weight in model.weights:
+        moved = not np.array_equal(before[weight.name], weight.numpy())
+        assert moved == (weight.name in generator), weight.name
+
+
+def test_unseen_users_get_the_generated_embedding(ml100k_time):
+    model = _model(ml100k_time, "ipnn", meta=True)
+    raw = _raw(model, ml100k_time["test"], [0, 1])
+    raw["user_id"] = tf.constant([10**9, 10**9 + 1], tf.int64)  # outside the vocabulary
+    ids = model.lookup(raw)
+    assert np.all(model.user_index(ids).numpy() == 0)
+    gating = model.gating
+    inputs = {"user_index": model.user_index(ids),
+              "profile": tf.gather(ids["ids"], model._profile_columns, axis=1)}
+    np.testing.assert_allclose(gating.user_embedding(inputs).numpy(),
+                               gating.generator(inputs["profile"]).numpy())
+    assert not np.allclose(gating.user_embedding(inputs).numpy(),
+                           gating.user_table.embeddings.numpy()[0])
+
+
+def test_split_halves_and_new_user_batches():
+    users = np.array([1, 1, 1, 2, 2, 2, 2])
+    time = np.array([3, 1, 2, 5, 6, 7, 8])
+    np.testing.assert_array_equal(split_halves(users, time),
+                                  [True, False, False, False, False, True, True])
+    user = np.repeat([7, 8], 8)
+    stamp = np.tile(np.arange(8)[::-1], 2)
+    batches = cold_start.new_user_batches(user, stamp, np.arange(16), [7], k=2)
+    assert list(batches[:8]) == ["held_out", "held_out", "c", "c", "b", "b", "a", "a"]
+    assert all(b == "" for b in batches[8:])
+    after_a = cold_start.phase_cutoffs(user, stamp, batches, "a")
+    held = batches == "held_out"
+    assert np.all(after_a[held] == 2)  # clicks before the first batch-b row only
+    assert np.all(cold_start.phase_cutoffs(user, stamp, batches, None) == -1)
+    with pytest.raises(ValueError, match="more than 9 rows"):
+        cold_start.new_user_batches(user, stamp, np.arange(16), [7], k=3)
+
+
+def test_udg_layer_config_round_trip():
+    layer = UserDependentGating(10, udg_dim=4, hidden_units=(8, 4), gate_scale=2.0, meta=True,
+                                vocabulary_size=50)
+    clone = UserDependentGating.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="vocabulary_size"):
+        UserDependentGating(10, meta=True)

@@ -1,0 +1,147 @@
+"""The cold-start protocol of the UDG paper (§4 "Meta-Learning for Cold-start", Table 5).
+
+New users' rows, sorted by time, are cut into batch-a, batch-b, batch-c
+(K rows each) and a held-out batch (the rest). The base model is trained on
+the other (active) users only. Then, for each way of initialising the new
+users' UDG embeddings (the meta generator, or random as the table's own
+initialiser):
+
+* cold start: the held-out batch is scored with the initial embeddings and
+  no click history;
+* warm-up a, b, c: the new users' embeddings (their base user-id row and
+  their UDG row; nothing else) take one pass of Adam over that batch, and
+  the held-out batch is scored again, its click history now holding the
+  clicks of the batches seen so far.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from tfrs_userlevel import metrics as metrics_lib
+from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.models import RankingModel
+
+PHASES = ("a", "b", "c")
+HELD_OUT = "held_out"
+
+
+def new_user_batches(user: np.ndarray, timestamp: np.ndarray, item: np.ndarray,
+                     new_users: Sequence[int], k: int) -> np.ndarray:
+    """The batch of every row: "a", "b", "c", "held_out" for new users' rows, "" else.
+
+    Each new user's rows are sorted by (timestamp, item); the first K are
+    batch-a, the next K batch-b, the next K batch-c, the rest held-out
+    (a new user needs more than 3K rows).
+    """
+    user = np.asarray(user)
+    batches = np.full(len(user), "", dtype=object)
+    new = np.isin(user, np.asarray(new_users))
+    rows = np.flatnonzero(new)
+    order = rows[np.lexsort((np.asarray(item)[rows], np.asarray(timestamp)[rows], user[rows]))]
+    users = user[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
+    counts = np.diff(np.r_[starts, len(users)])
+    if len(counts) and counts.min() <= 3 * k:
+        raise ValueError(f"new_user_batches: every new user needs more than {3 * k} rows; "
+                         f"one has {counts.min()}")
+    rank = np.arange(len(users)) - np.repeat(starts, counts)
+    names = np.where(rank < k, "a", np.where(rank < 2 * k, "b",
+                                             np.where(rank < 3 * k, "c", HELD_OUT)))
+    batches[order] = names
+    return batches
+
+
+def phase_cutoffs(user: np.ndarray, timestamp: np.ndarray, batches: np.ndarray,
+                  phase: str | None) -> np.ndarray:
+    """History cutoff of each held-out row after `phase` (None: cold start, no history).
+
+    After phase p the held-out rows see the clicks made before the first
+    row of the next batch (so only clicks of the batches seen so far).
+    """
+    cutoff = np.full(len(user), -1, dtype=np.int64)
+    if phase is None:
+        return cutoff
+    following = {"a": "b", "b": "c", "c": HELD_OUT}[phase]
+    timestamp = np.asarray(timestamp, dtype=np.int64)
+    first = {}
+    for u, t in zip(user[batches == following], timestamp[batches == following], strict=True):
+        first[u] = min(first.get(u, t), t)
+    held = batches == HELD_OUT
+    cutoff[held] = np.minimum(timestamp[held], [first[u] for u in user[held]])
+    return cutoff
+
+
+def initialise_new_users(model: RankingModel, user_index: np.ndarray, profile: np.ndarray,
+                         meta: bool, seed: int = 0) -> None:
+    """Sets the UDG rows of `user_index`: the generator's output (meta) or random
+    values from the table's own initialiser N(0, 0.01²)."""
+    table = model.gating.user_table.embeddings
+    if meta:
+        values = model.gating.generator(tf.constant(profile)).numpy()
+    else:
+        values = np.random.default_rng(seed).normal(
+            0.0, 0.01, (len(user_index), table.shape[1])).astype(np.float32)
+    table.scatter_update(tf.IndexedSlices(tf.constant(values),
+                                          tf.constant(user_index, dtype=tf.int32)))
+
+
+class WarmUp:
+    """Updates only the given users' base user-id rows and UDG rows.
+
+    Args:
+      model: A trained `RankingModel` with UDG.
+      user_index: Vocabulary indices (`RankingModel.user_index`) of the new users.
+      learning_rate: Adam step size.
+      batch_size: Rows per step.
+    """
+
+    def __init__(self, model: RankingModel, user_index: np.ndarray, learning_rate: float = 1e-2,
+                 batch_size: int = 64):
+        self.model = model
+        self.batch_size = int(batch_size)
+        offset = model.lookup.offsets[model._user_field]
+        base_rows = np.zeros(model.embedding.table.shape[0], np.float32)
+        base_rows[offset + np.asarray(user_index)] = 1.0
+        udg_rows = np.zeros(model.gating.user_table.embeddings.shape[0], np.float32)
+        udg_rows[np.asarray(user_index)] = 1.0
+        self.variables = [model.embedding.table, model.gating.user_table.embeddings]
+        self.masks = [tf.constant(base_rows[:, None]), tf.constant(udg_rows[:, None])]
+        self.optimizer = keras.optimizers.Adam(learning_rate)
+        self._step = tf.function(self._train_step, reduce_retracing=True)
+
+    def _train_step(self, ids, labels):
+        with tf.GradientTape() as tape:
+            logits = self.model.score(ids, training=False)["logit"]
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits))
+        gradients = tape.gradient(loss, self.variables)
+        gradients = [tf.convert_to_tensor(g) * m for g, m in
+                     zip(gradients, self.masks, strict=True)]
+        self.optimizer.apply_gradients(zip(gradients, self.variables, strict=True))
+        return loss
+
+    def fit(self, ids: Mapping[str, np.ndarray], labels: np.ndarray, seed: int = 0) -> float:
+        """One shuffled pass over the rows; returns the mean loss."""
+        order = np.random.default_rng(seed).permutation(len(labels))
+        losses = []
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            losses.append(float(self._step(
+                {k: tf.constant(v[rows]) for k, v in ids.items()},
+                tf.constant(np.asarray(labels, np.float32)[rows, None]))))
+        return float(np.mean(losses))
+
+
+def evaluate(model: RankingModel, ids: Mapping[str, np.ndarray], labels: np.ndarray,
+             batch_size: int = 16384) -> dict[str, float]:
+    """AUC and LogLoss of `model` on the rows (the validation metrics' own classes)."""
+    metrics = {m.name: m for m in metrics_lib.ranking_metrics(model.positive_rate)}
+    labels = np.asarray(labels, np.float32).reshape(-1, 1)
+    for start in range(0, len(labels), batch_size):
+        logits = model.score({k: tf.constant(v[start:start + batch_size])
+                              for k, v in ids.items()}, training=False)["logit"]
+        for name in ("auc", "logloss"):
+            metrics[name].update_state(labels[start:start + batch_size], logits)
+    return {name: float(metrics[name].result()) for name in ("auc", "logloss")}

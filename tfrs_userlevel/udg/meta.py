@@ -1,0 +1,160 @@
+"""Training the meta-embedding generator (UDG paper Algorithm 1, eq. 10; SPEC §7).
+
+The base model (embeddings, backbone, gates, UDG table) is frozen; only the
+generator f_meta learns. Each step takes U users and, for each, k rows of
+D^A and k rows of D^B, two disjoint halves of that user's training rows
+(here: the earlier and the later half by time, so that both halves "cover
+the same users" as the paper asks and the one-step update on A is judged on
+B, as in Meta-Embedding, Pan et al. 2019):
+
+1. ê_u = f_meta(x_u^prof); the user is treated as new: its base user-id
+   embedding is the OOV row and, on D^A, its click history is empty
+   ("cold-start: a new user without any behavior feature");
+2. L_A = CE on the D^A rows with ê_u;
+3. e_u = ê_u − α·∂L_A/∂ê_u (L_A summed over each user's k rows, averaged over
+   them, so that α does not depend on U);
+4. L_B = CE on the D^B rows with e_u (their histories as they are: the
+   warm-up has seen a few clicks);
+5. L_meta = γ·L_A + (1 − γ)·L_B, and one Adam step of size β on the
+   generator, through the inner step (second order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.models import RankingModel
+
+
+def split_halves(user_index: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
+    """bool [N]: True for the rows in the later half (D^B) of each user's rows by time."""
+    order = np.lexsort((timestamp, user_index))
+    users = user_index[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
+    counts = np.diff(np.r_[starts, len(users)])
+    rank = np.arange(len(users)) - np.repeat(starts, counts)
+    later = np.empty(len(users), dtype=bool)
+    later[order] = rank >= np.repeat((counts + 1) // 2, counts)
+    return later
+
+
+class MetaEmbeddingTrainer:
+    """Algorithm 1 on a trained `RankingModel` with UDG `meta=True`.
+
+    Args:
+      model: The trained model; its gating layer must have a generator.
+      alpha: Step size of the inner (cold-start) update.
+      beta: Adam learning rate of the generator.
+      gamma: Weight of L_A in L_meta (0.1 in the paper).
+      users_per_step: U.
+      rows_per_user: k rows of D^A and k of D^B per user and step.
+    """
+
+    def __init__(self, model: RankingModel, alpha: float = 0.1, beta: float = 1e-3,
+                 gamma: float = 0.1, users_per_step: int = 128, rows_per_user: int = 8,
+                 seed: int = 0):
+        gating = getattr(model, "gating", None)
+        if gating is None or gating.generator is None:
+            raise ValueError("MetaEmbeddingTrainer: the model needs UDG with meta=True "
+                             "(train.py --user-level udg --meta)")
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"MetaEmbeddingTrainer: gamma must lie in [0, 1], got {gamma}")
+        self.model = model
+        self.generator = gating.generator
+        self.alpha, self.gamma = float(alpha), float(gamma)
+        self.users_per_step, self.rows_per_user = int(users_per_step), int(rows_per_user)
+        self.optimizer = keras.optimizers.Adam(beta)
+        self.rng = np.random.default_rng(seed)
+        self._user_column = model.lookup.single_fields.index(model._user_field)
+        self._user_oov = model.lookup.offsets[model._user_field]
+        self._step = tf.function(self._meta_step, reduce_retracing=True)
+
+    def _as_new_users(self, ids: Mapping[str, tf.Tensor], empty_history: bool):
+        """The ids with each user id at the OOV row (and the history emptied)."""
+        ids = dict(ids)
+        single = ids["ids"]
+        column = tf.range(tf.shape(single)[1]) == self._user_column
+        ids["ids"] = tf.where(column[None, :], tf.cast(self._user_oov, single.dtype), single)
+        behavior = self.model._behavior_field
+        if empty_history and behavior is not None:
+            for key in list(ids):
+                if key == behavior.name or key.startswith(behavior.name + ":"):
+                    ids[key] = -tf.ones_like(ids[key])
+        return ids
+
+    def _loss(self, ids, labels, embedding):
+        logits = self.model.score(ids, training=False, udg_embedding=embedding)["logit"]
+        return tf.nn.sigmoid_cross_entropy_with_logits(labels, logits)[:, 0]
+
+    def _meta_step(self, profile, ids_a, labels_a, slot_a, ids_b, labels_b, slot_b):
+        k = tf.cast(self.rows_per_user, tf.float32)
+        with tf.GradientTape() as outer:
+            outer.watch(self.generator.trainable_weights + self.generator.non_trainable_weights)
+            generated = self.generator(profile)                              # [U, d]
+            with tf.GradientTape() as inner:
+                inner.watch(generated)
+                rows_a = self._loss(ids_a, labels_a, tf.gather(generated, slot_a))
+                inner_loss = tf.reduce_sum(rows_a) / k
+            step = tf.convert_to_tensor(inner.gradient(inner_loss, generated))
+            updated = generated - self.alpha * step
+            rows_b = self._loss(ids_b, labels_b, tf.gather(updated, slot_b))
+            loss_a, loss_b = tf.reduce_mean(rows_a), tf.reduce_mean(rows_b)
+            loss = self.gamma * loss_a + (1.0 - self.gamma) * loss_b
+        variables = self.generator.weights
+        gradients = outer.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+        return {"meta_loss": loss, "loss_a": loss_a, "loss_b": loss_b}
+
+    def fit(self, ids: Mapping[str, np.ndarray], labels: np.ndarray, timestamp: np.ndarray,
+            steps: int) -> list[dict[str, float]]:
+        """Runs `steps` meta steps on the training rows.
+
+        Args:
+          ids: Looked-up ids of the training rows (`data.lookup_columns`).
+          labels: 0/1 [N].
+          timestamp: [N], to split each user's rows into D^A (earlier) and D^B.
+          steps: Number of generator updates.
+
+        Returns:
+          The losses of every step.
+        """
+        ids = {k: np.asarray(v) for k, v in ids.items()}
+        users = ids["ids"][:, self._user_column] - self._user_oov
+        later = split_halves(users, np.asarray(timestamp))
+        rows_a = {u: r for u, r in _rows_by_user(users, ~later).items()}
+        rows_b = _rows_by_user(users, later)
+        candidates = np.array(sorted(set(rows_a) & set(rows_b)))
+        if len(candidates) == 0:
+            raise ValueError("MetaEmbeddingTrainer: no user has rows in both halves")
+        profile_columns = self.model._profile_columns
+        history = []
+        for _ in range(steps):
+            chosen = self.rng.choice(candidates, size=min(self.users_per_step, len(candidates)),
+                                     replace=False)
+            pick_a = np.concatenate([self.rng.choice(rows_a[u], self.rows_per_user)
+                                     for u in chosen])
+            pick_b = np.concatenate([self.rng.choice(rows_b[u], self.rows_per_user)
+                                     for u in chosen])
+            slots = np.repeat(np.arange(len(chosen), dtype=np.int32), self.rows_per_user)
+            first = np.array([rows_a[u][0] for u in chosen])
+            profile = ids["ids"][first][:, profile_columns]
+            batch_a = self._as_new_users({k: v[pick_a] for k, v in ids.items()}, True)
+            batch_b = self._as_new_users({k: v[pick_b] for k, v in ids.items()}, False)
+            losses = self._step(
+                tf.constant(profile), batch_a,
+                tf.constant(np.asarray(labels, np.float32)[pick_a, None]), tf.constant(slots),
+                batch_b, tf.constant(np.asarray(labels, np.float32)[pick_b, None]),
+                tf.constant(slots))
+            history.append({k: float(v) for k, v in losses.items()})
+        return history
+
+
+def _rows_by_user(users: np.ndarray, keep: np.ndarray) -> dict[int, np.ndarray]:
+    rows = np.flatnonzero(keep)
+    order = np.argsort(users[rows], kind="stable")
+    rows = rows[order]
+    values, starts = np.unique(users[rows], return_index=True)
+    return {int(u): part for u, part in zip(values, np.split(rows, starts[1:]), strict=True)}
