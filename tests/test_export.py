@@ -22,6 +22,10 @@ MODELS = {
     "gprec_dp": {"user_level": "gprec", "strategy": "dp", "groups": 6},
     "gprec_ensemble": {"user_level": "gprec", "strategy": "ensemble", "groups": 6},
     "star": {"baseline": "star"},
+    "udg": {"backbone": "ipnn", "user_level": "udg", "meta": True},
+    # Click histories need the time split; DIN and DIEN read them unpooled.
+    "din_udg": {"backbone": "din", "user_level": "udg", "split": "time", "history_length": 5},
+    "dien": {"backbone": "dien", "split": "time", "history_length": 5},
 }
 
 FRESH_PROCESS = textwrap.dedent("""
@@ -39,7 +43,10 @@ FRESH_PROCESS = textwrap.dedent("""
         feature = {}
         for name, column in columns.items():
             value = column[i]
-            if column.dtype.kind in "US":
+            if column.ndim == 2:  # a behavior list: its real values, any length
+                feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(
+                    value=[int(v) for v in value if v != -1]))
+            elif column.dtype.kind in "US":
                 feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
                     value=[str(value).encode()]))
             else:
@@ -59,21 +66,24 @@ FRESH_PROCESS = textwrap.dedent("""
 def exported(ml100k, tmp_path_factory):
     """Each model trained for a few steps, exported once: name -> (run dir, version dir)."""
     root = tmp_path_factory.mktemp("export")
-    spec = __import__("datasets").feature_spec("movielens_100k")
+    datasets = __import__("datasets")
     out = {}
     for name, options in MODELS.items():
         config = TrainConfig(dataset="movielens_100k", epochs=1, max_steps=8,
                              batch_size=1024, **options)
+        splits = ml100k if not config.history_length else datasets.load_splits(
+            "movielens_100k", "time", history_length=config.history_length)
+        spec = datasets.feature_spec("movielens_100k", history_length=config.history_length)
         run_dir = root / "runs" / name
-        run(config, ml100k, spec, run_dir, verbose=0)
-        out[name] = (run_dir, export.export_run(run_dir, root / "serving" / name))
+        run(config, splits, spec, run_dir, verbose=0)
+        out[name] = (run_dir, export.export_run(run_dir, root / "serving" / name), splits)
     return out
 
 
-def _test_columns(ml100k, model, path):
+def _test_columns(splits, model, path):
     columns = {}
     for name in model.feature_spec.names:
-        column = ml100k["test"][name][:ROWS]
+        column = splits["test"][name][:ROWS]
         columns[name] = column.astype(str) if column.dtype.kind in "OUS" else column
     np.savez(path, **columns)
     return columns
@@ -82,10 +92,10 @@ def _test_columns(ml100k, model, path):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_tensorflow_only_process_serves_what_keras_predicts(exported, ml100k, tmp_path,
                                                                 name):
-    run_dir, version = exported[name]
+    run_dir, version, splits = exported[name]
     assert version.name == "1" and (version / "saved_model.pb").exists()
     model = load_trained(run_dir)
-    columns = _test_columns(ml100k, model, tmp_path / "columns.npz")
+    columns = _test_columns(splits, model, tmp_path / "columns.npz")
     expected = model({k: tf.constant(v) for k, v in columns.items()}, training=False).numpy()
     script = tmp_path / "serve.py"
     script.write_text(FRESH_PROCESS)
@@ -104,7 +114,7 @@ def test_a_tensorflow_only_process_serves_what_keras_predicts(exported, ml100k, 
 
 
 def test_saved_model_cli_lists_both_signatures_with_every_feature(exported):
-    _, version = exported["gprec_dp"]
+    _, version, _ = exported["gprec_dp"]
     cli = subprocess.run(["saved_model_cli", "show", "--dir", str(version), "--all"],
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0, cli.stderr[-2000:]
@@ -119,7 +129,7 @@ def test_saved_model_cli_lists_both_signatures_with_every_feature(exported):
 def test_warmup_records_are_prediction_logs_that_match_the_signature(exported):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    _, version = exported["gprec_ensemble"]
+    _, version, _ = exported["gprec_ensemble"]
     signature = tf.saved_model.load(str(version)).signatures["serving_default"]
     inputs = signature.structured_input_signature[1]
     records = list(tf.data.TFRecordDataset(
@@ -139,8 +149,8 @@ def test_warmup_records_are_prediction_logs_that_match_the_signature(exported):
 
 def test_the_serving_graph_has_no_random_ops(exported):
     """No Gumbel noise and no dropout: nothing random anywhere in the serving functions."""
-    for name in ("gprec_input", "gprec_dp", "gprec_ensemble"):
-        _, version = exported[name]
+    for name in ("gprec_input", "gprec_dp", "gprec_ensemble", "udg", "din_udg", "dien"):
+        _, version, _ = exported[name]
         loaded = tf.saved_model.load(str(version))
         for signature in ("serving_default", "predict_examples"):
             graph = loaded.signatures[signature].graph.as_graph_def()
@@ -152,8 +162,26 @@ def test_the_serving_graph_has_no_random_ops(exported):
             assert set(outputs) == {"probability"}
 
 
+def test_unseen_users_are_served_with_the_meta_embedding(exported, ml100k):
+    """UDG with the meta generator: a user id outside the vocabulary gets the generated UDG
+    embedding, in the export exactly as in Keras, and it differs from the OOV row's."""
+    run_dir, version, _ = exported["udg"]
+    model = load_trained(run_dir)
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    raw = {k: tf.constant(v[:16]) for k, v in ml100k["test"].items()
+           if k in model.feature_spec.names}
+    raw["user_id"] = tf.constant(np.arange(16, dtype=np.int64) + 10**12)
+    expected = model(raw).numpy()
+    np.testing.assert_allclose(serve(**raw)["probability"].numpy(), expected, atol=1e-5)
+    ids = model.lookup(raw)
+    inputs = {"user_index": model.user_index(ids),
+              "profile": tf.gather(ids["ids"], model._profile_columns, axis=1)}
+    generated = model.gating.user_embedding(inputs).numpy()
+    assert not np.allclose(generated, model.gating.user_table.embeddings.numpy()[0])
+
+
 def test_bad_requests_get_finite_probabilities(exported):
-    _, version = exported["gprec_dp"]
+    _, version, _ = exported["gprec_dp"]
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
     inputs = serve.structured_input_signature[1]
 
@@ -173,7 +201,7 @@ def test_bad_requests_get_finite_probabilities(exported):
 
 
 def test_versions_are_numbered_and_never_overwritten(exported, tmp_path, capsys):
-    run_dir, _ = exported["mlp"]
+    run_dir, _, _ = exported["mlp"]
     base = tmp_path / "base"
     assert export_cli.main(["--model-dir", str(run_dir), "--export-dir", str(base)]) == 0
     assert export_cli.main(["--model-dir", str(run_dir), "--export-dir", str(base)]) == 0
@@ -194,7 +222,7 @@ def test_random_requests_never_crash_or_give_nan(exported):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    _, version = exported["gprec_ensemble"]
+    _, version, _ = exported["gprec_ensemble"]
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
     inputs = serve.structured_input_signature[1]
     text = st.text(max_size=40)
