@@ -14,7 +14,8 @@ All models are measured in one process, interleaved call by call so that any
 drift of the machine hits every model alike. GPRec's rows carry
 `cost_vs_backbone` = its p50 latency at batch 1 over the MLP's, and
 `throughput_vs_backbone` = its batch-512 throughput over the MLP's (issue 7's
-bar: the cost within 1.3×). Writes results/serving_latency.json.
+bar: the cost within 1.3×); so do UDG's (its gates on the MLP's layers, and
+with the meta generator that serves unseen users). Writes results/serving_latency.json.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ MODELS = {
     "gprec(mlp) dp": {"user_level": "gprec", "strategy": "dp"},
     "gprec(mlp) ensemble": {"user_level": "gprec", "strategy": "ensemble",
                             "stop_embedding_gradient": True},
+    "udg(mlp)": {"user_level": "udg"},
+    "udg(mlp) meta": {"user_level": "udg", "meta": True},
 }
 
 
