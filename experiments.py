@@ -54,7 +54,8 @@ FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
 # Options added after runs were cached, with the value those runs had.
 LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
                  "deterministic": False, "history_length": 0, "udg_dim": None,
-                 "udg_units": [64, 32], "gate_scale": 1.0, "meta": False}
+                 "udg_units": [64, 32], "gate_scale": 1.0, "meta": False,
+                 "meta_steps": 300}
 
 
 def effective(config: dict) -> dict:
@@ -350,7 +351,6 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict[str, dict]:
     from tfrs_userlevel.features import FeatureSpec
     from tfrs_userlevel.training import load_trained
     from tfrs_userlevel.udg import cold_start
-    from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer
 
     columns, batches, new_users, histories = (data["columns"], data["batches"],
                                               data["new_users"], data["histories"])
@@ -372,18 +372,14 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict[str, dict]:
     vocabularies = spec.build_vocabularies(splits["train"])
     vocabularies["user_id"] = sorted(set(vocabularies["user_id"]) | set(new_users.tolist()))
     config = TrainConfig(dataset="movielens_100k", split="time", backbone=COLD_START_BACKBONE,
-                         user_level="udg", meta=True, history_length=COLD_START_HISTORY,
-                         seed=seed)
+                         user_level="udg", meta=True, meta_steps=COLD_START_META_STEPS,
+                         history_length=COLD_START_HISTORY, seed=seed)
     model_dir = runner.runs_dir / "cold_start" / f"seed_{seed}"
     if not (model_dir / "metrics.json").exists():
         print(f"[train] cold-start base model, seed {seed} -> {model_dir}", flush=True)
         run(config, splits, spec, model_dir, verbose=0, vocabularies=vocabularies)
-    model = load_trained(model_dir)
-    train_ids = data_lib.lookup_columns(model.lookup, splits["train"])
-    trainer = MetaEmbeddingTrainer(model, seed=seed)
-    trainer.fit(train_ids, splits["train"]["label"], splits["train"]["timestamp"],
-                COLD_START_META_STEPS)
-    generator = model.gating.generator.get_weights()
+    # train.py's run trained the generator (Algorithm 1) after the base model.
+    generator = load_trained(model_dir).gating.generator.get_weights()
 
     new_index = np.searchsorted(np.asarray(vocabularies["user_id"]), new_users) + 1
     first_rows = np.array([np.flatnonzero(user == u)[0] for u in new_users])

@@ -83,8 +83,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     u.add_argument("--gate-scale", type=float, default=DEFAULTS.gate_scale,
                    help="gate = scale * sigmoid(.) (1 in the paper)")
     u.add_argument("--meta", action="store_true",
-                   help="add the meta-embedding generator for users outside the vocabulary "
-                        "(train it with python -m tfrs_userlevel.udg.cold_start)")
+                   help="add the meta-embedding generator for users outside the vocabulary; "
+                        "it is trained after the base model (Algorithm 1, base frozen) and "
+                        "saved with the best weights")
+    u.add_argument("--meta-steps", type=int, default=DEFAULTS.meta_steps,
+                   help="generator updates after base training (with --meta)")
     g = p.add_argument_group("GPRec (--user-level gprec)")
     g.add_argument("--strategy", default=DEFAULTS.strategy, choices=STRATEGIES,
                    help="how r_g and r_p join the backbone: input (eq. 14), dp = dynamic "
@@ -170,6 +173,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         steps_per_execution=args.steps_per_execution, deterministic=args.deterministic,
         history_length=args.history_length, udg_dim=args.udg_dim,
         udg_units=tuple(args.udg_units), gate_scale=args.gate_scale, meta=args.meta,
+        meta_steps=args.meta_steps,
         strategy=args.strategy,
         groups=args.groups, temperature=args.temperature, reduce=args.reduce,
         ablation=args.ablation, group_weight=args.group_weight,

@@ -22,7 +22,7 @@ MODELS = {
     "gprec_dp": {"user_level": "gprec", "strategy": "dp", "groups": 6},
     "gprec_ensemble": {"user_level": "gprec", "strategy": "ensemble", "groups": 6},
     "star": {"baseline": "star"},
-    "udg": {"backbone": "ipnn", "user_level": "udg", "meta": True},
+    "udg": {"backbone": "ipnn", "user_level": "udg", "meta": True, "meta_steps": 20},
     # Click histories need the time split; DIN and DIEN read them unpooled.
     "din_udg": {"backbone": "din", "user_level": "udg", "split": "time", "history_length": 5},
     "dien": {"backbone": "dien", "split": "time", "history_length": 5},

@@ -96,6 +96,7 @@ class TrainConfig:
     udg_units: tuple[int, ...] = (64, 32)  # hidden widths of each gating network
     gate_scale: float = 1.0  # gate = gate_scale · sigmoid(.)
     meta: bool = False  # add the meta-embedding generator for unseen users
+    meta_steps: int = 300  # Algorithm 1 steps after base training (with meta)
     # GPRec (--user-level gprec), SPEC §2–§5.
     strategy: str = "dp"  # the best of the three on validation (results/ml1m_gprec.md)
     groups: int = 60
@@ -138,6 +139,7 @@ class TrainConfig:
              "training rows' histories hold the clicks of later test rows"),
             (self.backbone not in ("din", "dien") or self.history_length > 0,
              f"backbone {self.backbone} reads the click history: set history_length > 0"),
+            (self.meta_steps >= 0, "meta_steps must be >= 0"),
             ("udg" in self.user_level or (self.udg_dim is None and not self.meta
                                           and self.gate_scale == 1.0
                                           and self.udg_units == (64, 32)),
@@ -476,6 +478,18 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
                         steps_per_epoch=steps_per_epoch if config.max_steps else None,
                         callbacks=callbacks, verbose=verbose)
     best.restore()
+    meta = None
+    if getattr(model, "gating", None) is not None and model.gating.generator is not None:
+        # Algorithm 1 on the trained, frozen model; the generator joins the best weights.
+        from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer
+
+        order = train_columns.get("timestamp", np.arange(len(train_columns["label"])))
+        losses = MetaEmbeddingTrainer(model, seed=config.seed).fit(
+            ids["train"], train_columns["label"], order, config.meta_steps)
+        best._save()
+        meta = {"steps": config.meta_steps,
+                "meta_loss_first": losses[0]["meta_loss"] if losses else None,
+                "meta_loss_last": losses[-1]["meta_loss"] if losses else None}
     shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing left to resume
 
     test = data_lib.evaluation_dataset(ids["test"], splits["test"]["label"],
@@ -488,5 +502,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         "train_examples_per_second": timer.examples_per_second(),
         "config": config.to_dict(),
     }
+    if meta is not None:
+        metrics["meta_generator"] = meta
     write_json_atomic(model_dir / "metrics.json", metrics)
     return metrics
