@@ -1,5 +1,6 @@
-"""TensorBoard: a short GPRec run writes every loss term, AUC/LogLoss (train and
-validation), the learning rate, the group-mask histograms and the similarity image."""
+"""TensorBoard: a short GPRec + UDG run writes every loss term, AUC/LogLoss (train and
+validation), the learning rate, the group-mask histograms, the similarity image and the
+UDG gate histograms."""
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ EPOCHS = 2
 @pytest.fixture(scope="module")
 def logs(ml100k, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("tensorboard")
-    config = TrainConfig(dataset="movielens_100k", user_level="gprec", groups=6,
+    config = TrainConfig(dataset="movielens_100k", user_level="gprec+udg", groups=6,
                          epochs=EPOCHS, batch_size=4096)
     run(config, ml100k, datasets.feature_spec("movielens_100k"), model_dir, verbose=0)
     out = {}
@@ -64,6 +65,17 @@ def test_group_mask_histograms_and_similarity_image(logs):
     image = user_level["gprec/group_similarity"][-1]  # [width, height, png bytes]
     decoded = tf.image.decode_png(image[2]).numpy()
     assert decoded.shape == (12 * 4, 12 * 4, 3)  # [P+; P-] = 12 rows, 4 px per cell
+
+
+def test_udg_gate_histograms(logs):
+    user_level = logs["user_level"]
+    layers = [f"udg/gates_layer{i}" for i in range(3)]  # MLP 64-32-16: three gated inputs
+    for tag in ("udg/gates", *layers):
+        assert tag in user_level and len(user_level[tag]) == EPOCHS, tag
+        buckets = user_level[tag][-1]
+        assert buckets[:, 0].min() >= 0 and buckets[:, 1].max() <= 1, tag  # sigmoid gates
+    total = user_level["udg/gates"][-1][:, 2].sum()
+    assert total == pytest.approx(sum(user_level[t][-1][:, 2].sum() for t in layers))
 
 
 def test_similarity_image_colours_follow_the_sign():
