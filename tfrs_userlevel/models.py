@@ -143,6 +143,7 @@ class RankingModel(tfrs.Model):
             # The target item in the history's layout: the item field, then its attributes.
             self._query_positions = [self.feature_spec.names.index(n) for n in
                                      (field.shared_vocabulary_with, *field.attributes)]
+            self._item_rows = self._item_rows_table(field)
         personal = self.feature_spec.positions("user_personal")
         self._user_field = self.feature_spec.fields[personal[0]].name if personal else None
         if gating is not None:
@@ -159,8 +160,12 @@ class RankingModel(tfrs.Model):
             dense_embedding_gradients = (
                 self.lookup.total_size * self.embedding_dim <= DENSE_GRADIENT_MAX_PARAMETERS)
         self.dense_embedding_gradients = bool(dense_embedding_gradients)
+        # Per-example losses, averaged by `compute_loss` over the GLOBAL batch: Keras'
+        # default AUTO reduction raises inside tf.distribute strategies, and a local mean
+        # would be summed over replicas by the gradient all-reduce.
         self.task = tfrs.tasks.Ranking(
-            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True,
+                                                 reduction=keras.losses.Reduction.NONE),
             metrics=metrics_lib.ranking_metrics(self.positive_rate))
         self._item_positions = self.feature_spec.positions("item")
         self._user_positions = self.feature_spec.positions("user_personal", "user_other")
@@ -171,6 +176,33 @@ class RankingModel(tfrs.Model):
             name: keras.metrics.Mean(name=name) for name in ("loss",) + self.loss_names
             + ("regularization_loss",)
         }
+
+    def _item_rows_table(self, field) -> tf.Tensor:
+        """int32 [V_item, 1 + A]: per known item (vocabulary order), the fused ids of the
+        item and of its attributes (their OOV row where the map has none); for negative
+        sampling of the history's items (DIEN's auxiliary loss)."""
+        owner = field.shared_vocabulary_with
+        items = self.vocabularies[owner]
+        columns = [np.arange(1, len(items) + 1) + self.lookup.offsets[owner]]
+        for attribute in field.attributes:
+            values = {v: i + 1 for i, v in enumerate(self.vocabularies[attribute])}
+            mapped = dict((k, values.get(v, 0)) for k, v in
+                          self.vocabularies[f"{field.name}:{attribute}"])
+            columns.append(np.array([mapped.get(i, 0) for i in items])
+                           + self.lookup.offsets[attribute])
+        return tf.constant(np.stack(columns, axis=1).astype(np.int32))
+
+    def _negative_items(self, ids: tf.Tensor) -> tf.Tensor:
+        """[B, L, d·(1 + A)]: for each history position, a known item drawn by hashing the
+        listed item's fused id and the position, the same whatever batch the row is in
+        (so the auxiliary loss splits exactly over replicas)."""
+        count = tf.shape(self._item_rows)[0]
+        position = tf.range(tf.shape(ids)[1])[None, :]
+        key = tf.math.floormod(tf.maximum(ids, 0) * 7919 + position * 104729 + 12345, count)
+        rows = tf.gather(self._item_rows, key)                           # [B, L, 1 + A]
+        vectors = tf.gather(self.embedding.table, rows)                  # [B, L, 1 + A, d]
+        shape = tf.shape(vectors)
+        return tf.reshape(vectors, [shape[0], shape[1], -1])
 
     def _domain_vocabulary(self, field: str) -> list:
         """The known values of the user field a baseline divides users by."""
@@ -205,6 +237,9 @@ class RankingModel(tfrs.Model):
             query = tf.gather(embeddings, self._query_positions, axis=1)
             options["behavior"] = {"sequence": sequence, "mask": mask,
                                    "query": tf.reshape(query, [-1, sequence.shape[-1]])}
+            if getattr(self.backbone, "loss_names", ()):
+                options["behavior"]["negatives"] = tf.ensure_shape(
+                    self._negative_items(ids[self._behavior_field.name]), sequence.shape)
         gates_out = []
         if self.gating is not None:
             gating_inputs = {
@@ -268,23 +303,35 @@ class RankingModel(tfrs.Model):
     # -- losses and steps --------------------------------------------------
 
     def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+        """This replica's share of the training loss (main + auxiliary terms).
+
+        Under a `tf.distribute` strategy with R replicas in sync, the gradient
+        all-reduce SUMS the replicas' gradients, so each replica returns its
+        part of the global-batch mean: the main loss summed over its rows and
+        divided by the global batch size, and each auxiliary term (a mean over
+        its rows) divided by R. Without a strategy (R = 1) this is the plain
+        mean. The trackers record the unscaled values.
+        """
         ids, labels = inputs
         output = self.score(ids, training=training, labels=labels)
-        main = self.task(labels=labels, predictions=output["logit"], training=training,
-                         compute_metrics=not training)
-        self._loss_trackers["main_loss"].update_state(main)
+        per_example = self.task(labels=labels, predictions=output["logit"], training=training,
+                                compute_metrics=not training)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        main = tf.nn.compute_average_loss(per_example)
+        self._loss_trackers["main_loss"].update_state(main * replicas)
         total = main
         for name, value in output["losses"].items():
             self._loss_trackers[name].update_state(value)
-            total = total + value
+            total = total + value / replicas
         return total
 
     def _total_loss(self, inputs, training: bool) -> tf.Tensor:
         loss = self.compute_loss(inputs, training=training)
         regularization = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
         self._loss_trackers["regularization_loss"].update_state(regularization)
-        total = loss + regularization
-        self._loss_trackers["loss"].update_state(total)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        total = loss + tf.nn.scale_regularization_loss(regularization)
+        self._loss_trackers["loss"].update_state(total * replicas)
         return total
 
     def train_step(self, inputs):

@@ -40,7 +40,8 @@ class Backbone(keras.layers.Layer):
       gates: UDG gates for the MLP's layers (see `DeepNetwork`), or None.
       behavior: For `uses_behavior` backbones: {"sequence": float32
         [B, L, D_b] the history, "mask": bool [B, L], "query": float32
-        [B, D_b] the target item in the same layout}.
+        [B, D_b] the target item in the same layout, and for backbones with an
+        auxiliary loss "negatives" float32 [B, L, D_b], items drawn as negatives}.
 
     Returns:
       {"hidden": float32 [B, H], "logit": float32 [B, 1]} and, for backbones

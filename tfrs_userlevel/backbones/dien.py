@@ -65,9 +65,9 @@ class DIENBackbone(Backbone):
     - Interest extractor: a GRU, states h_t [B, L, D].
     - Auxiliary loss (eq. 8): h_t should score the next clicked item e_{t+1}
       above a non-clicked one. ML has no logged non-clicks per step, so the
-      negative is the item at the same position in another row of the batch
-      (the batch rolled by one), as common DIEN reproductions do;
-      `aux_weight` = α (0 drops it).
+      negative is a known item drawn by hashing the clicked one and its
+      position (`behavior["negatives"]`, given by `RankingModel`): the same
+      whichever batch or replica the row is in. `aux_weight` = α (0 drops it).
     - Attention (eq. 14): a_t = softmax_t(h_t W q) over the real positions.
     - Interest evolution: AUGRU (`AUGRUCell`) over (h_t, a_t).
 
@@ -95,9 +95,6 @@ class DIENBackbone(Backbone):
         self.extractor = None
         self.evolution = None
 
-    def build(self, input_shape):
-        super().build(input_shape)
-
     def _layers_for(self, width: int) -> None:
         if self.extractor is None:
             self.extractor = keras.layers.GRU(width, return_sequences=True, name="extractor")
@@ -105,21 +102,19 @@ class DIENBackbone(Backbone):
             self.attention_kernel = self.add_weight(
                 name="attention_kernel", shape=(width, width), initializer="glorot_uniform")
 
-    def _auxiliary_loss(self, states, sequence, mask):
-        valid = tf.logical_and(mask[:, :-1], mask[:, 1:])
-        negative = tf.roll(sequence, shift=1, axis=0)[:, 1:]
-        negative_valid = tf.logical_and(valid, tf.roll(mask, shift=1, axis=0)[:, 1:])
+    def _auxiliary_loss(self, states, sequence, negatives, mask):
+        """α · mean over rows of the row's mean over its steps t (t and t+1 real) of
+        −log σ(h_t·e_{t+1}) − log(1 − σ(h_t·e⁻_{t+1})); rows without such a step add 0.
+        A per-row mean, so it averages exactly over any split of the batch."""
+        valid = tf.cast(tf.logical_and(mask[:, :-1], mask[:, 1:]), tf.float32)
         h = states[:, :-1]
-        positive_logit = tf.reduce_sum(h * sequence[:, 1:], axis=-1)
-        negative_logit = tf.reduce_sum(h * negative, axis=-1)
-        loss = (tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(positive_logit),
-                                                        positive_logit)
-                * tf.cast(valid, tf.float32)
-                + tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(negative_logit),
-                                                          negative_logit)
-                * tf.cast(negative_valid, tf.float32))
-        count = tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
-        return self.aux_weight * tf.reduce_sum(loss) / count
+        positive = tf.reduce_sum(h * sequence[:, 1:], axis=-1)
+        negative = tf.reduce_sum(h * negatives[:, 1:], axis=-1)
+        per_step = (tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(positive), positive)
+                    + tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(negative), negative))
+        per_row = (tf.reduce_sum(per_step * valid, axis=1)
+                   / tf.maximum(tf.reduce_sum(valid, axis=1), 1.0))
+        return self.aux_weight * tf.reduce_mean(per_row)
 
     def hidden_state(self, embeddings, training=False, gates=None, behavior=None):
         sequence, mask, query = behavior["sequence"], behavior["mask"], behavior["query"]
@@ -131,8 +126,9 @@ class DIENBackbone(Backbone):
         evolved = self.evolution(tf.concat([states, attention[..., None]], axis=-1), mask=mask)
         hidden = self.deep(tf.concat([flatten_fields(embeddings), evolved], axis=1),
                            training=training, gates=gates)
-        losses = {"dien_auxiliary_loss": (self._auxiliary_loss(states, sequence, mask)
-                                          if self.aux_weight else tf.constant(0.0))}
+        losses = {"dien_auxiliary_loss": (
+            self._auxiliary_loss(states, sequence, behavior["negatives"], mask)
+            if self.aux_weight and "negatives" in behavior else tf.constant(0.0))}
         return {"hidden": hidden, "losses": losses}
 
     def get_config(self) -> dict[str, Any]:

@@ -1,0 +1,103 @@
+"""Loss scaling under tf.distribute: the replicas' losses and gradients add up to the
+single-device ones, for the main loss and every auxiliary term."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Runs in its own process: the 2 logical CPU devices must exist before TensorFlow starts.
+MIRRORED = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tfrs_userlevel
+    from tfrs_userlevel import tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import datasets
+    from tfrs_userlevel import data
+    from tfrs_userlevel.features import FeatureSpec
+    from tfrs_userlevel.training import TrainConfig, build_model
+
+    options = json.loads(sys.argv[1])
+    config = TrainConfig(dataset="movielens_100k", **options)
+    splits = datasets.load_splits("movielens_100k", config.split,
+                                  history_length=config.history_length)
+    spec = FeatureSpec.from_config(datasets.feature_spec("movielens_100k",
+                                                         config.history_length))
+    train = splits["train"]
+    vocabularies = spec.build_vocabularies(train)
+    positive_rate = float(np.mean(train["label"]))
+
+    def make():
+        model = build_model(config, spec, vocabularies, positive_rate)
+        model(model.example_features())
+        return model
+
+    single = make()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = make()
+    model.set_weights(single.get_weights())
+    rows = 512
+    ids = data.lookup_columns(model.lookup, {k: v[:rows] for k, v in train.items()})
+    labels = train["label"][:rows, None].astype(np.float32)
+    batch = ({k: tf.constant(v) for k, v in ids.items()}, tf.constant(labels))
+
+    def gradients_of(network):
+        def loss_and_gradients(inputs):
+            with tf.GradientTape() as tape:
+                loss = network._total_loss(inputs, training=False)
+            gradients = tape.gradient(loss, network.trainable_variables)
+            return loss, [tf.convert_to_tensor(g) for g in gradients]
+        return loss_and_gradients
+
+    # One device, no strategy, the whole batch.
+    single_loss, single_gradients = gradients_of(single)(batch)
+    # Two replicas, half a batch each; sum over replicas = what the all-reduce applies.
+    dataset = tf.data.Dataset.from_tensors(batch).unbatch().batch(rows)
+    distributed = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    losses, gradients = strategy.run(gradients_of(model), args=(distributed,))
+    total = strategy.reduce("SUM", losses, axis=None)
+    summed = [strategy.reduce("SUM", g, axis=None) for g in gradients]
+    local = strategy.experimental_local_results(losses)
+    print(json.dumps({
+        "single": float(single_loss), "mirrored": float(total),
+        "replica_losses": [float(x) for x in local],
+        "terms": list(model.loss_names),
+        # Largest difference relative to that gradient's largest entry (float32 sums).
+        "gradient_gap": max(float(tf.reduce_max(tf.abs(a - b))
+                                  / tf.maximum(tf.reduce_max(tf.abs(a)), 1e-3))
+                            for a, b in zip(single_gradients, summed)),
+    }))
+""")
+
+
+def _mirrored(options, tmp_path):
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, str(script), json.dumps(options)],
+                            capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_mirrored_loss_equals_single_device_loss_for_every_term(tmp_path):
+    """GPRec+UDG (group, contrastive, orthogonal and backbone terms, embedding L2) and DIEN
+    (its auxiliary loss) under MirroredStrategy on 2 logical CPUs: the summed replica losses
+    and gradients equal the single-device ones on the same batch."""
+    for options in ({"user_level": "gprec+udg", "groups": 6, "embedding_l2": 1e-3},
+                    {"backbone": "dien", "split": "time", "history_length": 5}):
+        out = _mirrored(options, tmp_path)
+        assert len(out["terms"]) > 1, out           # auxiliary terms are in play
+        assert abs(out["mirrored"] - out["single"]) < 1e-5, out
+        assert out["gradient_gap"] < 1e-5, out
+        # Each replica holds about half: the scaling is not a no-op.
+        assert all(abs(x - out["single"] / 2) < 0.5 * out["single"]
+                   for x in out["replica_losses"]), out
