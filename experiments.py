@@ -53,7 +53,7 @@ FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
 
 # Options added after runs were cached, with the value those runs had.
 LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
-                 "deterministic": False, "history_length": 0, "udg_dim": None,
+                 "deterministic": False, "distribute": "default", "history_length": 0, "udg_dim": None,
                  "udg_units": [64, 32], "gate_scale": 1.0, "meta": False,
                  "meta_steps": 300}
 

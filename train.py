@@ -27,6 +27,7 @@ from tfrs_userlevel.gprec.layer import CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import (
+    DISTRIBUTE_STRATEGIES,
     GPREC_OPTIONS,
     LR_SCHEDULES,
     USER_LEVELS,
@@ -72,6 +73,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--baseline-options", type=json_object, default={},
                    help='baseline-specific options as JSON, e.g. \'{"num_experts": 8}\' '
                         "(tfrs_userlevel.baselines.options(NAME) lists them)")
+    p.add_argument("--distribute", default=DEFAULTS.distribute, choices=DISTRIBUTE_STRATEGIES,
+                   help="tf.distribute strategy; multi_worker and parameter_server read the "
+                        "cluster from TF_CONFIG (workers and parameter servers of a "
+                        "parameter_server run start with python -m tfrs_userlevel.distribute)")
     p.add_argument("--history-length", type=int, default=DEFAULTS.history_length,
                    help="add the click history (last N clicks before each rating, with their "
                         "genres) as a behavior field; needs --split time; din and dien need it")
@@ -171,6 +176,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         hidden_units=tuple(args.hidden_units), dropout=args.dropout, batch_norm=args.batch_norm,
         patience=args.patience, seed=seed, max_steps=args.max_steps,
         steps_per_execution=args.steps_per_execution, deterministic=args.deterministic,
+        distribute=args.distribute,
         history_length=args.history_length, udg_dim=args.udg_dim,
         udg_units=tuple(args.udg_units), gate_scale=args.gate_scale, meta=args.meta,
         meta_steps=args.meta_steps,

@@ -342,7 +342,11 @@ class RankingModel(tfrs.Model):
             gradients = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
                          for g in gradients]
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
-        return {name: tracker.result() for name, tracker in self._loss_trackers.items()}
+        # Each replica's trackers saw its own rows, and Keras SUMS the replicas' logs
+        # (distribute_reduction_method "auto"): each gives its share of the mean.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        return {name: tracker.result() / replicas
+                for name, tracker in self._loss_trackers.items()}
 
     def test_step(self, inputs):
         self._total_loss(inputs, training=False)

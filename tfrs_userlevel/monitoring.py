@@ -30,6 +30,21 @@ from tfrs_userlevel import metrics as metrics_lib
 from tfrs_userlevel.backend import keras, tf
 
 
+def exact_auc_logloss(labels: np.ndarray, logits: np.ndarray) -> tuple[float, float]:
+    """Exact AUC (Mann-Whitney, ties counted half) and LogLoss of logits, in numpy."""
+    labels = np.asarray(labels, np.float64).reshape(-1)
+    logits = np.asarray(logits, np.float64).reshape(-1)
+    values, inverse, counts = np.unique(logits, return_inverse=True, return_counts=True)
+    upper = np.cumsum(counts)
+    ranks = (upper - (counts - 1) / 2.0)[inverse]  # average 1-based rank of tied values
+    positives = labels.sum()
+    negatives = len(labels) - positives
+    auc = ((ranks[labels == 1].sum() - positives * (positives + 1) / 2)
+           / max(positives * negatives, 1.0))
+    logloss = float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+    return float(auc), logloss
+
+
 def cosine_similarity(tables: Mapping[str, np.ndarray]) -> np.ndarray:
     """Pairwise cosine similarity of the group embeddings: [2G, 2G] for dual tables
     ([P⁺; P⁻] stacked), [G, G] for a single table."""
@@ -97,14 +112,19 @@ class UserLevelMonitor(keras.callbacks.Callback):
         if self._score is None:
             self._score = tf.function(lambda ids: model.score(ids, training=False),
                                       reduce_retracing=True)
-        # The validation metrics' own classes (same AUC thresholds, LogLoss on logits).
-        train_metrics = {m.name: m for m in metrics_lib.ranking_metrics(model.positive_rate)}
-        for i in range(0, len(sample_labels), 16384):
-            logits = self._score({k: v[i:i + 16384] for k, v in sample_ids.items()})["logit"]
+        logits = np.concatenate([
+            self._score({k: v[i:i + 16384] for k, v in sample_ids.items()})["logit"].numpy()
+            for i in range(0, len(sample_labels), 16384)])
+        if tf.distribute.has_strategy():
+            # Keras metrics made inside a strategy's scope cannot be updated from a
+            # callback (cross-replica context): the exact values, in numpy.
+            logs["auc"], logs["logloss"] = exact_auc_logloss(sample_labels, logits)
+        else:
+            # The validation metrics' own classes (same AUC thresholds, LogLoss on logits).
+            train_metrics = {m.name: m for m in metrics_lib.ranking_metrics(model.positive_rate)}
             for name in ("auc", "logloss"):
-                train_metrics[name].update_state(sample_labels[i:i + 16384], logits)
-        for name in ("auc", "logloss"):
-            logs[name] = float(train_metrics[name].result())
+                train_metrics[name].update_state(sample_labels, logits)
+                logs[name] = float(train_metrics[name].result())
         if model.user_level is None and getattr(model, "gating", None) is None:
             return
         scored = self._score(self._probe_rows())

@@ -39,6 +39,8 @@ from tfrs_userlevel.backbones import options as backbone_options
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.baselines import options as baseline_option_names
+from tfrs_userlevel.distribute import STRATEGIES as DISTRIBUTE_STRATEGIES
+from tfrs_userlevel.distribute import is_chief, make_strategy
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
 from tfrs_userlevel.gprec.groups import REDUCTIONS
@@ -89,6 +91,8 @@ class TrainConfig:
     steps_per_execution: int = 25
     eval_batch_size: int = 16384
     deterministic: bool = False  # TF's op determinism: the same seed gives the same metrics
+    # tf.distribute strategy (tfrs_userlevel.distribute); the cluster comes from TF_CONFIG.
+    distribute: str = "default"
     # Click histories (behavior field history_<item>, datasets.behavior): 0 = none.
     history_length: int = 0
     # UDG (--user-level udg or gprec+udg), SPEC §6-§7.
@@ -133,6 +137,8 @@ class TrainConfig:
              "a baseline is a complete user-modeling model: use it with user_level none"),
             (self.baseline is not None or not self.baseline_options,
              "baseline_options need a baseline"),
+            (self.distribute in DISTRIBUTE_STRATEGIES,
+             f"distribute must be one of {list(DISTRIBUTE_STRATEGIES)}"),
             (self.history_length >= 0, "history_length must be >= 0"),
             (self.history_length == 0 or self.split == "time",
              "click histories (history_length > 0) need split time: under a random split "
@@ -407,7 +413,15 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     """
     spec = (feature_spec if isinstance(feature_spec, FeatureSpec)
             else FeatureSpec.from_config(feature_spec))
+    strategy = make_strategy(config.distribute)
+    if config.distribute == "parameter_server":
+        return _run_parameter_server(config, splits, spec, Path(model_dir), strategy,
+                                     vocabularies, verbose)
     model_dir = Path(model_dir)
+    if not is_chief(strategy):
+        # Every worker of a multi-worker cluster saves (saving is collective), only the
+        # chief into model_dir.
+        model_dir = Path(tempfile.mkdtemp(prefix="worker_"))
     model_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = model_dir / "backup"
     if backup_dir.exists() and (model_dir / "config.json").exists():
@@ -426,8 +440,9 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     positive_rate = float(np.mean(train_columns["label"]))
     if vocabularies is None:
         vocabularies = spec.build_vocabularies(train_columns)
-    model = build_model(config, spec, vocabularies, positive_rate)
-    model(model.example_features())  # built before fit: BackupAndRestore restores into it
+    with strategy.scope():
+        model = build_model(config, spec, vocabularies, positive_rate)
+        model(model.example_features())  # built before fit: BackupAndRestore restores into it
     write_json_atomic(model_dir / "model.json", keras.layers.serialize(model))
     ids = {name: data_lib.lookup_columns(model.lookup, columns) for name, columns in splits.items()}
     train = data_lib.training_dataset(ids["train"], train_columns["label"], config.batch_size,
@@ -442,8 +457,15 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         epochs = min(epochs, math.ceil(config.max_steps / steps_per_epoch))
     examples_per_epoch = min(len(train_columns["label"]), steps_per_epoch * config.batch_size)
 
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  steps_per_execution=min(config.steps_per_execution, steps_per_epoch))
+    if config.distribute != "default":
+        # In-memory batches: shard by data (there are no files to shard by).
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        train, validation = train.with_options(options), validation.with_options(options)
+    with strategy.scope():
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                      steps_per_execution=min(config.steps_per_execution, steps_per_epoch))
     timer = EpochTimer(examples_per_epoch)
     best = BestWeights(model_dir / "checkpoint" / "best")
     callbacks = [
@@ -494,6 +516,8 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
 
     test = data_lib.evaluation_dataset(ids["test"], splits["test"]["label"],
                                        config.eval_batch_size)
+    if config.distribute != "default":
+        test = test.with_options(options)
     metrics = {
         "val": _evaluate(model, validation),
         "test": _evaluate(model, test),
