@@ -161,3 +161,47 @@ def test_two_workers_train_gprec_with_multi_worker_mirrored(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["config"]["distribute"] == "multi_worker"
     assert 0.5 < metrics["test"]["auc"] < 1
+
+
+def test_parameter_servers_shard_the_embeddings_and_train(tmp_path):
+    """1 coordinator, 2 workers and 2 parameter servers on loopback: the embedding table is
+    sharded over both parameter servers, training runs through model.fit, the loss goes
+    down, and the saved weights load into an ordinary (unsharded) model."""
+    ports = _free_ports(5)
+    cluster = {"worker": [f"localhost:{p}" for p in ports[:2]],
+               "ps": [f"localhost:{p}" for p in ports[2:4]],
+               "chief": [f"localhost:{ports[4]}"]}
+    servers, logs = [], []
+    try:
+        for kind, index in (("worker", 0), ("worker", 1), ("ps", 0), ("ps", 1)):
+            logs.append(open(tmp_path / f"{kind}{index}.log", "w"))
+            servers.append(_start([sys.executable, "-m", "tfrs_userlevel.distribute"],
+                                  {"cluster": cluster, "task": {"type": kind, "index": index}},
+                                  logs[-1]))
+        logs.append(open(tmp_path / "chief.log", "w"))
+        chief = _start([sys.executable, "train.py", "--dataset", "movielens_100k",
+                        "--distribute", "parameter_server", "--batch-size", "4096",
+                        "--max-steps", "40", "--steps-per-execution", "5",
+                        "--model-dir", str(tmp_path / "run")],
+                       {"cluster": cluster, "task": {"type": "chief", "index": 0}}, logs[-1])
+        code = chief.wait(timeout=420)
+    finally:
+        _stop(servers + [chief] if "chief" in locals() else servers)
+        for log in logs:
+            log.close()
+    assert code == 0, (tmp_path / "chief.log").read_text()[-4000:]
+    assert all(s.poll() is not None for s in servers)  # cleaned up
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    shards = metrics["parameter_servers"]["sharded_variables"]["embedding_table"]
+    assert metrics["parameter_servers"]["count"] == 2 and len(shards) == 2, metrics
+    assert metrics["train_loss"][-1] < metrics["train_loss"][0]
+    assert 0.5 < metrics["test"]["auc"] < 1
+    from tfrs_userlevel.training import load_trained
+    import datasets
+    from tfrs_userlevel import data
+    from tfrs_userlevel.udg.cold_start import evaluate
+    model = load_trained(tmp_path / "run")
+    assert model.embedding.table.shape[0] == sum(s[0] for s in shards)
+    test = datasets.load_splits("movielens_100k")["test"]
+    again = evaluate(model, data.lookup_columns(model.lookup, test), test["label"])
+    assert abs(again["auc"] - metrics["test"]["auc"]) < 1e-5  # the trained weights

@@ -56,7 +56,7 @@ class FieldEmbedding(keras.layers.Layer):
         """[B, L, d] per part of a multi-valued field: the values, then each attribute."""
         field = self.spec[name]
         keys = [name] + [attribute_key(name, a) for a in field.attributes]
-        return [tf.gather(self.table, tf.maximum(inputs[k], 0)) for k in keys]
+        return [tf.nn.embedding_lookup(self.table, tf.maximum(inputs[k], 0)) for k in keys]
 
     def _pooled(self, inputs, name: str) -> tf.Tensor:
         ids = inputs[name]
@@ -78,7 +78,9 @@ class FieldEmbedding(keras.layers.Layer):
         return parts * tf.cast(mask, tf.float32)[..., None], mask
 
     def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
-        single = tf.gather(self.table, inputs["ids"]) if "ids" in inputs else None
+        # embedding_lookup: also for a table sharded over parameter servers.
+        single = (tf.nn.embedding_lookup(self.table, inputs["ids"]) if "ids" in inputs
+                  else None)
         if not self._multi:
             embeddings = single
         else:

@@ -200,7 +200,7 @@ class RankingModel(tfrs.Model):
         position = tf.range(tf.shape(ids)[1])[None, :]
         key = tf.math.floormod(tf.maximum(ids, 0) * 7919 + position * 104729 + 12345, count)
         rows = tf.gather(self._item_rows, key)                           # [B, L, 1 + A]
-        vectors = tf.gather(self.embedding.table, rows)                  # [B, L, 1 + A, d]
+        vectors = tf.nn.embedding_lookup(self.embedding.table, rows)     # [B, L, 1 + A, d]
         shape = tf.shape(vectors)
         return tf.reshape(vectors, [shape[0], shape[1], -1])
 

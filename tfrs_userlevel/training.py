@@ -40,7 +40,7 @@ from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.baselines import options as baseline_option_names
 from tfrs_userlevel.distribute import STRATEGIES as DISTRIBUTE_STRATEGIES
-from tfrs_userlevel.distribute import is_chief, make_strategy
+from tfrs_userlevel.distribute import cluster_spec, is_chief, make_strategy
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
 from tfrs_userlevel.gprec.groups import REDUCTIONS
@@ -389,6 +389,67 @@ def load_trained(model_dir: str | os.PathLike) -> RankingModel:
 def _evaluate(model: RankingModel, dataset: tf.data.Dataset) -> dict[str, float]:
     logs = model.evaluate(dataset, verbose=0, return_dict=True)
     return {name: float(logs[name]) for name in METRIC_NAMES}
+
+
+def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path,
+                          strategy, vocabularies, verbose) -> dict[str, Any]:
+    """`run` on the coordinator of a ParameterServerStrategy cluster (SPEC §10 outputs).
+
+    Variables live on the parameter servers, sharded by the strategy's partitioner (the
+    embedding table in several shards). The lookups run here, once; each worker builds
+    its own shuffled, repeated batches (`DatasetCreator`). Keras 2's `fit` runs no
+    per-epoch validation under this strategy, so the epochs are fixed (no early
+    stopping) and validation and test are scored here after training.
+    """
+    from tfrs_userlevel.udg.cold_start import evaluate as score_rows
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(model_dir / "config.json",
+                      {"config": config.to_dict(), "feature_spec": spec.get_config()})
+    keras.utils.set_random_seed(config.seed)
+    train_columns = splits["train"]
+    positive_rate = float(np.mean(train_columns["label"]))
+    if vocabularies is None:
+        vocabularies = spec.build_vocabularies(train_columns)
+    with strategy.scope():
+        model = build_model(config, spec, vocabularies, positive_rate)
+        model(model.example_features())
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                      steps_per_execution=config.steps_per_execution)
+    write_json_atomic(model_dir / "model.json", keras.layers.serialize(model))
+    ids = {name: data_lib.lookup_columns(model.lookup, columns)
+           for name, columns in splits.items()}
+    train_ids, train_labels = ids["train"], train_columns["label"]
+    num_batches = -(-len(train_labels) // config.batch_size)
+    steps_per_epoch = min(num_batches, config.max_steps or num_batches)
+    epochs = (min(config.epochs, math.ceil(config.max_steps / steps_per_epoch))
+              if config.max_steps else config.epochs)
+
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        return data_lib.training_dataset(train_ids, train_labels, config.batch_size,
+                                         seed=config.seed + context.input_pipeline_id).repeat()
+
+    timer = EpochTimer(steps_per_epoch * config.batch_size)
+    history = model.fit(keras.utils.experimental.DatasetCreator(dataset_fn), epochs=epochs,
+                        steps_per_epoch=steps_per_epoch, callbacks=[timer],
+                        verbose=2 if verbose is None else verbose)
+    (model_dir / "checkpoint").mkdir(exist_ok=True)
+    model.save_weights(str(model_dir / "checkpoint" / "best"))
+    table = model.embedding.table
+    shards = {"embedding_table": [list(v.shape) for v in getattr(table, "variables", [table])]}
+    metrics = {
+        "val": score_rows(model, ids["validation"], splits["validation"]["label"]),
+        "test": score_rows(model, ids["test"], splits["test"]["label"]),
+        "epochs": len(history.history.get("loss", [])),
+        "best_epoch": len(history.history.get("loss", [])),
+        "train_examples_per_second": timer.examples_per_second(),
+        "train_loss": [float(v) for v in history.history.get("loss", [])],
+        "parameter_servers": {"count": len(cluster_spec()["cluster"]["ps"]),
+                              "sharded_variables": shards},
+        "config": config.to_dict(),
+    }
+    write_json_atomic(model_dir / "metrics.json", metrics)
+    return metrics
 
 
 def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],

@@ -136,12 +136,13 @@ class WarmUp:
 
 def evaluate(model: RankingModel, ids: Mapping[str, np.ndarray], labels: np.ndarray,
              batch_size: int = 16384) -> dict[str, float]:
-    """AUC and LogLoss of `model` on the rows (the validation metrics' own classes)."""
-    metrics = {m.name: m for m in metrics_lib.ranking_metrics(model.positive_rate)}
+    """AUC, LogLoss, RMSE and RIG of `model` on the rows, scored here batch by batch (the
+    validation metrics' own classes)."""
+    metrics = metrics_lib.ranking_metrics(model.positive_rate)
     labels = np.asarray(labels, np.float32).reshape(-1, 1)
     for start in range(0, len(labels), batch_size):
         logits = model.score({k: tf.constant(v[start:start + batch_size])
                               for k, v in ids.items()}, training=False)["logit"]
-        for name in ("auc", "logloss"):
-            metrics[name].update_state(labels[start:start + batch_size], logits)
-    return {name: float(metrics[name].result()) for name in ("auc", "logloss")}
+        for metric in metrics:
+            metric.update_state(labels[start:start + batch_size], logits)
+    return {metric.name: float(metric.result()) for metric in metrics}

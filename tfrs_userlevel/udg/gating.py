@@ -40,7 +40,8 @@ class MetaEmbeddingGenerator(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, profile_ids: tf.Tensor) -> tf.Tensor:
-        return tf.tanh(tf.reduce_sum(tf.gather(self.table, profile_ids), axis=1) + self.bias)
+        rows = tf.nn.embedding_lookup(self.table, profile_ids)         # [B, P, output_dim]
+        return tf.tanh(tf.reduce_sum(rows, axis=1) + self.bias)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size,
