@@ -25,6 +25,7 @@ from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
+from tfrs_userlevel import streaming
 from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import (
     DISTRIBUTE_STRATEGIES,
@@ -53,7 +54,16 @@ def json_object(text: str) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", default=DEFAULTS.dataset, choices=sorted(datasets.DATASETS))
+    p.add_argument("--dataset", default=DEFAULTS.dataset,
+                   choices=sorted(datasets.DATASETS) + ["synthetic"],
+                   help="synthetic: generated clicks with planted user groups "
+                        "(datasets/synthetic.py; --synthetic-rows)")
+    p.add_argument("--synthetic-rows", type=int, default=1_000_000,
+                   help="rows of --dataset synthetic (80/10/10 train/validation/test)")
+    p.add_argument("--tfrecord-dir", default=None,
+                   help="train from sharded TFRecords in this folder, streamed (memory does "
+                        "not grow with the rows); written there first from --dataset when "
+                        "the folder holds none")
     p.add_argument("--split", default=DEFAULTS.split, choices=datasets.SPLIT_SCHEMES)
     p.add_argument("--data-dir", default=None,
                    help=f"root of the raw files; default ${datasets.ENV_VAR}, then TFDS's "
@@ -221,6 +231,36 @@ def summarize(results: dict[int, dict]) -> dict:
     return summary
 
 
+def load_data(args: argparse.Namespace):
+    """(splits in memory or None when streaming from --tfrecord-dir, feature spec)."""
+    from datasets import synthetic
+
+    if args.dataset == "synthetic":
+        world = synthetic.SyntheticClicks(seed=0)
+        spec = synthetic.FEATURE_SPEC
+        n_val = args.synthetic_rows // 10
+        sizes = {"train": args.synthetic_rows - 2 * n_val, "validation": n_val, "test": n_val}
+        if args.tfrecord_dir is None:
+            return world.splits(args.synthetic_rows), spec
+        if not (Path(args.tfrecord_dir) / f"train.{streaming.MANIFEST}").exists():
+            for part, (prefix, rows) in enumerate(sizes.items()):
+                streaming.write_tfrecords(world.chunks(rows, part=part), spec,
+                                          args.tfrecord_dir, prefix=prefix)
+        return None, spec
+    splits = datasets.load_splits(args.dataset, args.split, args.data_dir, args.data_source,
+                                  args.tfds_dir, history_length=args.history_length)
+    spec = datasets.feature_spec(args.dataset, history_length=args.history_length)
+    if args.tfrecord_dir is not None:
+        if not (Path(args.tfrecord_dir) / f"train.{streaming.MANIFEST}").exists():
+            for prefix, columns in splits.items():
+                n = len(columns["label"])
+                chunks = ({k: v[i:i + (1 << 18)] for k, v in columns.items()}
+                          for i in range(0, n, 1 << 18))
+                streaming.write_tfrecords(chunks, spec, args.tfrecord_dir, prefix=prefix)
+        return None, spec
+    return splits, spec
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     model_dir = Path(args.model_dir)
@@ -236,9 +276,7 @@ def main(argv=None) -> int:
         print(f"error: {', '.join('--' + o.replace('_', '-') for o in unused)} only apply to "
               "GPRec; add --user-level gprec or drop them", file=sys.stderr)
         return 2
-    splits = datasets.load_splits(args.dataset, args.split, args.data_dir, args.data_source,
-                                  args.tfds_dir, history_length=args.history_length)
-    spec = datasets.feature_spec(args.dataset, history_length=args.history_length)
+    splits, spec = load_data(args)
     results = {}
     for seed, config in configs.items():
         out = model_dir / f"seed_{seed}" if args.seeds else model_dir
@@ -251,7 +289,7 @@ def main(argv=None) -> int:
         elif (out / "backup").exists():
             print(f"resuming the interrupted run in {out}", flush=True)
         try:
-            results[seed] = run(config, splits, spec, out)
+            results[seed] = run(config, splits, spec, out, tfrecord_dir=args.tfrecord_dir)
         except NonFiniteLossError as error:
             print(f"error: {error}", file=sys.stderr)
             return 3

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from tfrs_userlevel import data as data_lib
+from tfrs_userlevel import streaming
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.backbones import options as backbone_options
 from tfrs_userlevel.backend import keras, tf
@@ -386,8 +387,9 @@ def load_trained(model_dir: str | os.PathLike) -> RankingModel:
     return model
 
 
-def _evaluate(model: RankingModel, dataset: tf.data.Dataset) -> dict[str, float]:
-    logs = model.evaluate(dataset, verbose=0, return_dict=True)
+def _evaluate(model: RankingModel, dataset: tf.data.Dataset,
+              steps: int | None = None) -> dict[str, float]:
+    logs = model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
     return {name: float(logs[name]) for name in METRIC_NAMES}
 
 
@@ -455,7 +457,8 @@ def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_
 def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         feature_spec: FeatureSpec | Sequence[Mapping[str, Any]], model_dir: str | os.PathLike,
         verbose: int | None = None, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-        vocabularies: Mapping[str, list] | None = None) -> dict[str, Any]:
+        vocabularies: Mapping[str, list] | None = None,
+        tfrecord_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Trains one model and writes its outputs under `model_dir`.
 
     Args:
@@ -468,6 +471,10 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         line per epoch otherwise.
       vocabularies: The vocabularies to use instead of those of the training
         split (e.g. with rows for users that only come later).
+      tfrecord_dir: Stream train / validation / test from the TFRecord shards
+        `tfrecord_dir` holds (`tfrs_userlevel.streaming.write_tfrecords`,
+        prefixes "train", "validation", "test") instead of `splits` (which may
+        then be None); the vocabularies come from the train manifest.
 
     Returns:
       The content of metrics.json.
@@ -497,33 +504,64 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    train_columns = splits["train"]
-    positive_rate = float(np.mean(train_columns["label"]))
-    if vocabularies is None:
-        vocabularies = spec.build_vocabularies(train_columns)
+    if tfrecord_dir is not None:
+        manifest = streaming.read_manifest(tfrecord_dir, "train")
+        positive_rate, train_rows = float(manifest["positive_rate"]), int(manifest["rows"])
+        vocabularies = vocabularies or manifest["vocabularies"]
+    else:
+        train_columns = splits["train"]
+        positive_rate, train_rows = float(np.mean(train_columns["label"])), len(
+            train_columns["label"])
+        if vocabularies is None:
+            vocabularies = spec.build_vocabularies(train_columns)
     with strategy.scope():
         model = build_model(config, spec, vocabularies, positive_rate)
         model(model.example_features())  # built before fit: BackupAndRestore restores into it
     write_json_atomic(model_dir / "model.json", keras.layers.serialize(model))
-    ids = {name: data_lib.lookup_columns(model.lookup, columns) for name, columns in splits.items()}
-    train = data_lib.training_dataset(ids["train"], train_columns["label"], config.batch_size,
-                                      seed=config.seed)
-    validation = data_lib.evaluation_dataset(ids["validation"], splits["validation"]["label"],
-                                             config.eval_batch_size)
+    if tfrecord_dir is not None:
+        # Streamed from the shards: the lookups run in the input pipeline.
+        block = manifest["block_rows"]
+        train = streaming.streaming_dataset(tfrecord_dir, model.lookup, config.batch_size,
+                                            seed=config.seed)
+        eval_batch = max(block, config.eval_batch_size // block * block)
+        validation, test = (streaming.streaming_dataset(
+            tfrecord_dir, model.lookup, eval_batch, prefix=prefix)
+            for prefix in ("validation", "test"))
+        eval_steps = {prefix: streaming.batches_per_pass(
+            streaming.read_manifest(tfrecord_dir, prefix), eval_batch)
+            for prefix in ("validation", "test")}
+        sample = [batch for _, batch in zip(range(16), train)]
+        train_ids = {k: np.concatenate([b[0][k].numpy() for b in sample]) for k in sample[0][0]}
+        train_labels = np.concatenate([b[1].numpy()[:, 0] for b in sample])
+        train_order = np.arange(len(train_labels))
+        num_batches = streaming.batches_per_pass(manifest, config.batch_size)
+        train = train.repeat()  # fit counts the steps (steps_per_execution needs a count)
+    else:
+        ids = {name: data_lib.lookup_columns(model.lookup, columns)
+               for name, columns in splits.items()}
+        train_ids, train_labels = ids["train"], train_columns["label"]
+        train_order = train_columns.get("timestamp", np.arange(len(train_labels)))
+        train = data_lib.training_dataset(train_ids, train_labels, config.batch_size,
+                                          seed=config.seed)
+        validation = data_lib.evaluation_dataset(
+            ids["validation"], splits["validation"]["label"], config.eval_batch_size)
+        test = data_lib.evaluation_dataset(ids["test"], splits["test"]["label"],
+                                           config.eval_batch_size)
+        num_batches = int(train.cardinality())
+        eval_steps = {"validation": None, "test": None}
 
-    num_batches = int(train.cardinality())
     steps_per_epoch, epochs = num_batches, config.epochs
     if config.max_steps:
         steps_per_epoch = min(num_batches, config.max_steps)
         epochs = min(epochs, math.ceil(config.max_steps / steps_per_epoch))
-    examples_per_epoch = min(len(train_columns["label"]), steps_per_epoch * config.batch_size)
+    examples_per_epoch = min(train_rows, steps_per_epoch * config.batch_size)
 
     if config.distribute != "default":
         # In-memory batches: shard by data (there are no files to shard by).
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA)
-        train, validation = train.with_options(options), validation.with_options(options)
+        train, validation, test = (d.with_options(options) for d in (train, validation, test))
     with strategy.scope():
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                       steps_per_execution=min(config.steps_per_execution, steps_per_epoch))
@@ -536,7 +574,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience),
         LearningRateLogger(),
         # Before TensorBoard: it adds train AUC/LogLoss to the logs TensorBoard writes.
-        UserLevelMonitor(model_dir / "logs", ids["train"], train_columns["label"],
+        UserLevelMonitor(model_dir / "logs", train_ids, train_labels,
                          seed=config.seed),
         keras.callbacks.TensorBoard(log_dir=str(model_dir / "logs"), update_freq="epoch",
                                     write_graph=False, profile_batch=0),
@@ -558,7 +596,9 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(train, validation_data=validation, epochs=epochs,
-                        steps_per_epoch=steps_per_epoch if config.max_steps else None,
+                        steps_per_epoch=(steps_per_epoch if config.max_steps or tfrecord_dir
+                                         else None),
+                        validation_steps=eval_steps["validation"],
                         callbacks=callbacks, verbose=verbose)
     best.restore()
     meta = None
@@ -566,22 +606,17 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         # Algorithm 1 on the trained, frozen model; the generator joins the best weights.
         from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer
 
-        order = train_columns.get("timestamp", np.arange(len(train_columns["label"])))
         losses = MetaEmbeddingTrainer(model, seed=config.seed).fit(
-            ids["train"], train_columns["label"], order, config.meta_steps)
+            train_ids, train_labels, train_order, config.meta_steps)
         best._save()
         meta = {"steps": config.meta_steps,
                 "meta_loss_first": losses[0]["meta_loss"] if losses else None,
                 "meta_loss_last": losses[-1]["meta_loss"] if losses else None}
     shutil.rmtree(backup_dir, ignore_errors=True)  # finished: nothing left to resume
 
-    test = data_lib.evaluation_dataset(ids["test"], splits["test"]["label"],
-                                       config.eval_batch_size)
-    if config.distribute != "default":
-        test = test.with_options(options)
     metrics = {
-        "val": _evaluate(model, validation),
-        "test": _evaluate(model, test),
+        "val": _evaluate(model, validation, eval_steps["validation"]),
+        "test": _evaluate(model, test, eval_steps["test"]),
         "epochs": (state.resumed_epoch or 0) + len(history.history.get("loss", [])),
         "best_epoch": best.best_epoch,
         "train_examples_per_second": timer.examples_per_second(),
