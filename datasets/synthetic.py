@@ -59,7 +59,7 @@ class SyntheticClicks:
     def chunks(self, rows: int, chunk_rows: int = 1 << 18,
                part: int = 0) -> Iterator[dict[str, np.ndarray]]:
         """`rows` click rows in chunks of `chunk_rows`; `part` selects an independent stream
-        (e.g. 0 train, 1 validation, 2 test)."""
+        (e.g. 0 train, 1 validation, 2 test). The rows depend on (seed, part, chunk_rows)."""
         rng = np.random.default_rng([self.seed, part])
         for start in range(0, rows, chunk_rows):
             n = min(chunk_rows, rows - start)
