@@ -343,6 +343,7 @@ COLD_START_K = 10
 COLD_START_HISTORY = 20
 COLD_START_META_STEPS = 300
 COLD_START_BACKBONE = "ipnn"  # the paper's Figure 4: PNN+UDG
+COLD_START_WARMUP_LR = 1e-3  # Adam step of the new users' rows in each warm-up phase
 
 
 def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict[str, dict]:
@@ -391,7 +392,7 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict[str, dict]:
         profile = data_lib.lookup_columns(model.lookup, part(first_rows))["ids"][
             :, model._profile_columns]
         cold_start.initialise_new_users(model, new_index, profile, condition == "meta", seed)
-        warm_up = cold_start.WarmUp(model, new_index)
+        warm_up = cold_start.WarmUp(model, new_index, learning_rate=COLD_START_WARMUP_LR)
         phases = {}
         for phase in (None, *cold_start.PHASES):
             if phase is not None:
@@ -437,7 +438,7 @@ def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
                  "p_value": None, "p_value_vs": None, "command": command,
                  "new_users": int(len(new_users)),
                  "held_out_rows": int((batches == cold_start.HELD_OUT).sum())}
-            if condition == "meta":
+            if condition == "meta" and len(seeds) > 1:
                 random_auc = [per_seed[s]["random"][phase]["auc"] for s in seeds]
                 r["p_value"] = one_sided_ttest(auc, random_auc)
                 r["p_value_vs"] = "random init"
