@@ -53,8 +53,8 @@ FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
 
 # Options added after runs were cached, with the value those runs had.
 LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
-                 "deterministic": False, "distribute": "default", "history_length": 0, "udg_dim": None,
-                 "udg_units": [64, 32], "gate_scale": 1.0, "meta": False,
+                 "deterministic": False, "distribute": "default", "history_length": 0,
+                 "udg_dim": None, "udg_units": [64, 32], "gate_scale": 1.0, "meta": False,
                  "meta_steps": 300}
 
 
@@ -290,9 +290,9 @@ def all_parameters(model_dir: Path) -> int:
 
 # The UDG paper's five base models (PNN = IPNN), and the data each is compared on:
 # ML-100K with the time split and the last 20 clicks as behavior feature (batch 4096: the
-# best validation AUC of IPNN among 4096, 1024 and 256, seed 2024), then ML-1M's canonical random split, where a
-# click history cannot be used (datasets/behavior.py): UDG there gates with the item
-# and the user only, and DIN/DIEN, which need the history, are left out.
+# best validation AUC of IPNN among 4096, 1024 and 256, seed 2024), then ML-1M's canonical
+# random split, where a click history cannot be used (datasets/behavior.py): UDG there
+# gates with the item and the user only, and DIN/DIEN, which need the history, are left out.
 UDG_BACKBONES = ["ipnn", "deepfm", "wd", "din", "dien"]
 UDG_DATASETS = [
     ("ML-100K", ["--dataset", "movielens_100k", "--split", "time", "--history-length", "20"],

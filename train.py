@@ -19,13 +19,13 @@ import numpy as np
 
 import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
+from tfrs_userlevel import streaming
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
-from tfrs_userlevel import streaming
 from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import (
     DISTRIBUTE_STRATEGIES,

@@ -196,9 +196,9 @@ def test_parameter_servers_shard_the_embeddings_and_train(tmp_path):
     assert metrics["parameter_servers"]["count"] == 2 and len(shards) == 2, metrics
     assert metrics["train_loss"][-1] < metrics["train_loss"][0]
     assert 0.5 < metrics["test"]["auc"] < 1
-    from tfrs_userlevel.training import load_trained
     import datasets
     from tfrs_userlevel import data
+    from tfrs_userlevel.training import load_trained
     from tfrs_userlevel.udg.cold_start import evaluate
     model = load_trained(tmp_path / "run")
     assert model.embedding.table.shape[0] == sum(s[0] for s in shards)

@@ -22,7 +22,8 @@ def _mutual_information(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_chunks_are_seeded_and_labels_follow_the_planted_tastes():
     world = SyntheticClicks(users=500, items=300, groups=4, seed=3)
-    a, b = world.columns(5000), SyntheticClicks(users=500, items=300, groups=4, seed=3).columns(5000)
+    twin = SyntheticClicks(users=500, items=300, groups=4, seed=3)
+    a, b = world.columns(5000), twin.columns(5000)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert 0.3 < a["label"].mean() < 0.7

@@ -304,8 +304,8 @@ class FeatureLookup(keras.layers.Layer):
                 if key not in self.vocabularies:
                     raise FeatureSpecError(f"no item -> attribute map {key!r} in the vocabularies")
                 pairs = self.vocabularies[key]
-                item_dtype = tf.string if self.spec[field.shared_vocabulary_with].dtype == "string" \
-                    else tf.int64
+                item_field = self.spec[field.shared_vocabulary_with]
+                item_dtype = tf.string if item_field.dtype == "string" else tf.int64
                 items = [p[0] for p in pairs]
                 values = self._tables[attribute].lookup(tf.constant(
                     [p[1] for p in pairs],

@@ -530,7 +530,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         eval_steps = {prefix: streaming.batches_per_pass(
             streaming.read_manifest(tfrecord_dir, prefix), eval_batch)
             for prefix in ("validation", "test")}
-        sample = [batch for _, batch in zip(range(16), train)]
+        sample = list(train.take(16))  # the monitor's fixed sample of training rows
         train_ids = {k: np.concatenate([b[0][k].numpy() for b in sample]) for k in sample[0][0]}
         train_labels = np.concatenate([b[1].numpy()[:, 0] for b in sample])
         train_order = np.arange(len(train_labels))

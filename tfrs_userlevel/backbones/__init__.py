@@ -13,9 +13,9 @@ from tfrs_userlevel.backbones.base import Backbone
 from tfrs_userlevel.backbones.dcn import CrossDeepBackbone, CrossNetwork, DCNBackbone
 from tfrs_userlevel.backbones.dcnv2 import DCNv2Backbone, MatrixCrossNetwork
 from tfrs_userlevel.backbones.deepfm import DeepFMBackbone
+from tfrs_userlevel.backbones.destine import DESTINEBackbone, DisentangledSelfAttention
 from tfrs_userlevel.backbones.dien import AUGRUCell, DIENBackbone
 from tfrs_userlevel.backbones.din import DINBackbone, TargetAttention
-from tfrs_userlevel.backbones.destine import DESTINEBackbone, DisentangledSelfAttention
 from tfrs_userlevel.backbones.finalmlp import FeatureSelection, FinalMLPBackbone
 from tfrs_userlevel.backbones.gdcn import GatedCrossNetwork, GDCNBackbone
 from tfrs_userlevel.backbones.mlp import DeepNetwork, MLPBackbone
