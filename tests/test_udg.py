@@ -39,7 +39,8 @@ def _raw(model, columns, rows):
 
 
 @pytest.mark.parametrize("backbone, user_level", [("ipnn", "udg"), ("din", "none"),
-                                                  ("dien", "udg"), ("mlp", "gprec+udg")])
+                                                  ("dien", "udg"), ("din", "gprec"),
+                                                  ("mlp", "gprec+udg")])
 def test_fit_save_reload(ml100k_time, tmp_path, backbone, user_level):
     model = _model(ml100k_time, backbone, user_level)
     check_model(model, ml100k_time, tmp_path, steps=15)
