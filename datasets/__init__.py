@@ -113,7 +113,9 @@ def load_splits(
         dataset_builder.download_and_prepare()
         result = {}
         for split_name in splits.SPLITS:
-            batches = tfds.as_numpy(dataset_builder.as_dataset(split=split_name).batch(1 << 16))
+            examples = dataset_builder.as_dataset(split=split_name).map(
+                lambda x: {k: x[k] for k in features})  # without the variable-length history
+            batches = tfds.as_numpy(examples.batch(1 << 16))
             parts = list(batches)
             result[split_name] = {
                 column: _as_column(np.concatenate([p[column] for p in parts]), dtype)

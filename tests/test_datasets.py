@@ -55,6 +55,14 @@ def test_tfds_builder_gives_the_same_rows_as_the_raw_reader(data_dir, tmp_path, 
         order_tfds = np.lexsort((via_tfds[split]["item_id"], via_tfds[split]["user_id"]))
         for column, raw in ml100k[split].items():
             np.testing.assert_array_equal(via_tfds[split][column][order_tfds], raw, err_msg=column)
+    # The builder's "history" feature: the same click lists as datasets.behavior builds.
+    timed = datasets.load_splits("movielens_100k", "time", data_dir, history_length=50)
+    expected = {(u, i): h[h >= 0].tolist() for split in timed.values()
+                for u, i, h in zip(split["user_id"], split["item_id"],
+                                   split["history_item_id"], strict=True)}
+    for example in builder.as_dataset(split="test").take(200):
+        key = (int(example["user_id"]), int(example["item_id"]))
+        assert example["history"].numpy().tolist() == expected[key], key
 
 
 def _ml1m_copy(tmp_path, data_dir, **replace):
