@@ -350,6 +350,7 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict[str, dict]:
     """One seed of the cold-start protocol: {condition: {phase: {"auc", "logloss"}}}."""
     from tfrs_userlevel import data as data_lib
     from tfrs_userlevel.features import FeatureSpec
+    from tfrs_userlevel.metrics import evaluate_ids
     from tfrs_userlevel.training import load_trained
     from tfrs_userlevel.udg import cold_start
 
@@ -402,7 +403,7 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict[str, dict]:
             cutoff = cold_start.phase_cutoffs(user, timestamp, batches, phase)
             held_histories = data["click_histories"](cutoff)
             ids = data_lib.lookup_columns(model.lookup, part(held, held_histories))
-            phases[phase or "cold"] = cold_start.evaluate(model, ids, label[held])
+            phases[phase or "cold"] = evaluate_ids(model, ids, label[held])
         results[condition] = phases
     return results
 

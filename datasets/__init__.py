@@ -126,12 +126,7 @@ def load_splits(
     column = f"{split}_split"
     histories = None
     if history_length:
-        item = _module(name).ITEM
-        cutoff = behavior.history_cutoffs(frame["timestamp"].to_numpy(),
-                                          frame["time_split"].to_numpy())
-        histories = behavior.click_histories(
-            frame["user_id"].to_numpy(), frame[item].to_numpy(), frame["label"].to_numpy(),
-            frame["timestamp"].to_numpy(), cutoff, history_length)
+        histories = behavior.frame_histories(frame, _module(name).ITEM, history_length)
     result = {}
     for split_name in splits.SPLITS:
         rows = frame[column].to_numpy() == split_name

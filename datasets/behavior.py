@@ -95,16 +95,11 @@ def click_histories(user: np.ndarray, item: np.ndarray, label: np.ndarray,
     return histories.astype(np.int64)
 
 
-def add_histories(frame: pd.DataFrame, item_column: str, max_length: int,
-                  column: str | None = None) -> pd.DataFrame:
-    """Adds `column` (default "history_<item_column>"): each row's click history, [L] per row.
-
-    `frame` needs user_id, label, timestamp (-1 where unknown) and time_split.
-    """
+def frame_histories(frame: pd.DataFrame, item_column: str, max_length: int) -> np.ndarray:
+    """int64 [N, max_length]: each row's click history (`click_histories` under the
+    `history_cutoffs` rule). `frame` needs user_id, label, timestamp (-1 where unknown),
+    time_split and `item_column`."""
     cutoff = history_cutoffs(frame["timestamp"].to_numpy(), frame["time_split"].to_numpy())
-    histories = click_histories(frame["user_id"].to_numpy(), frame[item_column].to_numpy(),
-                                frame["label"].to_numpy(), frame["timestamp"].to_numpy(),
-                                cutoff, max_length)
-    frame = frame.copy()
-    frame[column or f"history_{item_column}"] = list(histories)
-    return frame
+    return click_histories(frame["user_id"].to_numpy(), frame[item_column].to_numpy(),
+                           frame["label"].to_numpy(), frame["timestamp"].to_numpy(),
+                           cutoff, max_length)

@@ -75,11 +75,7 @@ class MovieLensBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         frame = self._read(self.locate(dl_manager))
-        cutoff = behavior.history_cutoffs(frame["timestamp"].to_numpy(),
-                                          frame["time_split"].to_numpy())
-        histories = behavior.click_histories(
-            frame["user_id"].to_numpy(), frame[self.ITEM].to_numpy(), frame["label"].to_numpy(),
-            frame["timestamp"].to_numpy(), cutoff, self.HISTORY_LENGTH)
+        histories = behavior.frame_histories(frame, self.ITEM, self.HISTORY_LENGTH)
         frame = frame.assign(history=list(histories))
         column = f"{self.builder_config.name}_split"
         return {

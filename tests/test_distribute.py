@@ -198,10 +198,10 @@ def test_parameter_servers_shard_the_embeddings_and_train(tmp_path):
     assert 0.5 < metrics["test"]["auc"] < 1
     import datasets
     from tfrs_userlevel import data
+    from tfrs_userlevel.metrics import evaluate_ids
     from tfrs_userlevel.training import load_trained
-    from tfrs_userlevel.udg.cold_start import evaluate
     model = load_trained(tmp_path / "run")
     assert model.embedding.table.shape[0] == sum(s[0] for s in shards)
     test = datasets.load_splits("movielens_100k")["test"]
-    again = evaluate(model, data.lookup_columns(model.lookup, test), test["label"])
+    again = evaluate_ids(model, data.lookup_columns(model.lookup, test), test["label"])
     assert abs(again["auc"] - metrics["test"]["auc"]) < 1e-5  # the trained weights

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from tfrs_userlevel.backend import keras, tf
 
 # Evenly spaced thresholds let Keras use its bucketed O(N + T) AUC update;
@@ -117,3 +119,23 @@ def ranking_metrics(positive_rate: float, from_logits: bool = True) -> list[kera
 
 
 METRIC_NAMES = ("auc", "logloss", "rmse", "rig")
+
+
+def evaluate_ids(model, ids, labels, batch_size: int = 16384) -> dict[str, float]:
+    """`ranking_metrics` of a `RankingModel` on looked-up rows, scored batch by batch
+    outside `Model.evaluate` (which a ParameterServerStrategy coordinator cannot run on
+    in-memory data).
+
+    Args:
+      model: A `RankingModel`.
+      ids: `FeatureLookup` output as numpy ("ids" [N, F] and any id lists).
+      labels: 0/1 [N].
+    """
+    metrics = ranking_metrics(model.positive_rate)
+    labels = np.asarray(labels, np.float32).reshape(-1, 1)
+    for start in range(0, len(labels), batch_size):
+        logits = model.score({k: tf.constant(v[start:start + batch_size])
+                              for k, v in ids.items()}, training=False)["logit"]
+        for metric in metrics:
+            metric.update_state(labels[start:start + batch_size], logits)
+    return {metric.name: float(metric.result()) for metric in metrics}

@@ -28,7 +28,7 @@ from tfrs_userlevel import baselines as baseline_registry
 from tfrs_userlevel import metrics as metrics_lib
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.embedding import FieldEmbedding
-from tfrs_userlevel.features import FeatureLookup, FeatureSpec
+from tfrs_userlevel.features import FeatureLookup, FeatureSpec, attribute_key
 
 DENSE_GRADIENT_MAX_PARAMETERS = 1 << 22
 
@@ -187,7 +187,7 @@ class RankingModel(tfrs.Model):
         for attribute in field.attributes:
             values = {v: i + 1 for i, v in enumerate(self.vocabularies[attribute])}
             mapped = dict((k, values.get(v, 0)) for k, v in
-                          self.vocabularies[f"{field.name}:{attribute}"])
+                          self.vocabularies[attribute_key(field.name, attribute)])
             columns.append(np.array([mapped.get(i, 0) for i in items])
                            + self.lookup.offsets[attribute])
         return tf.constant(np.stack(columns, axis=1).astype(np.int32))

@@ -46,7 +46,7 @@ from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import CONTRASTS
-from tfrs_userlevel.metrics import METRIC_NAMES
+from tfrs_userlevel.metrics import METRIC_NAMES, evaluate_ids
 from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.monitoring import UserLevelMonitor
 from tfrs_userlevel.resilience import NonFiniteGuard, TrainingState
@@ -403,8 +403,6 @@ def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_
     per-epoch validation under this strategy, so the epochs are fixed (no early
     stopping) and validation and test are scored here after training.
     """
-    from tfrs_userlevel.udg.cold_start import evaluate as score_rows
-
     model_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(model_dir / "config.json",
                       {"config": config.to_dict(), "feature_spec": spec.get_config()})
@@ -440,8 +438,8 @@ def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_
     table = model.embedding.table
     shards = {"embedding_table": [list(v.shape) for v in getattr(table, "variables", [table])]}
     metrics = {
-        "val": score_rows(model, ids["validation"], splits["validation"]["label"]),
-        "test": score_rows(model, ids["test"], splits["test"]["label"]),
+        "val": evaluate_ids(model, ids["validation"], splits["validation"]["label"]),
+        "test": evaluate_ids(model, ids["test"], splits["test"]["label"]),
         "epochs": len(history.history.get("loss", [])),
         "best_epoch": len(history.history.get("loss", [])),
         "train_examples_per_second": timer.examples_per_second(),

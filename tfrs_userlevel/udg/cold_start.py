@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from tfrs_userlevel import metrics as metrics_lib
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.models import RankingModel
 
@@ -132,17 +131,3 @@ class WarmUp:
                 {k: tf.constant(v[rows]) for k, v in ids.items()},
                 tf.constant(np.asarray(labels, np.float32)[rows, None]))))
         return float(np.mean(losses))
-
-
-def evaluate(model: RankingModel, ids: Mapping[str, np.ndarray], labels: np.ndarray,
-             batch_size: int = 16384) -> dict[str, float]:
-    """AUC, LogLoss, RMSE and RIG of `model` on the rows, scored here batch by batch (the
-    validation metrics' own classes)."""
-    metrics = metrics_lib.ranking_metrics(model.positive_rate)
-    labels = np.asarray(labels, np.float32).reshape(-1, 1)
-    for start in range(0, len(labels), batch_size):
-        logits = model.score({k: tf.constant(v[start:start + batch_size])
-                              for k, v in ids.items()}, training=False)["logit"]
-        for metric in metrics:
-            metric.update_state(labels[start:start + batch_size], logits)
-    return {metric.name: float(metric.result()) for metric in metrics}

@@ -124,7 +124,7 @@ class MetaEmbeddingTrainer:
         ids = {k: np.asarray(v) for k, v in ids.items()}
         users = ids["ids"][:, self._user_column] - self._user_oov
         later = split_halves(users, np.asarray(timestamp))
-        rows_a = {u: r for u, r in _rows_by_user(users, ~later).items()}
+        rows_a = _rows_by_user(users, ~later)
         rows_b = _rows_by_user(users, later)
         candidates = np.array(sorted(set(rows_a) & set(rows_b)))
         if len(candidates) == 0:
