@@ -242,6 +242,13 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def fused_vocabulary_size(spec: FeatureSpec, vocabularies: Mapping[str, list]) -> int:
+    """Rows of the fused id space `FeatureLookup` builds: each owning field's
+    vocabulary plus its OOV row."""
+    return sum(len(vocabularies[f.name]) + 1 for f in spec.fields
+               if f.shared_vocabulary_with is None)
+
+
 # The value that pads integer behavior lists; it is never a vocabulary entry.
 BEHAVIOR_PADDING = -1
 
@@ -285,7 +292,7 @@ class FeatureLookup(keras.layers.Layer):
             self.offsets[field.name] = offset
             self.sizes[field.name] = size
             offset += size
-        self.total_size = offset
+        self.total_size = offset  # = fused_vocabulary_size(spec, vocabularies)
         self._tables = {}
         for owner in self.offsets:
             field = self.spec[owner]

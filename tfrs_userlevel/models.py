@@ -146,6 +146,11 @@ class RankingModel(tfrs.Model):
             self._item_rows = self._item_rows_table(field)
         personal = self.feature_spec.positions("user_personal")
         self._user_field = self.feature_spec.fields[personal[0]].name if personal else None
+        if self._user_field is not None:
+            # Column of the user id in ids["ids"], and the fused id of its OOV row.
+            self._user_column = self.lookup.single_fields.index(self._user_field)
+            self._user_offset = self.lookup.offsets[
+                self.feature_spec[self._user_field].shared_vocabulary_with or self._user_field]
         if gating is not None:
             if self._user_field is None:
                 raise ValueError("RankingModel: UDG needs a user_personal (user id) field")
@@ -293,9 +298,7 @@ class RankingModel(tfrs.Model):
 
     def user_index(self, ids: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """int32 [B]: each row's user id as an index of its vocabulary (0 = unseen user)."""
-        column = self.lookup.single_fields.index(self._user_field)
-        return ids["ids"][:, column] - self.lookup.offsets[
-            self.feature_spec[self._user_field].shared_vocabulary_with or self._user_field]
+        return ids["ids"][:, self._user_column] - self._user_offset
 
     def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return tf.sigmoid(self.score(self.lookup(features), training=training)["logit"])

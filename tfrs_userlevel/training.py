@@ -42,7 +42,7 @@ from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.baselines import options as baseline_option_names
 from tfrs_userlevel.distribute import STRATEGIES as DISTRIBUTE_STRATEGIES
 from tfrs_userlevel.distribute import cluster_spec, is_chief, make_strategy
-from tfrs_userlevel.features import FeatureSpec
+from tfrs_userlevel.features import FeatureSpec, fused_vocabulary_size
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import CONTRASTS
@@ -266,7 +266,7 @@ def build_gating(config: TrainConfig, feature_spec: FeatureSpec,
     if not personal:
         raise ConfigError("invalid config: UDG needs a user_personal (user id) field")
     owner = personal[0].shared_vocabulary_with or personal[0].name
-    vocabulary_size = sum(len(v) + 1 for k, v in vocabularies.items() if ":" not in k)
+    vocabulary_size = fused_vocabulary_size(feature_spec, vocabularies)
     return UserDependentGating(
         num_users=len(vocabularies[owner]), udg_dim=config.udg_dim or config.embedding_dim,
         hidden_units=config.udg_units, gate_scale=config.gate_scale, meta=config.meta,

@@ -22,6 +22,7 @@ import numpy as np
 
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.models import RankingModel
+from tfrs_userlevel.udg.meta import rank_within_user
 
 PHASES = ("a", "b", "c")
 HELD_OUT = "held_out"
@@ -37,19 +38,14 @@ def new_user_batches(user: np.ndarray, timestamp: np.ndarray, item: np.ndarray,
     """
     user = np.asarray(user)
     batches = np.full(len(user), "", dtype=object)
-    new = np.isin(user, np.asarray(new_users))
-    rows = np.flatnonzero(new)
-    order = rows[np.lexsort((np.asarray(item)[rows], np.asarray(timestamp)[rows], user[rows]))]
-    users = user[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
-    counts = np.diff(np.r_[starts, len(users)])
-    if len(counts) and counts.min() <= 3 * k:
+    rows = np.flatnonzero(np.isin(user, np.asarray(new_users)))
+    rank, count = rank_within_user(user[rows], np.asarray(timestamp)[rows],
+                                   np.asarray(item)[rows])
+    if len(count) and count.min() <= 3 * k:
         raise ValueError(f"new_user_batches: every new user needs more than {3 * k} rows; "
-                         f"one has {counts.min()}")
-    rank = np.arange(len(users)) - np.repeat(starts, counts)
-    names = np.where(rank < k, "a", np.where(rank < 2 * k, "b",
-                                             np.where(rank < 3 * k, "c", HELD_OUT)))
-    batches[order] = names
+                         f"one has {count.min()}")
+    batches[rows] = np.where(rank < k, "a", np.where(rank < 2 * k, "b",
+                                                     np.where(rank < 3 * k, "c", HELD_OUT)))
     return batches
 
 
@@ -101,7 +97,7 @@ class WarmUp:
                  batch_size: int = 64):
         self.model = model
         self.batch_size = int(batch_size)
-        offset = model.lookup.offsets[model._user_field]
+        offset = model._user_offset
         base_rows = np.zeros(model.embedding.table.shape[0], np.float32)
         base_rows[offset + np.asarray(user_index)] = 1.0
         udg_rows = np.zeros(model.gating.user_table.embeddings.shape[0], np.float32)

@@ -29,16 +29,23 @@ from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.models import RankingModel
 
 
-def split_halves(user_index: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
-    """bool [N]: True for the rows in the later half (D^B) of each user's rows by time."""
-    order = np.lexsort((timestamp, user_index))
-    users = user_index[order]
+def rank_within_user(user: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rank, count) per row: its 0-based position among its user's rows ordered by
+    `keys` (the first key sorts first), and how many rows that user has."""
+    order = np.lexsort((*reversed(keys), user))
+    users = np.asarray(user)[order]
     starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
     counts = np.diff(np.r_[starts, len(users)])
-    rank = np.arange(len(users)) - np.repeat(starts, counts)
-    later = np.empty(len(users), dtype=bool)
-    later[order] = rank >= np.repeat((counts + 1) // 2, counts)
-    return later
+    rank, count = np.empty(len(users), np.int64), np.empty(len(users), np.int64)
+    rank[order] = np.arange(len(users)) - np.repeat(starts, counts)
+    count[order] = np.repeat(counts, counts)
+    return rank, count
+
+
+def split_halves(user_index: np.ndarray, timestamp: np.ndarray) -> np.ndarray:
+    """bool [N]: True for the rows in the later half (D^B) of each user's rows by time."""
+    rank, count = rank_within_user(user_index, timestamp)
+    return rank >= (count + 1) // 2
 
 
 class MetaEmbeddingTrainer:
@@ -68,8 +75,7 @@ class MetaEmbeddingTrainer:
         self.users_per_step, self.rows_per_user = int(users_per_step), int(rows_per_user)
         self.optimizer = keras.optimizers.Adam(beta)
         self.rng = np.random.default_rng(seed)
-        self._user_column = model.lookup.single_fields.index(model._user_field)
-        self._user_oov = model.lookup.offsets[model._user_field]
+        self._user_column, self._user_oov = model._user_column, model._user_offset
         self._step = tf.function(self._meta_step, reduce_retracing=True)
 
     def _as_new_users(self, ids: Mapping[str, tf.Tensor], empty_history: bool):
@@ -89,18 +95,19 @@ class MetaEmbeddingTrainer:
         logits = self.model.score(ids, training=False, udg_embedding=embedding)["logit"]
         return tf.nn.sigmoid_cross_entropy_with_logits(labels, logits)[:, 0]
 
-    def _meta_step(self, profile, ids_a, labels_a, slot_a, ids_b, labels_b, slot_b):
+    def _meta_step(self, profile, slots, ids_a, labels_a, ids_b, labels_b):
+        """`slots` [U·k]: the user (row of `profile`) of each row of both batches."""
         k = tf.cast(self.rows_per_user, tf.float32)
         with tf.GradientTape() as outer:
             outer.watch(self.generator.trainable_weights + self.generator.non_trainable_weights)
             generated = self.generator(profile)                              # [U, d]
             with tf.GradientTape() as inner:
                 inner.watch(generated)
-                rows_a = self._loss(ids_a, labels_a, tf.gather(generated, slot_a))
+                rows_a = self._loss(ids_a, labels_a, tf.gather(generated, slots))
                 inner_loss = tf.reduce_sum(rows_a) / k
             step = tf.convert_to_tensor(inner.gradient(inner_loss, generated))
             updated = generated - self.alpha * step
-            rows_b = self._loss(ids_b, labels_b, tf.gather(updated, slot_b))
+            rows_b = self._loss(ids_b, labels_b, tf.gather(updated, slots))
             loss_a, loss_b = tf.reduce_mean(rows_a), tf.reduce_mean(rows_b)
             loss = self.gamma * loss_a + (1.0 - self.gamma) * loss_b
         variables = self.generator.weights
@@ -143,11 +150,11 @@ class MetaEmbeddingTrainer:
             profile = ids["ids"][first][:, profile_columns]
             batch_a = self._as_new_users({k: v[pick_a] for k, v in ids.items()}, True)
             batch_b = self._as_new_users({k: v[pick_b] for k, v in ids.items()}, False)
+            labels_of = np.asarray(labels, np.float32)
             losses = self._step(
-                tf.constant(profile), batch_a,
-                tf.constant(np.asarray(labels, np.float32)[pick_a, None]), tf.constant(slots),
-                batch_b, tf.constant(np.asarray(labels, np.float32)[pick_b, None]),
-                tf.constant(slots))
+                tf.constant(profile), tf.constant(slots),
+                batch_a, tf.constant(labels_of[pick_a, None]),
+                batch_b, tf.constant(labels_of[pick_b, None]))
             history.append({k: float(v) for k, v in losses.items()})
         return history
 
