@@ -55,7 +55,7 @@ FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input"}
 LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
                  "deterministic": False, "distribute": "default", "history_length": 0,
                  "udg_dim": None, "udg_units": [64, 32], "gate_scale": 1.0, "meta": False,
-                 "meta_steps": 300}
+                 "meta_steps": 300, "classifier_shared": False}
 
 
 def effective(config: dict) -> dict:

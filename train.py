@@ -128,6 +128,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--classifier-units", type=int, nargs="+",
                    default=list(DEFAULTS.classifier_units),
                    help="hidden widths of each group's classifier MLP")
+    g.add_argument("--classifier-shared", action=argparse.BooleanOptionalAction,
+                   default=DEFAULTS.classifier_shared,
+                   help="not in the paper: one hidden MLP shared by all groups, each with its "
+                        "own output (much cheaper than G small MLPs)")
     g.add_argument("--dp-rank", type=int, default=DEFAULTS.dp_rank,
                    help="rank of the dynamic-parameter layers")
     g.add_argument("--prediction-units", type=int, nargs="*", default=None,
@@ -195,7 +199,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         ablation=args.ablation, group_weight=args.group_weight,
         contrast_weight=args.contrast_weight, orthogonal_weight=args.orthogonal_weight,
         backbone_weight=args.backbone_weight, contrast=args.contrast,
-        classifier_units=tuple(args.classifier_units), dp_rank=args.dp_rank,
+        classifier_units=tuple(args.classifier_units),
+        classifier_shared=args.classifier_shared, dp_rank=args.dp_rank,
         gprec_dropout=args.gprec_dropout, residual=args.residual,
         stop_embedding_gradient=args.stop_embedding_gradient,
         prediction_units=None if args.prediction_units is None else tuple(args.prediction_units))

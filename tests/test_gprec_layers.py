@@ -69,6 +69,37 @@ def test_group_classifier_scores_every_group_with_its_own_mlp():
                                (linear(user)[..., 0] - linear(user)[..., 1]).numpy(), atol=1e-5)
 
 
+def test_shared_hidden_classifier_shares_features_and_keeps_one_output_per_group():
+    layer = GroupClassifier(groups=7, hidden_units=(6,), shared_hidden=True)
+    user = _inputs()["user"]
+    scores = layer(user)
+    assert scores.shape == (B, 7, 2)
+    assert [tuple(k.shape) for k in layer.kernels] == [(80, 6), (6, 14)]
+    np.testing.assert_allclose(layer.difference(user).numpy(),
+                               (scores[..., 0] - scores[..., 1]).numpy(), atol=1e-5)
+    # The same as computing it by hand: one ReLU layer, then group g's own linear output.
+    flat = tf.reshape(user, [B, -1]).numpy()
+    hidden = np.maximum(flat @ layer.kernels[0].numpy() + layer.biases[0].numpy(), 0.0)
+    expected = (hidden @ layer.kernels[1].numpy()).reshape(B, 7, 2) + layer.biases[1].numpy()
+    np.testing.assert_allclose(scores.numpy(), expected, atol=1e-5)
+    # Group 2's output weights move group 2's scores only; a shared unit moves every group.
+    before = scores.numpy()
+
+    def moved():
+        return (np.abs(layer(user).numpy() - before).max(axis=(0, 2)) > 1e-6).tolist()
+
+    delta = np.zeros((6, 7, 2), np.float32)
+    delta[:, 2] = 1.0
+    layer.kernels[1].assign_add(delta.reshape(6, 14))
+    assert moved() == [g == 2 for g in range(7)]
+    layer.kernels[1].assign_sub(delta.reshape(6, 14))
+    layer.biases[0].assign_add(np.full(6, 5.0, np.float32))
+    assert all(moved())
+    config = layer.get_config()
+    assert config["shared_hidden"] is True
+    assert GroupClassifier.from_config(config).shared_hidden
+
+
 def test_gumbel_masks_are_a_two_class_distribution_with_noise_only_in_training():
     layer = GumbelMask(temperature=0.5)
     scores = tf.random.stateless_normal([B, 10, 2], seed=[1, 2])

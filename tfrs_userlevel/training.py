@@ -114,6 +114,7 @@ class TrainConfig:
     backbone_weight: float = 1.0
     contrast: str = "paper"
     classifier_units: tuple[int, ...] = (4,)
+    classifier_shared: bool = False  # one hidden MLP for all groups (GroupClassifier)
     dp_rank: int = 16
     gprec_dropout: float | None = 0.0  # dropout of GPRec's MLPs; None: same as `dropout`
     prediction_units: tuple[int, ...] | None = None  # GPRec strategy MLP; None: hidden_units
@@ -216,8 +217,8 @@ BACKBONE_SHARED_OPTIONS = ("hidden_units", "dropout", "batch_norm", "output_bias
 # The TrainConfig fields that only matter with user_level "gprec".
 GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "group_weight",
                  "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
-                 "classifier_units", "dp_rank", "gprec_dropout", "prediction_units",
-                 "residual", "stop_embedding_gradient")
+                 "classifier_units", "classifier_shared", "dp_rank", "gprec_dropout",
+                 "prediction_units", "residual", "stop_embedding_gradient")
 
 
 def _check_options(kind: str, name: str, given: Mapping[str, Any], known) -> None:
@@ -280,7 +281,8 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
     options = {
         "groups": config.groups, "temperature": config.temperature, "reduce": config.reduce,
         "strategy": config.strategy, "embedding_dim": config.embedding_dim,
-        "classifier_units": config.classifier_units, "head_units": config.hidden_units,
+        "classifier_units": config.classifier_units,
+        "classifier_shared": config.classifier_shared, "head_units": config.hidden_units,
         "dropout": config.dropout if config.gprec_dropout is None else config.gprec_dropout,
         "group_weight": config.group_weight,
         "contrast_weight": config.contrast_weight,

@@ -56,6 +56,9 @@ class GPRec(keras.layers.Layer):
       individual: Use the individual preference r_p (False: ablation GPRec-2).
       embedding_dim: d of the group tables (the model's embedding size).
       classifier_units: Hidden widths of each group's classifier MLP.
+      classifier_shared: Not in the paper: the classifier's hidden layers are
+        shared by all groups, each group keeping its own output layer
+        (`GroupClassifier(shared_hidden=True)`; much cheaper on CPU).
       head_units: Hidden widths of the group head MLP_g (64-32-16).
       prediction_units: Hidden widths of the strategy's MLP (MLP_pred of eq. 14,
         the generated MLP of eq. 16, the individual head of eq. 17); default
@@ -106,7 +109,7 @@ class GPRec(keras.layers.Layer):
     def __init__(self, groups: int = 60, temperature: float = 0.5, reduce: str = "concat",
                  strategy: str = "input", group_embedding: str = "dual",
                  individual: bool = True, embedding_dim: int = 16,
-                 classifier_units: Sequence[int] = (16,),
+                 classifier_units: Sequence[int] = (16,), classifier_shared: bool = False,
                  head_units: Sequence[int] = (64, 32, 16), individual_units: Sequence[int] = (64,),
                  prediction_units: Sequence[int] | None = None,
                  dropout: float = 0.2, group_weight: float = 1.0, contrast_weight: float = 1e-3,
@@ -142,6 +145,7 @@ class GPRec(keras.layers.Layer):
         self.individual = bool(individual)
         self.embedding_dim = int(embedding_dim)
         self.classifier_units = tuple(int(u) for u in classifier_units)
+        self.classifier_shared = bool(classifier_shared)
         self.head_units = tuple(int(u) for u in head_units)
         self.individual_units = tuple(int(u) for u in individual_units)
         self.prediction_units = (self.head_units if prediction_units is None
@@ -161,7 +165,9 @@ class GPRec(keras.layers.Layer):
 
         dual = group_embedding == "dual"
         self.classifier = GroupClassifier(self.groups, self.classifier_units,
-                                          outputs=2 if dual else 1, name="classifier")
+                                          outputs=2 if dual else 1,
+                                          shared_hidden=self.classifier_shared,
+                                          name="classifier")
         if dual:
             self.mask = GumbelMask(self.temperature, name="gumbel_mask")
             self.group_table = DualGroupEmbedding(self.groups, self.embedding_dim, reduce,
@@ -281,6 +287,7 @@ class GPRec(keras.layers.Layer):
                 "group_embedding": self.group_embedding, "individual": self.individual,
                 "embedding_dim": self.embedding_dim,
                 "classifier_units": list(self.classifier_units),
+                "classifier_shared": self.classifier_shared,
                 "head_units": list(self.head_units),
                 "individual_units": list(self.individual_units),
                 "prediction_units": list(self.prediction_units), "dropout": self.dropout,
