@@ -344,15 +344,35 @@ COLD_START_HISTORY = 20
 COLD_START_META_STEPS = 300
 COLD_START_BACKBONE = "ipnn"  # the paper's Figure 4: PNN+UDG
 COLD_START_WARMUP_LR = 1e-3  # Adam step of the new users' rows in each warm-up phase
+# Algorithm 1 settings tried (inner step α, generator steps, generator Adam step β); the one
+# with the best mean held-out AUC over the four phases on the VALIDATION new users (half of
+# the new users, drawn once) is reported on the other half.
+COLD_START_GENERATORS = [
+    {"alpha": 0.1, "steps": 300, "beta": 1e-3},   # train.py --meta's defaults
+    {"alpha": 0.1, "steps": 2000, "beta": 1e-3},
+    {"alpha": 1.0, "steps": 2000, "beta": 1e-3},
+    {"alpha": 0.01, "steps": 2000, "beta": 1e-3},
+    {"alpha": 0.1, "steps": 2000, "beta": 1e-2},
+]
 
 
-def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict[str, dict]:
-    """One seed of the cold-start protocol: {condition: {phase: {"auc", "logloss"}}}."""
+def _generator_name(setting: dict) -> str:
+    return f"α {setting['alpha']:g}, {setting['steps']} steps, β {setting['beta']:g}"
+
+
+def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
+    """One seed of the cold-start protocol.
+
+    Returns {"random": {part: {phase: {"auc", "logloss"}}}, "meta": {generator name:
+    {part: {phase: ...}}}} with part "validation" or "test" (the two halves of the new
+    users).
+    """
     from tfrs_userlevel import data as data_lib
     from tfrs_userlevel.features import FeatureSpec
     from tfrs_userlevel.metrics import evaluate_ids
     from tfrs_userlevel.training import load_trained
     from tfrs_userlevel.udg import cold_start
+    from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer
 
     columns, batches, new_users, histories = (data["columns"], data["batches"],
                                               data["new_users"], data["histories"])
@@ -380,31 +400,51 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict[str, dict]:
     if not (model_dir / "metrics.json").exists():
         print(f"[train] cold-start base model, seed {seed} -> {model_dir}", flush=True)
         run(config, splits, spec, model_dir, verbose=0, vocabularies=vocabularies)
-    # train.py's run trained the generator (Algorithm 1) after the base model.
-    generator = load_trained(model_dir).gating.generator.get_weights()
 
-    new_index = np.searchsorted(np.asarray(vocabularies["user_id"]), new_users) + 1
-    first_rows = np.array([np.flatnonzero(user == u)[0] for u in new_users])
-    held = np.flatnonzero(batches == cold_start.HELD_OUT)
-    results = {}
-    for condition in ("random", "meta"):
+    def generator_weights(setting: dict) -> list[np.ndarray]:
+        """Algorithm 1 with `setting` on the frozen base model (cached per setting)."""
+        path = model_dir / ("generator_a{alpha:g}_s{steps}_b{beta:g}.npz".format(**setting))
+        if not path.exists():
+            model = load_trained(model_dir)
+            ids = data_lib.lookup_columns(model.lookup, splits["train"])
+            MetaEmbeddingTrainer(model, alpha=setting["alpha"], beta=setting["beta"],
+                                 seed=seed).fit(ids, splits["train"]["label"],
+                                                splits["train"]["timestamp"], setting["steps"])
+            np.savez(path, *model.gating.generator.get_weights())
+        with np.load(path) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+    def protocol(users: np.ndarray, generator: list[np.ndarray] | None) -> dict:
+        """Cold start and warm-up a-c for `users` (random init when `generator` is None)."""
+        mine = np.where(np.isin(user, users), batches, "")
+        index = np.searchsorted(np.asarray(vocabularies["user_id"]), users) + 1
+        first_rows = np.array([np.flatnonzero(user == u)[0] for u in users])
+        held = np.flatnonzero(mine == cold_start.HELD_OUT)
         model = load_trained(model_dir)
-        model.gating.generator.set_weights(generator)
+        if generator is not None:
+            model.gating.generator.set_weights(generator)
         profile = data_lib.lookup_columns(model.lookup, part(first_rows))["ids"][
             :, model._profile_columns]
-        cold_start.initialise_new_users(model, new_index, profile, condition == "meta", seed)
-        warm_up = cold_start.WarmUp(model, new_index, learning_rate=COLD_START_WARMUP_LR)
+        cold_start.initialise_new_users(model, index, profile, generator is not None, seed)
+        warm_up = cold_start.WarmUp(model, index, learning_rate=COLD_START_WARMUP_LR)
         phases = {}
         for phase in (None, *cold_start.PHASES):
             if phase is not None:
-                rows = np.flatnonzero(batches == phase)
+                rows = np.flatnonzero(mine == phase)
                 warm_up.fit(data_lib.lookup_columns(model.lookup, part(rows)), label[rows],
                             seed=seed)
-            cutoff = cold_start.phase_cutoffs(user, timestamp, batches, phase)
-            held_histories = data["click_histories"](cutoff)
-            ids = data_lib.lookup_columns(model.lookup, part(held, held_histories))
+            cutoff = cold_start.phase_cutoffs(user, timestamp, mine, phase)
+            ids = data_lib.lookup_columns(model.lookup,
+                                          part(held, data["click_histories"](cutoff)))
             phases[phase or "cold"] = evaluate_ids(model, ids, label[held])
-        results[condition] = phases
+        return phases
+
+    users = data["user_parts"]
+    results = {"random": {p: protocol(users[p], None) for p in users}, "meta": {}}
+    for setting in COLD_START_GENERATORS:
+        weights = generator_weights(setting)
+        results["meta"][_generator_name(setting)] = {p: protocol(users[p], weights)
+                                                     for p in users}
     return results
 
 
@@ -419,37 +459,72 @@ def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
     low, high = COLD_START_NEW_USERS
     new_users = np.flatnonzero((counts >= low) & (counts <= high))
     batches = cold_start.new_user_batches(user, timestamp, item, new_users, COLD_START_K)
+    # Half of the new users choose the generator setting, the other half report it.
+    shuffled = np.random.default_rng(7).permutation(new_users)
+    user_parts = {"validation": np.sort(shuffled[:len(shuffled) // 2]),
+                  "test": np.sort(shuffled[len(shuffled) // 2:])}
 
     def click_histories(cutoff):
         return behavior.click_histories(user, item, columns["label"], timestamp, cutoff,
                                         COLD_START_HISTORY)
 
     data = {"columns": columns, "batches": batches, "new_users": new_users,
-            "histories": click_histories(timestamp), "click_histories": click_histories}
+            "user_parts": user_parts, "histories": click_histories(timestamp),
+            "click_histories": click_histories}
     per_seed = {seed: _cold_start_seed(runner, seed, data) for seed in seeds}
+    phases = ("cold", *cold_start.PHASES)
+
+    def mean_auc(results_of, part, phase=None):
+        return float(np.mean([results_of(s)[part][p]["auc"] for s in seeds
+                              for p in ([phase] if phase else phases)]))
+
+    selection = []
+    for setting in COLD_START_GENERATORS:
+        name = _generator_name(setting)
+        selection.append({"generator": name, **setting,
+                          "validation_auc": {p: mean_auc(
+                              lambda s, n=name: per_seed[s]["meta"][n], "validation", p)
+                              for p in phases},
+                          "validation_auc_mean": mean_auc(
+                              lambda s, n=name: per_seed[s]["meta"][n], "validation")})
+    random_validation = {p: mean_auc(lambda s: per_seed[s]["random"], "validation", p)
+                         for p in phases}
+    chosen = max(selection, key=lambda r: r["validation_auc_mean"])["generator"]
+    held_rows = {p: int(np.isin(user[batches == cold_start.HELD_OUT], user_parts[p]).sum())
+                 for p in user_parts}
     for condition in ("random", "meta"):
-        for phase in ("cold", *cold_start.PHASES):
-            auc = [per_seed[s][condition][phase]["auc"] for s in seeds]
-            logloss = [per_seed[s][condition][phase]["logloss"] for s in seeds]
+        def results_of(s, c=condition):
+            return per_seed[s]["random"] if c == "random" else per_seed[s]["meta"][chosen]
+        for phase in phases:
+            auc = [results_of(s)["test"][phase]["auc"] for s in seeds]
+            logloss = [results_of(s)["test"][phase]["logloss"] for s in seeds]
             r = {"dataset": "movielens_100k", "model": f"PNN+UDG, {condition} init",
                  "backbone": COLD_START_BACKBONE, "user_level": "udg", "strategy": None,
                  "phase": phase, "seeds": list(seeds), "test_auc": auc, "test_logloss": logloss,
                  "auc_mean": float(np.mean(auc)), "logloss_mean": float(np.mean(logloss)),
                  "auc_std": float(np.std(auc, ddof=1)) if len(auc) > 1 else 0.0,
                  "p_value": None, "p_value_vs": None, "command": command,
-                 "new_users": int(len(new_users)),
-                 "held_out_rows": int((batches == cold_start.HELD_OUT).sum())}
-            if condition == "meta" and len(seeds) > 1:
-                random_auc = [per_seed[s]["random"][phase]["auc"] for s in seeds]
-                r["p_value"] = one_sided_ttest(auc, random_auc)
-                r["p_value_vs"] = "random init"
+                 "new_users": int(len(user_parts["test"])),
+                 "held_out_rows": held_rows["test"]}
+            if condition == "meta":
+                r["generator"] = chosen
+                r["generator_selection"] = selection
+                r["random_validation_auc"] = random_validation
+                r["validation_new_users"] = int(len(user_parts["validation"]))
+                r["validation_held_out_rows"] = held_rows["validation"]
+                if len(seeds) > 1:
+                    random_auc = [per_seed[s]["random"]["test"][phase]["auc"] for s in seeds]
+                    r["p_value"] = one_sided_ttest(auc, random_auc)
+                    r["p_value_vs"] = "random init"
             yield r
 
 
 def cold_start_table(rows: Sequence[dict]) -> str:
-    """The UDG paper's Table 5 layout: AUC / LogLoss per phase, with and without meta."""
+    """The UDG paper's Table 5 layout: AUC / LogLoss per phase, with and without meta, on
+    the test new users; then the generator settings on the validation new users."""
     phases = ["cold", "a", "b", "c"]
-    lines = ["| init | " + " | ".join(f"{p if p == 'cold' else 'warm-up ' + p} AUC (LogLoss)"
+    lines = ["Test new users:", "",
+             "| init | " + " | ".join(f"{p if p == 'cold' else 'warm-up ' + p} AUC (LogLoss)"
                                       for p in phases) + " |", "|---" * 5 + "|"]
     for condition in ("random", "meta"):
         cells = []
@@ -458,6 +533,18 @@ def cold_start_table(rows: Sequence[dict]) -> str:
             cells.append("" if r is None else f"{r['auc_mean']:.4f} ({r['logloss_mean']:.4f})"
                          + (f", p={r['p_value']:.2g}" if r["p_value"] is not None else ""))
         lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    meta = next((x for x in rows if x.get("generator_selection")), None)
+    if meta is not None:
+        lines += ["", f"Generator settings on the validation new users (mean AUC over "
+                  f"seeds; chosen: {meta['generator']}):", "",
+                  "| init | " + " | ".join(phases) + " | mean |", "|---" * 6 + "|"]
+        random = meta["random_validation_auc"]
+        lines.append("| random | " + " | ".join(f"{random[p]:.4f}" for p in phases)
+                     + f" | {np.mean(list(random.values())):.4f} |")
+        for r in meta["generator_selection"]:
+            lines.append(f"| meta, {r['generator']} | "
+                         + " | ".join(f"{r['validation_auc'][p]:.4f}" for p in phases)
+                         + f" | {r['validation_auc_mean']:.4f} |")
     return "\n".join(lines)
 
 
