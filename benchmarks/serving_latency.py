@@ -16,11 +16,17 @@ drift of the machine hits every model alike. GPRec's rows carry
 `throughput_vs_backbone` = its batch-512 throughput over the MLP's (issue 7's
 bar: the cost within 1.3×); so do UDG's (its gates on the MLP's layers, and
 with the meta generator that serves unseen users). Writes results/serving_latency.json.
+
+  python benchmarks/serving_latency.py --gprec-options '{"prediction_units": []}'
+
+adds a row per GPRec strategy with those TrainConfig fields (JSON; the flag
+may be repeated), in the same interleaved run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -52,9 +58,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="movielens_1m")
     parser.add_argument("--calls", type=int, default=2000, help="batch-1 calls per model")
+    parser.add_argument("--gprec-options", type=json.loads, action="append", default=[],
+                        help="TrainConfig fields for extra GPRec rows, as JSON (repeatable)")
     parser.add_argument("--output", default=str(REPO / "results" / "serving_latency.json"))
     args = parser.parse_args()
 
+    models = dict(MODELS)
+    for options in args.gprec_options:
+        for strategy in ("input", "dp", "ensemble"):
+            models[f"gprec(mlp) {strategy} {json.dumps(options, sort_keys=True)}"] = {
+                "user_level": "gprec", "strategy": strategy, **options}
     splits = datasets.load_splits(args.dataset)
     spec = datasets.feature_spec(args.dataset)
     test = splits["test"]
@@ -66,7 +79,7 @@ def main() -> None:
 
     serving = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for model, options in MODELS.items():
+        for model, options in models.items():
             config = TrainConfig(dataset=args.dataset, epochs=1, max_steps=20, **options)
             run_dir = Path(tmp) / "runs" / model.replace(" ", "_")
             run(config, splits, spec, run_dir, verbose=0)
@@ -95,8 +108,10 @@ def main() -> None:
     for model in serving:
         ms = np.array(latencies[model]) * 1e3
         row = {"model": model, "backbone": "mlp",
-               "user_level": MODELS[model].get("user_level", "none"),
-               "strategy": MODELS[model].get("strategy"),
+               "user_level": models[model].get("user_level", "none"),
+               "strategy": models[model].get("strategy"),
+               "options": {k: v for k, v in models[model].items()
+                           if k not in ("user_level", "strategy")},
                "p50_ms_batch_1": round(float(np.percentile(ms, 50)), 4),
                "p99_ms_batch_1": round(float(np.percentile(ms, 99)), 4),
                "examples_per_second_batch_512": round(512 / float(np.median(

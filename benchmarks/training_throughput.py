@@ -27,6 +27,13 @@ issue 4's bar: >= 1).
 
 adds the user-modeling baselines (issue 5), each with `ratio_vs_backbone`
 against the MLP of the same run (and `ratio_vs_library` for APG).
+
+  python benchmarks/training_throughput.py --user-levels none gprec \
+      --strategies input ensemble --gprec-options '{"stop_embedding_gradient": true}' \
+      --gprec-options '{"classifier_shared": true, "classifier_units": [16]}'
+
+measures each GPRec strategy once per `--gprec-options` (TrainConfig fields,
+as JSON; the row's model name lists them), all in the same run as the MLP.
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ def main() -> None:
                         help="GPRec construction strategies to measure")
     parser.add_argument("--baselines", nargs="*", default=[],
                         help="user-modeling baselines to measure after the backbones")
+    parser.add_argument("--gprec-options", type=json.loads, action="append", default=None,
+                        help="TrainConfig fields for the GPRec rows, as JSON; repeat the "
+                             "flag to measure several variants")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--output", default=str(REPO / "results" / "training_throughput.json"))
     args = parser.parse_args()
@@ -74,21 +84,25 @@ def main() -> None:
                + " ".join(sys.argv[1:]))
     speeds = {}
     for backbone in args.backbones:
-        variants = [("none", None)] if "none" in args.user_levels else []
+        variants = [("none", None, {})] if "none" in args.user_levels else []
         if "gprec" in args.user_levels:
-            variants += [("gprec", strategy) for strategy in args.strategies]
-        for user_level, strategy in variants:
+            variants += [("gprec", strategy, options) for options in (args.gprec_options or [{}])
+                         for strategy in args.strategies]
+        for user_level, strategy, options in variants:
             # patience > epochs: every epoch runs, whatever the validation AUC does.
             config = TrainConfig(dataset=args.dataset, backbone=backbone, epochs=args.epochs,
                                  patience=args.epochs + 1, user_level=user_level,
-                                 **({"strategy": strategy} if strategy else {}))
+                                 **({"strategy": strategy} if strategy else {}), **options)
             with tempfile.TemporaryDirectory() as model_dir:
                 metrics = run(config, splits, spec, model_dir, verbose=0)
             model = backbone if user_level == "none" else f"gprec({backbone}) {strategy}"
+            if options:
+                model += " " + json.dumps(options, sort_keys=True)
             speeds[model] = metrics["train_examples_per_second"]
             row = {
                 "model": model, "backbone": backbone, "user_level": user_level,
-                "strategy": strategy, "examples_per_second": round(speeds[model]),
+                "strategy": strategy, **({"options": options} if options else {}),
+                "examples_per_second": round(speeds[model]),
                 "batch_size": config.batch_size, "dataset": args.dataset,
                 "epochs": args.epochs, "command": command,
             }
