@@ -20,7 +20,8 @@ with the meta generator that serves unseen users). Writes results/serving_latenc
   python benchmarks/serving_latency.py --gprec-options '{"prediction_units": []}'
 
 adds a row per GPRec strategy with those TrainConfig fields (JSON; the flag
-may be repeated), in the same interleaved run.
+may be repeated; a "strategies" list limits the strategies), in the same
+interleaved run.
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ def main() -> None:
 
     models = dict(MODELS)
     for options in args.gprec_options:
-        for strategy in ("input", "dp", "ensemble"):
+        options = dict(options)
+        for strategy in options.pop("strategies", ["input", "dp", "ensemble"]):
             models[f"gprec(mlp) {strategy} {json.dumps(options, sort_keys=True)}"] = {
                 "user_level": "gprec", "strategy": strategy, **options}
     splits = datasets.load_splits(args.dataset)

@@ -33,7 +33,8 @@ against the MLP of the same run (and `ratio_vs_library` for APG).
       --gprec-options '{"classifier_shared": true, "classifier_units": [16]}'
 
 measures each GPRec strategy once per `--gprec-options` (TrainConfig fields,
-as JSON; the row's model name lists them), all in the same run as the MLP.
+as JSON; the row's model name lists them; a "strategies" list there limits
+the strategies), all in the same run as the MLP.
 """
 
 from __future__ import annotations
@@ -86,8 +87,10 @@ def main() -> None:
     for backbone in args.backbones:
         variants = [("none", None, {})] if "none" in args.user_levels else []
         if "gprec" in args.user_levels:
-            variants += [("gprec", strategy, options) for options in (args.gprec_options or [{}])
-                         for strategy in args.strategies]
+            for options in args.gprec_options or [{}]:
+                options = dict(options)
+                variants += [("gprec", strategy, options)
+                             for strategy in options.pop("strategies", args.strategies)]
         for user_level, strategy, options in variants:
             # patience > epochs: every epoch runs, whatever the validation AUC does.
             config = TrainConfig(dataset=args.dataset, backbone=backbone, epochs=args.epochs,
