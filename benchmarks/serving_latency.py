@@ -81,11 +81,13 @@ def main() -> None:
 
     serving = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for model, options in models.items():
+        for number, (model, options) in enumerate(models.items()):
             config = TrainConfig(dataset=args.dataset, epochs=1, max_steps=20, **options)
-            run_dir = Path(tmp) / "runs" / model.replace(" ", "_")
+            # Numbered folders: a model name may hold JSON, whose brackets TF's checkpoint
+            # reader would take for a glob pattern.
+            run_dir = Path(tmp) / "runs" / f"model_{number}"
             run(config, splits, spec, run_dir, verbose=0)
-            version = export_run(run_dir, Path(tmp) / "serving" / model.replace(" ", "_"))
+            version = export_run(run_dir, Path(tmp) / "serving" / f"model_{number}")
             serving[model] = tf.saved_model.load(str(version)).signatures["serving_default"]
             for _ in range(20):  # warm up: first calls trace and allocate
                 serving[model](**singles[0])
