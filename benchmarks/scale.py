@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -89,7 +90,7 @@ def main() -> None:
     import tfrs_userlevel  # noqa: F401  (Keras 2 before TensorFlow)
     from tfrs_userlevel.training import write_json_atomic
 
-    command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/scale.py " + shlex.join(sys.argv[1:])
     rows_out = []
     for rows in args.rows:
         folder = Path(args.work_dir) / f"rows_{rows}"

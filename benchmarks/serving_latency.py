@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 import time
@@ -107,7 +108,7 @@ def main() -> None:
                 batch_seconds[model].append(time.perf_counter() - start)
 
     command = ("TFRS_USERLEVEL_DATA=../shared/data python benchmarks/serving_latency.py "
-               + " ".join(sys.argv[1:])).strip()
+               + shlex.join(sys.argv[1:])).strip()
     results = []
     for model in serving:
         ms = np.array(latencies[model]) * 1e3

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -82,7 +83,7 @@ def main() -> None:
     output = Path(args.output)
     rows = json.loads(output.read_text()) if output.exists() else []
     command = ("TFRS_USERLEVEL_DATA=../shared/data python benchmarks/training_throughput.py "
-               + " ".join(sys.argv[1:]))
+               + shlex.join(sys.argv[1:]))
     speeds = {}
     for backbone in args.backbones:
         variants = [("none", None, {})] if "none" in args.user_levels else []
