@@ -60,18 +60,17 @@ class _FieldGroups:
             for start, stop in _runs(positions):
                 cuts.update((start, stop))
         self.cuts = sorted(cuts)
-        self.blocks = {name: [self.cuts.index(start) for start, _ in self._pieces(positions)]
-                       for name, positions in groups.items()}
+        self.blocks = {name: self._blocks(positions) for name, positions in groups.items()}
 
-    def _pieces(self, positions):
-        """The split's blocks that make up `positions`."""
-        pieces = []
+    def _blocks(self, positions) -> list[int]:
+        """Indices of the split's blocks that make up `positions`, in order."""
+        blocks = []
         for start, stop in _runs(positions):
             i = self.cuts.index(start)
             while self.cuts[i] < stop:
-                pieces.append((self.cuts[i], self.cuts[i + 1]))
+                blocks.append(i)
                 i += 1
-        return pieces
+        return blocks
 
     def __call__(self, embeddings: tf.Tensor) -> dict[str, tf.Tensor]:
         sizes = [b - a for a, b in zip(self.cuts[:-1], self.cuts[1:], strict=True)]
