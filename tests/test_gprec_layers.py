@@ -335,3 +335,69 @@ def test_stop_embedding_gradient_leaves_the_embeddings_to_the_backbone():
         grads = tape.gradient(loss, watched)
         assert all(g is None for g in grads[:3]) == stop
         assert grads[3] is not None and np.any(grads[3].numpy())
+
+
+@pytest.mark.parametrize("strategy,options", [
+    ("input", {}), ("input", {"prediction_units": ()}), ("dp", {}), ("ensemble", {}),
+    ("input", {"individual": False}), ("ensemble", {"stop_embedding_gradient": True})])
+def test_factored_representations_equal_the_built_ones(strategy, options):
+    """r_g and r_p kept factored (gprec/factored.py) give the built tensors' logit, every
+    loss term and every gradient, to inputs and weights alike."""
+    x = _inputs()
+    layer = GPRec(groups=6, strategy=strategy, dropout=0.0, orthogonal_weight=1.0,
+                  contrast_weight=0.5, **options)
+    layer(x)
+    # Moved tables and a non-zero head bias, so no term is zero by symmetry.
+    for variable in layer.trainable_variables:
+        variable.assign(variable + tf.random.stateless_normal(variable.shape, [1, 2], 0, 0.1))
+    inputs = [x["user"], x["personal"], x["item"], x["hidden"]]
+
+    def run(factored):
+        layer._factored = factored
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            out = layer(x)  # training=False: no noise, so both paths see the same masks
+            total = tf.reduce_sum(out["logit"]) + tf.add_n(list(out["losses"].values()))
+        grads = tape.gradient(total, layer.trainable_variables + inputs)
+        return out, grads
+
+    (fast, fast_grads), (built, built_grads) = run(True), run(False)
+    np.testing.assert_allclose(fast["logit"], built["logit"], rtol=1e-4, atol=1e-5)
+    assert set(fast["losses"]) == set(built["losses"])
+    for name in built["losses"]:
+        assert float(fast["losses"][name]) == pytest.approx(float(built["losses"][name]),
+                                                            rel=1e-4, abs=1e-6), name
+    np.testing.assert_allclose(fast["group"], built["group"], atol=1e-6)
+    names = [v.name for v in layer.trainable_variables] + ["user", "personal", "item", "hidden"]
+    for name, a, b in zip(names, fast_grads, built_grads, strict=True):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            a, b = tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy()
+            assert np.any(b), name
+            np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5 * np.abs(b).max(),
+                                       err_msg=name)
+
+
+def test_factored_orthogonal_loss_is_the_cosine_of_the_built_vectors():
+    from tfrs_userlevel.gprec.factored import AffineOutput, MaskedGroups
+    rng = np.random.default_rng(3)
+    inside = tf.constant(rng.uniform(size=(9, 4)), tf.float32)
+    negative, positive = (tf.constant(rng.normal(size=(4, 3)), tf.float32) for _ in range(2))
+    hidden = tf.constant(rng.normal(size=(9, 5)), tf.float32)
+    kernel = tf.constant(rng.normal(size=(5, 12)), tf.float32)
+    bias = tf.constant(rng.normal(size=(12,)), tf.float32)
+    groups, individual = MaskedGroups(inside, negative, positive), AffineOutput(hidden, kernel,
+                                                                               bias)
+    r_g = negative.numpy() + inside.numpy()[..., None] * (positive - negative).numpy()
+    r_g = r_g.reshape(9, 12)
+    r_p = hidden.numpy() @ kernel.numpy() + bias.numpy()
+    np.testing.assert_allclose(groups.materialize(), r_g, atol=1e-6)
+    np.testing.assert_allclose(groups.squared_norm(), (r_g ** 2).sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(individual.squared_norm(), (r_p ** 2).sum(-1), rtol=1e-4)
+    cosine = np.abs((r_g * r_p).sum(-1)) / (np.linalg.norm(r_g, axis=-1)
+                                            * np.linalg.norm(r_p, axis=-1))
+    assert float(OrthogonalLoss()(groups, individual)) == pytest.approx(cosine.mean(), rel=1e-5)
+    # A linear map of the factored form is the map of the built tensor.
+    weights = rng.normal(size=(12, 7)).astype(np.float32)
+    np.testing.assert_allclose(groups.matmul(weights), r_g @ weights, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(individual.matmul(weights), r_p @ weights, rtol=1e-4, atol=1e-4)

@@ -4,6 +4,11 @@ GPRec's contrastive pass (eq. 10) runs the group head MLP_g again with its
 weights held fixed, so that only the masks and group embeddings receive that
 gradient. Keras `Dense` layers cannot do that per call, so this stack owns its
 kernels and applies `tf.stop_gradient` to them when `frozen=True`.
+
+The input may also be a list of parts read as their concatenation; a part that
+is not a tensor but has `shape` and `matmul(kernel)` (GPRec's factored
+representations, `tfrs_userlevel.gprec.factored`) meets its rows of the first
+kernel through its own `matmul`, without being built.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ class DenseStack(keras.layers.Layer):
       output_bias: Initial value of the output bias (e.g. logit(p̄)).
 
     Call:
-      x: float32 [B, D].
+      x: float32 [B, D], or a list of parts [B, D_k] (tensors or factored
+        representations) read as their concatenation along the last axis.
       training: Dropout on/off.
       frozen: Apply the layers with `tf.stop_gradient` on every weight: the
         output still has gradients w.r.t. `x`, none w.r.t. the weights.
@@ -53,7 +59,10 @@ class DenseStack(keras.layers.Layer):
         self._dropout = keras.layers.Dropout(self.dropout) if self.dropout else None
 
     def build(self, input_shape):
-        fan_in = int(input_shape[-1])
+        if _is_shape_list(input_shape):  # a list of parts: their total width
+            fan_in = sum(int(tf.TensorShape(shape)[-1]) for shape in input_shape)
+        else:
+            fan_in = int(input_shape[-1])
         self._dense_params = []
         widths = self.hidden_units + ((self.output_units,) if self.output_units else ())
         for i, width in enumerate(widths):
@@ -67,12 +76,13 @@ class DenseStack(keras.layers.Layer):
             fan_in = width
         super().build(input_shape)
 
-    def call(self, x: tf.Tensor, training: bool = False, frozen: bool = False) -> tf.Tensor:
+    def call(self, x, training: bool = False, frozen: bool = False) -> tf.Tensor:
         last = len(self._dense_params) - 1
         for i, (kernel, bias) in enumerate(self._dense_params):
             if frozen:
                 kernel, bias = tf.stop_gradient(kernel), tf.stop_gradient(bias)
-            x = tf.matmul(x, kernel) + bias
+            x = (_matmul_parts(x, kernel) if isinstance(x, list | tuple)
+                 else tf.matmul(x, kernel)) + bias
             if i == last and self.output_units is not None:
                 break
             x = self._activation(x)
@@ -80,7 +90,59 @@ class DenseStack(keras.layers.Layer):
                 x = self._dropout(x, training=training)
         return x
 
+    def affine_output(self, x, training: bool = False):
+        """(z, W, b): the last hidden layer z [B, H] and the linear output layer, so that
+        the output is z·W + b (needs `output_units` and at least one hidden layer)."""
+        if self.output_units is None or not self.hidden_units:
+            raise ValueError("DenseStack.affine_output needs hidden layers and an output layer")
+        if not self.built:
+            self._maybe_build(x)
+        kernel, bias = self._dense_params[-1]
+        hidden = x
+        for i, (k, b) in enumerate(self._dense_params[:-1]):
+            hidden = (_matmul_parts(hidden, k) if i == 0 and isinstance(hidden, list | tuple)
+                      else tf.matmul(hidden, k)) + b
+            hidden = self._activation(hidden)
+            if self._dropout is not None:
+                hidden = self._dropout(hidden, training=training)
+        return hidden, kernel, bias
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
                 "output_units": self.output_units, "activation": self.activation,
                 "dropout": self.dropout, "output_bias": self.output_bias}
+
+
+def _is_shape_list(input_shape) -> bool:
+    """True for a list of shapes (the input was a list of parts), False for one shape."""
+    return (isinstance(input_shape, list | tuple) and len(input_shape) > 0
+            and all(isinstance(shape, tf.TensorShape | list | tuple) for shape in input_shape))
+
+
+def _matmul_parts(parts, kernel: tf.Tensor) -> tf.Tensor:
+    """concat(parts)·kernel: neighbouring tensors are concatenated and meet their rows in
+    one matmul; a factored part applies its own `matmul` to its rows."""
+    total, pending, pending_rows, start = None, [], 0, 0
+
+    def add(term):
+        return term if total is None else total + term
+
+    for part in parts:
+        rows = int(part.shape[-1])
+        if not hasattr(part, "materialize"):  # a tensor
+            pending.append(part)
+            pending_rows += rows
+        else:
+            if pending:
+                block = pending[0] if len(pending) == 1 else tf.concat(pending, axis=-1)
+                total = add(tf.matmul(block, kernel[start - pending_rows:start]))
+                pending, pending_rows = [], 0
+            total = add(part.matmul(kernel[start:start + rows]))
+        start += rows
+    if pending:
+        block = pending[0] if len(pending) == 1 else tf.concat(pending, axis=-1)
+        total = add(tf.matmul(block, kernel[start - pending_rows:start]))
+    if start != int(kernel.shape[0]):
+        raise ValueError(f"DenseStack: the parts are {start} wide, the first layer reads "
+                         f"{int(kernel.shape[0])}")
+    return total

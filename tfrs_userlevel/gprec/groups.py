@@ -14,10 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.gprec.factored import MaskedGroups
 
 REDUCTIONS = ("concat", "sum")
-
-
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
@@ -261,6 +260,15 @@ class DualGroupEmbedding(keras.layers.Layer):
             return tf.reduce_sum(base, axis=0) + tf.matmul(inside, step)
         groups = base + inside[..., None] * step  # [B, G, d]
         return tf.reshape(groups, [-1, self.groups * self.embedding_dim])
+
+    def factored(self, inside: tf.Tensor) -> MaskedGroups:
+        """r_g ("concat") as `MaskedGroups`, for consumers that only apply linear maps
+        to it (`tfrs_userlevel.gprec.factored`)."""
+        if self.reduce != "concat":
+            raise ValueError("DualGroupEmbedding.factored needs reduce='concat'")
+        if not self.built:
+            self._maybe_build(tf.stack([inside, inside], axis=-1))
+        return MaskedGroups(inside, self.negative, self.positive)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "groups": self.groups,

@@ -7,6 +7,12 @@ from typing import Any
 
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.dense_stack import DenseStack
+from tfrs_userlevel.gprec.factored import (
+    AffineOutput,
+    MaskedGroups,
+    group_dot_affine,
+    materialize,
+)
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
@@ -42,6 +48,16 @@ class IndividualPreference(keras.layers.Layer):
         flat = tf.reshape(personal_embeddings, [-1, width])
         return self.mlp(flat, training=training)
 
+    def factored(self, personal_embeddings: tf.Tensor, training: bool = False) -> AffineOutput:
+        """r_p as `AffineOutput` (MLP_p's last hidden layer and its linear output layer),
+        the same value as `call` without the [B, output_dim] product (needs a hidden
+        layer)."""
+        if not self.built:
+            self._maybe_build(personal_embeddings)
+        width = personal_embeddings.shape[1] * personal_embeddings.shape[2]
+        flat = tf.reshape(personal_embeddings, [-1, width])
+        return AffineOutput(*self.mlp.affine_output(flat, training=training))
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "output_dim": self.output_dim,
                 "hidden_units": list(self.hidden_units), "activation": self.activation,
@@ -57,8 +73,10 @@ class OrthogonalLoss(keras.layers.Layer):
     already say.
 
     Call:
-      group_representation r_g: float32 [B, D].
-      individual_representation r_p: float32 [B, D].
+      group_representation r_g: float32 [B, D] (or `MaskedGroups`).
+      individual_representation r_p: float32 [B, D] (or `AffineOutput`).
+      Given both factored (`tfrs_userlevel.gprec.factored`), the dot product
+      and the norms come from their factors, without the [B, D] tensors.
 
     Returns:
       scalar float32 in [0, 1].
@@ -68,8 +86,17 @@ class OrthogonalLoss(keras.layers.Layer):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
 
-    def call(self, group_representation: tf.Tensor,
-             individual_representation: tf.Tensor) -> tf.Tensor:
+    def call(self, group_representation, individual_representation) -> tf.Tensor:
+        if (isinstance(group_representation, MaskedGroups)
+                and isinstance(individual_representation, AffineOutput)):
+            dot = group_dot_affine(group_representation, individual_representation)
+            # ‖r_g‖·‖r_p‖ from the squared norms (clipped: rounding can leave them a hair
+            # below 0 where the vector is ~0).
+            norms = tf.sqrt(tf.maximum(group_representation.squared_norm(), 0.0)
+                            * tf.maximum(individual_representation.squared_norm(), 0.0))
+            return tf.reduce_mean(tf.abs(dot) / (norms + self.epsilon))
+        group_representation = materialize(group_representation)
+        individual_representation = materialize(individual_representation)
         dot = tf.reduce_sum(group_representation * individual_representation, axis=-1)
         norms = (tf.norm(group_representation, axis=-1)
                  * tf.norm(individual_representation, axis=-1))

@@ -16,6 +16,7 @@ from typing import Any
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.dense_stack import DenseStack
 from tfrs_userlevel.gprec import strategies as strategy_lib
+from tfrs_userlevel.gprec.factored import materialize
 from tfrs_userlevel.gprec.groups import (
     REDUCTIONS,
     DualGroupEmbedding,
@@ -162,6 +163,7 @@ class GPRec(keras.layers.Layer):
         self.residual = bool(residual)
         self.stop_embedding_gradient = bool(stop_embedding_gradient)
         self.add_losses = bool(add_losses)
+        self._factored = True  # False: build r_g and r_p (the reference path of the tests)
 
         dual = group_embedding == "dual"
         self.classifier = GroupClassifier(self.groups, self.classifier_units,
@@ -214,12 +216,17 @@ class GPRec(keras.layers.Layer):
                                    for k in ("user", "personal", "item")}}
         item = inputs["item"]
         item = tf.reshape(item, [-1, item.shape[1] * item.shape[2]])
+        # r_g ("concat") and r_p only meet linear maps and a cosine, so they stay factored
+        # (tfrs_userlevel.gprec.factored): the same values and gradients, far less work.
+        factored = (self._factored and self.mask is not None
+                    and self.group_table.reduce == "concat")
         if self.mask is not None:
             # Fast path of eq. 2–6: only S_{g,1} − S_{g,2} and m_{g,1} are needed.
             inside = self.mask.inside(self.classifier.difference(inputs["user"]),
                                       training=training)
             masks = tf.stack([inside, 1.0 - inside], axis=-1)
-            group = self.group_table.from_inside(inside)
+            group = (self.group_table.factored(inside) if factored
+                     else self.group_table.from_inside(inside))
         else:
             scores = self.classifier(inputs["user"])  # [B, G, 1]
             group = self.group_table(scores)
@@ -227,15 +234,20 @@ class GPRec(keras.layers.Layer):
         labels = inputs.get("labels")
         # MLP_g's logit feeds L_g in training and the ensemble's average; the input and dp
         # strategies do not read it, so their serving graph skips the group head.
-        head_input = tf.concat([group, item], axis=-1)
+        head_input = [group, item]  # read as concat([r_g, e_i])
         group_logit = None
         if self.strategy == "ensemble" or (labels is not None
                                            and "group_loss" in self.loss_names):
             group_logit = self.group_head(head_input, training=training)
         elif not self.group_head.built:  # its weights exist, as in every saved model
-            self.group_head.build(head_input.shape)
-        individual = (self.individual_preference(inputs["personal"], training=training)
-                      if self.individual_preference is not None else None)
+            self.group_head.build([part.shape for part in head_input])
+        individual = None
+        if self.individual_preference is not None:
+            individual = (self.individual_preference.factored(inputs["personal"],
+                                                              training=training)
+                          if factored and self.individual_units
+                          else self.individual_preference(inputs["personal"],
+                                                          training=training))
         backbone_logit = inputs.get("logit")
         logit = self.combiner(inputs["hidden"], group, individual, item=item,
                               group_logit=group_logit, backbone_logit=backbone_logit,
@@ -256,10 +268,11 @@ class GPRec(keras.layers.Layer):
             if "group_loss" in self.loss_names:
                 losses["group_loss"] = self.group_weight * _bce(labels, group_logit)
             if "contrastive_loss" in self.loss_names:
-                contrast = self.group_table.from_inside(1.0 - inside)
+                contrast = (self.group_table.factored(1.0 - inside) if factored
+                            else self.group_table.from_inside(1.0 - inside))
                 # The head as a fixed function: frozen weights, and no dropout either.
-                contrast_logit = self.group_head(tf.concat([contrast, item], axis=-1),
-                                                 training=False, frozen=True)
+                contrast_logit = self.group_head([contrast, item], training=False,
+                                                 frozen=True)
                 if self.contrast == "paper":
                     losses["contrastive_loss"] = -self.contrast_weight * _bce(
                         labels, contrast_logit)
@@ -271,8 +284,9 @@ class GPRec(keras.layers.Layer):
                     group, individual)
             if self.add_losses and losses:
                 self.add_loss(tf.add_n(list(losses.values())))
-        return {"logit": logit, "losses": losses, "masks": masks, "group": group,
-                "individual": individual}
+        # Built here only if a caller reads them (unused ops leave the traced graph).
+        return {"logit": logit, "losses": losses, "masks": masks,
+                "group": materialize(group), "individual": materialize(individual)}
 
     def group_embeddings(self) -> dict[str, Any]:
         """The group tables as numpy: {"positive", "negative"} (dual) or {"table"}."""

@@ -2,7 +2,9 @@
 
 Each strategy maps the backbone's hidden state h [B, H], r_g [B, D_g],
 optionally r_p [B, D_p] (None in ablation GPRec-2) and the item embeddings
-e_i [B, D_i] to the final logit [B, 1].
+e_i [B, D_i] to the final logit [B, 1]. r_g and r_p may come factored
+(`tfrs_userlevel.gprec.factored`): each strategy reads them only through the
+first layer of a `DenseStack`, which accepts its input as a list of parts.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class InputStrategy(keras.layers.Layer):
     def call(self, hidden, group, individual=None, item=None, group_logit=None,
              backbone_logit=None, training: bool = False) -> tf.Tensor:
         parts = [hidden, group] + ([individual] if individual is not None else [])
-        return self.mlp(tf.concat(parts, axis=-1), training=training)
+        return self.mlp(parts, training=training)  # read as their concatenation
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
@@ -108,7 +110,7 @@ class DynamicParameterStrategy(keras.layers.Layer):
 
     def call(self, hidden, group, individual=None, item=None, group_logit=None,
              backbone_logit=None, training: bool = False) -> tf.Tensor:
-        condition = group if individual is None else tf.concat([group, individual], axis=-1)
+        condition = [group] if individual is None else [group, individual]
         scales = 1.0 + self.generator(condition, training=training)
         scales = tf.split(scales, len(self.hidden_units), axis=-1)
         x = hidden
@@ -166,8 +168,7 @@ class EnsembleStrategy(keras.layers.Layer):
             raise ValueError("EnsembleStrategy needs the group head's and the backbone's logits")
         logits = [backbone_logit, group_logit]
         if individual is not None:
-            logits.append(self.individual_head(tf.concat([individual, item], axis=-1),
-                                               training=training))
+            logits.append(self.individual_head([individual, item], training=training))
         logits = tf.concat(logits, axis=-1)  # [B, n]
         if self.average == "logit":
             return tf.reduce_mean(logits, axis=-1, keepdims=True)
