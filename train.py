@@ -10,6 +10,7 @@ Writes metrics.json, checkpoint/ and logs/ (TensorBoard) under --model-dir
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -135,13 +136,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--dp-rank", type=int, default=DEFAULTS.dp_rank,
                    help="rank of the dynamic-parameter layers")
     g.add_argument("--prediction-units", type=int, nargs="*", default=None,
-                   help="hidden widths of the strategy's MLP (default: --hidden-units; "
-                        "none given: a linear layer)")
+                   help="hidden widths of the strategy's MLP (default: a linear layer for "
+                        "input, --hidden-units for dp and ensemble; the flag alone: a "
+                        "linear layer)")
     g.add_argument("--residual", action="store_true",
                    help="not in the paper: final logit = backbone logit + a learned scale "
                         "(starting at 0) x the strategy's output (input and dp strategies)")
-    g.add_argument("--stop-embedding-gradient", action="store_true",
-                   help="not in the paper: GPRec reads the embeddings without training them")
+    g.add_argument("--stop-embedding-gradient", action=argparse.BooleanOptionalAction,
+                   default=DEFAULTS.stop_embedding_gradient,
+                   help="not in the paper: GPRec reads the embeddings without training them "
+                        "(default: on; --no-stop-embedding-gradient lets GPRec's losses "
+                        "train them, as in the paper)")
     g.add_argument("--gprec-dropout", type=float, default=DEFAULTS.gprec_dropout,
                    help="dropout of GPRec's MLPs (default: --dropout)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -210,7 +215,11 @@ def unused_gprec_options(config: TrainConfig) -> list[str]:
     """GPRec options set away from their defaults on a run without GPRec."""
     if "gprec" in config.user_level:
         return []
-    return [name for name in GPREC_OPTIONS if getattr(config, name) != getattr(DEFAULTS, name)]
+    # prediction_units defaults per strategy and hidden_units: compare with that default.
+    own_default = dataclasses.replace(DEFAULTS, strategy=config.strategy,
+                                      hidden_units=config.hidden_units, prediction_units=None)
+    return [name for name in GPREC_OPTIONS if getattr(config, name) != getattr(
+        own_default if name == "prediction_units" else DEFAULTS, name)]
 
 
 def format_table(rows: list[tuple[str, dict]]) -> str:

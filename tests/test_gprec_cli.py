@@ -132,3 +132,27 @@ def test_gprec_options_name_exactly_the_gprec_fields_of_the_config():
     from tfrs_userlevel.training import GPREC_OPTIONS
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     assert names[names.index("strategy"):] == list(GPREC_OPTIONS)
+
+
+def test_gprec_defaults_are_the_best_validated_form_and_the_paper_form_is_one_flag_away():
+    """train.py --user-level gprec: input strategy, a linear layer on [h, r_g, r_p], the
+    embeddings left to the backbone; dp and ensemble keep the backbone-sized MLP."""
+    def config(*flags):
+        parsed = train.parse_args(["--user-level", "gprec", *flags, "--model-dir", "x"])
+        return train.config_from_args(parsed, 2024)
+
+    default = config()
+    assert (default.strategy, default.prediction_units, default.stop_embedding_gradient) == (
+        "input", (), True)
+    assert config("--strategy", "dp").prediction_units == default.hidden_units == (64, 32, 16)
+    assert config("--strategy", "ensemble", "--hidden-units", "32", "16").prediction_units == (
+        32, 16)
+    paper = config("--no-stop-embedding-gradient", "--prediction-units", "64", "32", "16")
+    assert (paper.stop_embedding_gradient, paper.prediction_units) == (False, (64, 32, 16))
+    assert config("--strategy", "dp", "--prediction-units").prediction_units == ()
+    # A run recorded before these defaults (prediction_units None meant hidden_units, and no
+    # stop-gradient field) is the same configuration as the explicit paper form.
+    old = {**paper.to_dict(), "prediction_units": None}
+    del old["stop_embedding_gradient"]
+    assert experiments.effective(old) == experiments.effective(paper.to_dict())
+    assert experiments.effective(old) != experiments.effective(default.to_dict())

@@ -103,7 +103,9 @@ class TrainConfig:
     meta: bool = False  # add the meta-embedding generator for unseen users
     meta_steps: int = 300  # Algorithm 1 steps after base training (with meta)
     # GPRec (--user-level gprec), SPEC §2–§5.
-    strategy: str = "dp"  # the best of the three on validation (results/ml1m_gprec.md)
+    # The defaults of strategy, prediction_units and stop_embedding_gradient together are
+    # GPRec(MLP)'s best 5-seed validation AUC (results/ml1m_gprec_tuning.md, session 6).
+    strategy: str = "input"
     groups: int = 60
     temperature: float = 0.5
     reduce: str = "sum"
@@ -117,16 +119,20 @@ class TrainConfig:
     classifier_shared: bool = False  # one hidden MLP for all groups (GroupClassifier)
     dp_rank: int = 16
     gprec_dropout: float | None = 0.0  # dropout of GPRec's MLPs; None: same as `dropout`
-    prediction_units: tuple[int, ...] | None = None  # GPRec strategy MLP; None: hidden_units
+    # GPRec strategy MLP; None: the strategy's default, () (a linear layer on [h, r_g, r_p])
+    # for input and hidden_units for dp and ensemble. (Runs made before session 7 record
+    # None and meant hidden_units for every strategy.)
+    prediction_units: tuple[int, ...] | None = None
     residual: bool = False  # GPRec output added to the backbone's logit (not in the paper)
-    stop_embedding_gradient: bool = False  # GPRec does not train the embeddings (ditto)
+    stop_embedding_gradient: bool = True  # GPRec does not train the embeddings (ditto)
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
         self.classifier_units = tuple(int(u) for u in self.classifier_units)
         self.udg_units = tuple(int(u) for u in self.udg_units)
-        if self.prediction_units is not None:
-            self.prediction_units = tuple(int(u) for u in self.prediction_units)
+        if self.prediction_units is None:
+            self.prediction_units = () if self.strategy == "input" else self.hidden_units
+        self.prediction_units = tuple(int(u) for u in self.prediction_units)
         checks = [
             (self.backbone in BACKBONES, f"backbone must be one of {sorted(BACKBONES)}"),
             (self.user_level in USER_LEVELS, f"user_level must be one of {list(USER_LEVELS)}"),
@@ -179,8 +185,7 @@ class TrainConfig:
             (self.contrast in CONTRASTS, f"contrast must be one of {list(CONTRASTS)}"),
             (not (self.residual and self.strategy == "ensemble"),
              "residual applies to the input and dp strategies, not ensemble"),
-            ("gprec" in self.user_level or not (self.residual or self.stop_embedding_gradient),
-             "residual and stop_embedding_gradient need user_level gprec"),
+            ("gprec" in self.user_level or not self.residual, "residual needs user_level gprec"),
         ]
         for ok, message in checks:
             if not ok:
@@ -206,8 +211,7 @@ class TrainConfig:
         values["hidden_units"] = list(self.hidden_units)
         values["classifier_units"] = list(self.classifier_units)
         values["udg_units"] = list(self.udg_units)
-        if self.prediction_units is not None:
-            values["prediction_units"] = list(self.prediction_units)
+        values["prediction_units"] = list(self.prediction_units)
         return values
 
 
