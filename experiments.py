@@ -61,8 +61,8 @@ PAPER_INPUT_MLP = ["--prediction-units", "64", "32", "16"]
 # Options added after runs were cached, with the value those runs had.
 LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
                  "deterministic": False, "distribute": "default", "history_length": 0,
-                 "udg_dim": None, "udg_units": [64, 32], "gate_scale": 1.0, "meta": False,
-                 "meta_steps": 300, "classifier_shared": False, "residual": False,
+                 "udg_dim": None, "udg_units": [64, 32], "gate_scale": 1.0, "udg_l2": 0.0,
+                 "meta": False, "meta_steps": 300, "classifier_shared": False, "residual": False,
                  "stop_embedding_gradient": False}
 
 

@@ -98,6 +98,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="hidden widths of each gating network (the output layer is added)")
     u.add_argument("--gate-scale", type=float, default=DEFAULTS.gate_scale,
                    help="gate = scale * sigmoid(.) (1 in the paper)")
+    u.add_argument("--udg-l2", type=float, default=DEFAULTS.udg_l2,
+                   help="L2 penalty on the UDG user table, as --embedding-l2 on the main "
+                        "table (0, none, in the paper)")
     u.add_argument("--meta", action="store_true",
                    help="add the meta-embedding generator for users outside the vocabulary; "
                         "it is trained after the base model (Algorithm 1, base frozen) and "
@@ -197,7 +200,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         steps_per_execution=args.steps_per_execution, deterministic=args.deterministic,
         distribute=args.distribute,
         history_length=args.history_length, udg_dim=args.udg_dim,
-        udg_units=tuple(args.udg_units), gate_scale=args.gate_scale, meta=args.meta,
+        udg_units=tuple(args.udg_units), gate_scale=args.gate_scale, udg_l2=args.udg_l2,
+        meta=args.meta,
         meta_steps=args.meta_steps,
         strategy=args.strategy,
         groups=args.groups, temperature=args.temperature, reduce=args.reduce,

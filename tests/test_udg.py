@@ -185,3 +185,24 @@ def test_udg_layer_config_round_trip():
     assert clone.get_config() == layer.get_config()
     with pytest.raises(ValueError, match="vocabulary_size"):
         UserDependentGating(10, meta=True)
+
+
+def test_udg_l2_penalises_the_user_table_in_the_models_loss():
+    layer = UserDependentGating(6, udg_dim=4, hidden_units=(8,), l2=0.5)
+    inputs = {"item": tf.ones([3, 2, 4]), "user_index": tf.constant([1, 2, 0])}
+    layer(inputs, widths=[5])
+    table = layer.user_table.embeddings
+    assert len(layer.losses) == 1
+    np.testing.assert_allclose(float(layer.losses[0]),
+                               0.5 * float(tf.reduce_sum(tf.square(table))), rtol=1e-5)
+    with tf.GradientTape() as tape:
+        penalty = tf.add_n(layer.losses)
+    # The penalty's gradient is l2·2·E on every row, users in the batch or not.
+    np.testing.assert_allclose(tape.gradient(penalty, table), 1.0 * table.numpy(), rtol=1e-5)
+    plain = UserDependentGating(6, udg_dim=4, hidden_units=(8,))
+    plain(inputs, widths=[5])
+    assert plain.losses == []
+    with pytest.raises(ValueError, match="l2"):
+        UserDependentGating(6, l2=-1.0)
+    with pytest.raises(ConfigError, match="udg_l2"):
+        TrainConfig(udg_l2=1e-3)  # needs user_level udg

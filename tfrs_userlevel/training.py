@@ -100,6 +100,7 @@ class TrainConfig:
     udg_dim: int | None = None  # width of E^UDG; None: embedding_dim
     udg_units: tuple[int, ...] = (64, 32)  # hidden widths of each gating network
     gate_scale: float = 1.0  # gate = gate_scale · sigmoid(.)
+    udg_l2: float = 0.0  # L2 on the UDG user table (like embedding_l2; 0 in the paper)
     meta: bool = False  # add the meta-embedding generator for unseen users
     meta_steps: int = 300  # Algorithm 1 steps after base training (with meta)
     # GPRec (--user-level gprec), SPEC §2–§5.
@@ -155,9 +156,11 @@ class TrainConfig:
              f"backbone {self.backbone} reads the click history: set history_length > 0"),
             (self.meta_steps >= 0, "meta_steps must be >= 0"),
             ("udg" in self.user_level or (self.udg_dim is None and not self.meta
-                                          and self.gate_scale == 1.0
+                                          and self.gate_scale == 1.0 and self.udg_l2 == 0.0
                                           and self.udg_units == (64, 32)),
-             "udg_dim, udg_units, gate_scale and meta need user_level udg or gprec+udg"),
+             "udg_dim, udg_units, gate_scale, udg_l2 and meta need user_level udg or "
+             "gprec+udg"),
+            (self.udg_l2 >= 0, "udg_l2 must be >= 0"),
             ("udg" not in self.user_level or self.baseline is None,
              "UDG gates a backbone's MLP, not a baseline"),
             (self.udg_dim is None or self.udg_dim >= 1, "udg_dim must be >= 1"),
@@ -274,7 +277,8 @@ def build_gating(config: TrainConfig, feature_spec: FeatureSpec,
     vocabulary_size = fused_vocabulary_size(feature_spec, vocabularies)
     return UserDependentGating(
         num_users=len(vocabularies[owner]), udg_dim=config.udg_dim or config.embedding_dim,
-        hidden_units=config.udg_units, gate_scale=config.gate_scale, meta=config.meta,
+        hidden_units=config.udg_units, gate_scale=config.gate_scale, l2=config.udg_l2,
+        meta=config.meta,
         vocabulary_size=vocabulary_size, name="udg")
 
 

@@ -74,6 +74,9 @@ class UserDependentGating(keras.layers.Layer):
       hidden_units: Hidden widths of each gating network.
       activation: Hidden activation.
       gate_scale: Multiplier of the sigmoid output.
+      l2: L2 penalty `l2 * sum(E_UDG**2)` on the user table (Keras'
+        `embeddings_regularizer`, the convention of the main table's
+        `embedding_l2`); 0 (the paper says nothing) leaves it unregularised.
       meta: Add the meta-embedding generator.
       vocabulary_size: Fused id space of the profile ids (needed with meta).
 
@@ -90,7 +93,7 @@ class UserDependentGating(keras.layers.Layer):
     def __init__(self, num_users: int, udg_dim: int = 16,
                  hidden_units: Sequence[int] = (64, 32), activation: str = "relu",
                  gate_scale: float = 1.0, meta: bool = False, vocabulary_size: int = 0,
-                 **kwargs):
+                 l2: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if meta and vocabulary_size < 1:
             raise ValueError("UserDependentGating: meta=True needs the vocabulary_size of the "
@@ -102,11 +105,15 @@ class UserDependentGating(keras.layers.Layer):
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.activation = activation
         self.gate_scale = float(gate_scale)
+        if l2 < 0:
+            raise ValueError(f"UserDependentGating: l2 must be >= 0, got {l2}")
+        self.l2 = float(l2)
         self.meta = bool(meta)
         self.vocabulary_size = int(vocabulary_size)
         self.user_table = keras.layers.Embedding(
             self.num_users + 1, self.udg_dim, name="udg_user",
-            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01))
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            embeddings_regularizer=keras.regularizers.L2(self.l2) if self.l2 else None)
         self.generator = (MetaEmbeddingGenerator(self.vocabulary_size, self.udg_dim,
                                                  name="meta_generator", trainable=False)
                           if self.meta else None)
@@ -151,5 +158,5 @@ class UserDependentGating(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_users": self.num_users, "udg_dim": self.udg_dim,
                 "hidden_units": list(self.hidden_units), "activation": self.activation,
-                "gate_scale": self.gate_scale, "meta": self.meta,
+                "gate_scale": self.gate_scale, "l2": self.l2, "meta": self.meta,
                 "vocabulary_size": self.vocabulary_size}
