@@ -77,18 +77,13 @@ class DenseStack(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x, training: bool = False, frozen: bool = False) -> tf.Tensor:
-        last = len(self._dense_params) - 1
-        for i, (kernel, bias) in enumerate(self._dense_params):
-            if frozen:
-                kernel, bias = tf.stop_gradient(kernel), tf.stop_gradient(bias)
-            x = (_matmul_parts(x, kernel) if isinstance(x, list | tuple)
-                 else tf.matmul(x, kernel)) + bias
-            if i == last and self.output_units is not None:
-                break
-            x = self._activation(x)
-            if self._dropout is not None:
-                x = self._dropout(x, training=training)
-        return x
+        params = self._dense_params
+        if frozen:
+            params = [(tf.stop_gradient(k), tf.stop_gradient(b)) for k, b in params]
+        if self.output_units is None:
+            return self._hidden(x, params, training)
+        kernel, bias = params[-1]
+        return _matmul(self._hidden(x, params[:-1], training), kernel) + bias
 
     def affine_output(self, x, training: bool = False):
         """(z, W, b): the last hidden layer z [B, H] and the linear output layer, so that
@@ -98,14 +93,15 @@ class DenseStack(keras.layers.Layer):
         if not self.built:
             self._maybe_build(x)
         kernel, bias = self._dense_params[-1]
-        hidden = x
-        for i, (k, b) in enumerate(self._dense_params[:-1]):
-            hidden = (_matmul_parts(hidden, k) if i == 0 and isinstance(hidden, list | tuple)
-                      else tf.matmul(hidden, k)) + b
-            hidden = self._activation(hidden)
+        return self._hidden(x, self._dense_params[:-1], training), kernel, bias
+
+    def _hidden(self, x, params, training: bool):
+        """The hidden layers (activation, then dropout) given as (kernel, bias) pairs."""
+        for kernel, bias in params:
+            x = self._activation(_matmul(x, kernel) + bias)
             if self._dropout is not None:
-                hidden = self._dropout(hidden, training=training)
-        return hidden, kernel, bias
+                x = self._dropout(x, training=training)
+        return x
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
@@ -117,6 +113,11 @@ def _is_shape_list(input_shape) -> bool:
     """True for a list of shapes (the input was a list of parts), False for one shape."""
     return (isinstance(input_shape, list | tuple) and len(input_shape) > 0
             and all(isinstance(shape, tf.TensorShape | list | tuple) for shape in input_shape))
+
+
+def _matmul(x, kernel: tf.Tensor) -> tf.Tensor:
+    """x·kernel for a tensor, or for a list of parts read as their concatenation."""
+    return _matmul_parts(x, kernel) if isinstance(x, list | tuple) else tf.matmul(x, kernel)
 
 
 def _matmul_parts(parts, kernel: tf.Tensor) -> tf.Tensor:
