@@ -255,11 +255,10 @@ class DualGroupEmbedding(keras.layers.Layer):
         `from_inside(1 − m)` is the contrast r̄_g."""
         if not self.built:
             self._maybe_build(tf.stack([inside, inside], axis=-1))
-        base, step = self.negative, self.positive - self.negative
         if self.reduce == "sum":
-            return tf.reduce_sum(base, axis=0) + tf.matmul(inside, step)
-        groups = base + inside[..., None] * step  # [B, G, d]
-        return tf.reshape(groups, [-1, self.groups * self.embedding_dim])
+            return (tf.reduce_sum(self.negative, axis=0)
+                    + tf.matmul(inside, self.positive - self.negative))
+        return self.factored(inside).materialize()  # [B, G·d]
 
     def factored(self, inside: tf.Tensor) -> MaskedGroups:
         """r_g ("concat") as `MaskedGroups`, for consumers that only apply linear maps
