@@ -12,7 +12,7 @@ from tfrs_userlevel.backbones import AUGRUCell, DeepNetwork, TargetAttention
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.training import ConfigError, TrainConfig, build_model
 from tfrs_userlevel.udg import UserDependentGating, cold_start
-from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer, split_halves
+from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer, split_halves, unshared_as_oov
 
 HISTORY = 10
 
@@ -143,6 +143,39 @@ def test_meta_step_changes_only_the_generator(ml100k_time):
     for weight in model.weights:
         moved = not np.array_equal(before[weight.name], weight.numpy())
         assert moved == (weight.name in generator), weight.name
+
+
+def test_unshared_profile_values_become_oov():
+    # Columns: user, zip, gender. Zip 11 is held by users 1 and 2 (shared), zip 12 only by
+    # user 3 (on two rows); gender 5 by everyone.
+    single = np.array([[1, 11, 5], [2, 11, 5], [3, 12, 5], [3, 12, 5]])
+    out = unshared_as_oov(single, single[:, 0], columns=[1, 2], oov=[10, 4])
+    np.testing.assert_array_equal(out, [[1, 11, 5], [2, 11, 5], [3, 10, 5], [3, 10, 5]])
+    assert single[2, 1] == 12  # the input is not changed
+
+
+@pytest.mark.parametrize("as_oov", [True, False])
+def test_meta_training_reads_unshared_zips_as_a_new_user_would(ml100k_time, as_oov):
+    """With unshared profile values as OOV, the generator never learns a row for a zip
+    code that one user alone holds (a new user's zip is unseen) and does learn the zip
+    OOV row that new users read; trained on the ids as they are, it is the opposite."""
+    model = _model(ml100k_time, "ipnn", meta=True)
+    train = {k: v[:4000] for k, v in ml100k_time["train"].items()}
+    ids = data.lookup_columns(model.lookup, train)
+    zip_column = model.lookup.single_fields.index("zip")
+    users = ids["ids"][:, model._user_column]
+    pairs = np.unique(np.stack([ids["ids"][:, zip_column], users], axis=1), axis=0)
+    values, holders = np.unique(pairs[:, 0], return_counts=True)
+    unshared, oov = values[holders == 1], model.lookup.offsets["zip"]
+    table = model.gating.generator.table
+    before = table.numpy().copy()
+    MetaEmbeddingTrainer(model, users_per_step=64, rows_per_user=4,
+                         unshared_profile_as_oov=as_oov).fit(
+        ids, train["label"], train["timestamp"], steps=3)
+    moved = np.abs(table.numpy() - before).max(axis=1) > 0
+    assert len(unshared) > 10
+    assert moved[unshared].any() != as_oov
+    assert moved[oov] == as_oov
 
 
 def test_unseen_users_get_the_generated_embedding(ml100k_time):

@@ -17,6 +17,15 @@ B, as in Meta-Embedding, Pan et al. 2019):
    warm-up has seen a few clicks);
 5. L_meta = γ·L_A + (1 − γ)·L_B, and one Adam step of size β on the
    generator, through the inner step (second order).
+
+"Treated as new" also covers the profile: a new user's profile value that
+no trained user shares (most ML zip codes) is outside the vocabulary and
+looks up its field's OOV row, in the base model and in the generator. So
+in meta training, a profile value held by only one user in the rows is
+replaced by its field's OOV id (leave that user out, and the value is
+unseen). Without this the generator fits one row per such value (a
+per-user memory) and leaves the OOV rows, which every new user reads, as
+initialised.
 """
 
 from __future__ import annotations
@@ -58,11 +67,14 @@ class MetaEmbeddingTrainer:
       gamma: Weight of L_A in L_meta (0.1 in the paper).
       users_per_step: U.
       rows_per_user: k rows of D^A and k of D^B per user and step.
+      unshared_profile_as_oov: Replace profile values that only one user holds
+        by their field's OOV id, as they are for a new user (see the module
+        docstring). False trains on the profile ids as they are.
     """
 
     def __init__(self, model: RankingModel, alpha: float = 0.1, beta: float = 1e-3,
                  gamma: float = 0.1, users_per_step: int = 128, rows_per_user: int = 8,
-                 seed: int = 0):
+                 unshared_profile_as_oov: bool = True, seed: int = 0):
         gating = getattr(model, "gating", None)
         if gating is None or gating.generator is None:
             raise ValueError("MetaEmbeddingTrainer: the model needs UDG with meta=True "
@@ -73,10 +85,17 @@ class MetaEmbeddingTrainer:
         self.generator = gating.generator
         self.alpha, self.gamma = float(alpha), float(gamma)
         self.users_per_step, self.rows_per_user = int(users_per_step), int(rows_per_user)
+        self.unshared_profile_as_oov = bool(unshared_profile_as_oov)
         self.optimizer = keras.optimizers.Adam(beta)
         self.rng = np.random.default_rng(seed)
         self._user_column, self._user_oov = model._user_column, model._user_offset
         self._step = tf.function(self._meta_step, reduce_retracing=True)
+
+    def _profile_oov(self) -> list[int]:
+        """Fused OOV id of each profile column."""
+        lookup, spec = self.model.lookup, self.model.feature_spec
+        names = [lookup.single_fields[c] for c in self.model._profile_columns]
+        return [lookup.offsets[spec[n].shared_vocabulary_with or n] for n in names]
 
     def _as_new_users(self, ids: Mapping[str, tf.Tensor], empty_history: bool):
         """The ids with each user id at the OOV row (and the history emptied)."""
@@ -130,6 +149,9 @@ class MetaEmbeddingTrainer:
         """
         ids = {k: np.asarray(v) for k, v in ids.items()}
         users = ids["ids"][:, self._user_column] - self._user_oov
+        if self.unshared_profile_as_oov:
+            ids["ids"] = unshared_as_oov(ids["ids"], users, self.model._profile_columns,
+                                         self._profile_oov())
         later = split_halves(users, np.asarray(timestamp))
         rows_a = _rows_by_user(users, ~later)
         rows_b = _rows_by_user(users, later)
@@ -157,6 +179,19 @@ class MetaEmbeddingTrainer:
                 batch_b, tf.constant(labels_of[pick_b, None]))
             history.append({k: float(v) for k, v in losses.items()})
         return history
+
+
+def unshared_as_oov(single_ids: np.ndarray, users: np.ndarray, columns: list[int],
+                    oov: list[int]) -> np.ndarray:
+    """int [N, F] copy of `single_ids` where, in each of `columns`, an id held by only
+    one distinct user (in these rows) is replaced by that column's `oov` id."""
+    out = np.array(single_ids, copy=True)
+    for column, oov_id in zip(columns, oov, strict=True):
+        values = out[:, column]
+        pairs = np.unique(np.stack([values, users], axis=1), axis=0)
+        ids, holders = np.unique(pairs[:, 0], return_counts=True)
+        out[np.isin(values, ids[holders == 1]), column] = oov_id
+    return out
 
 
 def _rows_by_user(users: np.ndarray, keep: np.ndarray) -> dict[int, np.ndarray]:
