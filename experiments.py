@@ -50,11 +50,16 @@ TEMPERATURES = [0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
 # when the first tables were made; GPRec's strategy default was "input" then).
 # Frozen at those values: GPRec's input strategy with the 64-32-16 MLP_pred and the embeddings
 # trained by every loss (train.py's GPRec defaults changed in session 7).
+# Frozen too: the per-group 4-unit classifier (train.py's default became the shared one in
+# session 8).
 FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input",
-                   "prediction_units": [64, 32, 16], "stop_embedding_gradient": False}
+                   "prediction_units": [64, 32, 16], "stop_embedding_gradient": False,
+                   "classifier_shared": False, "classifier_units": [4]}
+# The paper's per-group classifier MLPs (eq. 2), pinned in every table made before session 8.
+PER_GROUP_CLASSIFIER = ["--no-classifier-shared"]
 # The paper's form of GPRec that the ml1m_gprec, ablation and hyper-parameter tables use,
 # written out so that they do not follow train.py's defaults.
-PAPER_GPREC = ["--no-stop-embedding-gradient"]
+PAPER_GPREC = ["--no-stop-embedding-gradient", *PER_GROUP_CLASSIFIER]
 PAPER_INPUT_MLP = ["--prediction-units", "64", "32", "16"]
 
 
@@ -141,6 +146,7 @@ def row(name: str, args: Sequence[str], results: dict[int, dict], command: str,
         "seeds": list(results), "test_auc": auc, "test_logloss": logloss,
         "auc_mean": float(np.mean(auc)), "logloss_mean": float(np.mean(logloss)),
         "auc_std": float(np.std(auc, ddof=1)) if len(auc) > 1 else 0.0,
+        "val_auc": [r["val"]["auc"] for r in results.values()],
         "val_auc_mean": float(np.mean([r["val"]["auc"] for r in results.values()])),
         "epochs": [r["epochs"] for r in results.values()],
         "p_value": None, "p_value_vs": None, "args": list(args), "command": command,
@@ -237,7 +243,7 @@ ZOO = ["mlp", "wd", "deepfm", "ipnn", "opnn", "dcn", "dcnv2", "gdcn", "finalmlp"
 ZOO_WITH_GPREC = ["gdcn", "dcn", "finalmlp", "destine"]  # the paper's Table III
 # GPRec's configuration on these backbones: the best validation AUC of six tried on GDCN,
 # seed 2024 (results/ml1m_backbones.md, "Choosing GPRec's configuration").
-ZOO_GPREC_ARGS = ["--strategy", "ensemble", "--stop-embedding-gradient"]
+ZOO_GPREC_ARGS = ["--strategy", "ensemble", "--stop-embedding-gradient", *PER_GROUP_CLASSIFIER]
 BACKBONE_NAMES = {"mlp": "MLP", "wd": "W&D", "deepfm": "DeepFM", "ipnn": "IPNN",
                   "opnn": "OPNN", "dcn": "DCN", "dcnv2": "DCNv2", "gdcn": "GDCN",
                   "finalmlp": "FinalMLP", "destine": "DESTINE", "din": "DIN", "dien": "DIEN"}

@@ -129,13 +129,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="weight of the backbone head's own BCE")
     g.add_argument("--contrast", default=DEFAULTS.contrast, choices=CONTRASTS,
                    help="paper: -beta*BCE(y_bar, y); flipped: +beta*BCE(y_bar, 1-y) (bounded)")
-    g.add_argument("--classifier-units", type=int, nargs="+",
-                   default=list(DEFAULTS.classifier_units),
-                   help="hidden widths of each group's classifier MLP")
+    g.add_argument("--classifier-units", type=int, nargs="+", default=None,
+                   help="hidden widths of the group classifier's MLP (default: 16 shared, "
+                        "4 per group)")
     g.add_argument("--classifier-shared", action=argparse.BooleanOptionalAction,
                    default=DEFAULTS.classifier_shared,
-                   help="not in the paper: one hidden MLP shared by all groups, each with its "
-                        "own output (much cheaper than G small MLPs)")
+                   help="not in the paper, the default: one hidden MLP shared by all groups, "
+                        "each with its own output (much cheaper than G small MLPs); "
+                        "--no-classifier-shared is the paper's per-group MLPs")
     g.add_argument("--dp-rank", type=int, default=DEFAULTS.dp_rank,
                    help="rank of the dynamic-parameter layers")
     g.add_argument("--prediction-units", type=int, nargs="*", default=None,
@@ -208,7 +209,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         ablation=args.ablation, group_weight=args.group_weight,
         contrast_weight=args.contrast_weight, orthogonal_weight=args.orthogonal_weight,
         backbone_weight=args.backbone_weight, contrast=args.contrast,
-        classifier_units=tuple(args.classifier_units),
+        classifier_units=None if args.classifier_units is None else tuple(
+            args.classifier_units),
         classifier_shared=args.classifier_shared, dp_rank=args.dp_rank,
         gprec_dropout=args.gprec_dropout, residual=args.residual,
         stop_embedding_gradient=args.stop_embedding_gradient,
@@ -219,11 +221,15 @@ def unused_gprec_options(config: TrainConfig) -> list[str]:
     """GPRec options set away from their defaults on a run without GPRec."""
     if "gprec" in config.user_level:
         return []
-    # prediction_units defaults per strategy and hidden_units: compare with that default.
+    # prediction_units defaults per strategy and hidden_units, classifier_units per
+    # classifier_shared: compare them with those defaults.
     own_default = dataclasses.replace(DEFAULTS, strategy=config.strategy,
-                                      hidden_units=config.hidden_units, prediction_units=None)
+                                      hidden_units=config.hidden_units, prediction_units=None,
+                                      classifier_shared=config.classifier_shared,
+                                      classifier_units=None)
+    resolved = ("prediction_units", "classifier_units")
     return [name for name in GPREC_OPTIONS if getattr(config, name) != getattr(
-        own_default if name == "prediction_units" else DEFAULTS, name)]
+        own_default if name in resolved else DEFAULTS, name)]
 
 
 def format_table(rows: list[tuple[str, dict]]) -> str:
