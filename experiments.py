@@ -366,24 +366,25 @@ COLD_START_WARMUP_LR = 1e-3  # Adam step of the new users' rows in each warm-up 
 # with the best mean held-out AUC over the four phases on the VALIDATION new users (half of
 # the new users, drawn once) is reported on the other half.
 COLD_START_GENERATORS = [
-    # Session 5: the profile ids as they are (most ML-100K zip codes belong to one user, so
-    # the generator learned a row per user and left the zip OOV row new users read as
-    # initialised).
-    {"alpha": 0.1, "steps": 300, "beta": 1e-3, "profile": "as is"},
-    {"alpha": 0.1, "steps": 2000, "beta": 1e-3, "profile": "as is"},
-    {"alpha": 1.0, "steps": 2000, "beta": 1e-3, "profile": "as is"},
-    {"alpha": 0.01, "steps": 2000, "beta": 1e-3, "profile": "as is"},
-    {"alpha": 0.1, "steps": 2000, "beta": 1e-2, "profile": "as is"},
-    # Algorithm 1 on the active users' validation rows, which the base model did not fit
-    # (on its training rows the base is right whatever the user embedding).
-    {"alpha": 0.1, "steps": 2000, "beta": 1e-3, "rows": "validation", "profile": "as is"},
-    {"alpha": 1.0, "steps": 2000, "beta": 1e-3, "rows": "validation", "profile": "as is"},
-    # Session 8: a profile value no other user holds is read as unseen (its OOV id), as it
-    # is for a new user (MetaEmbeddingTrainer's default, so train.py --meta's).
+    # Session 5: the profile ids as they are (MetaEmbeddingTrainer's default).
     {"alpha": 0.1, "steps": 300, "beta": 1e-3},   # train.py --meta's defaults
     {"alpha": 0.1, "steps": 2000, "beta": 1e-3},
     {"alpha": 1.0, "steps": 2000, "beta": 1e-3},
+    {"alpha": 0.01, "steps": 2000, "beta": 1e-3},
+    {"alpha": 0.1, "steps": 2000, "beta": 1e-2},
+    # Algorithm 1 on the active users' validation rows, which the base model did not fit
+    # (on its training rows the base is right whatever the user embedding).
     {"alpha": 0.1, "steps": 2000, "beta": 1e-3, "rows": "validation"},
+    {"alpha": 1.0, "steps": 2000, "beta": 1e-3, "rows": "validation"},
+    # Session 8: a profile value no other user holds is read as unseen (its OOV id), as it
+    # is for a new user (MetaEmbeddingTrainer(unshared_profile_as_oov=True)). Most ML-100K
+    # zip codes belong to one user: as is, the generator can learn a row per user and
+    # leave the zip OOV row that new users read as initialised.
+    {"alpha": 0.1, "steps": 300, "beta": 1e-3, "profile": "unshared as OOV"},
+    {"alpha": 0.1, "steps": 2000, "beta": 1e-3, "profile": "unshared as OOV"},
+    {"alpha": 1.0, "steps": 2000, "beta": 1e-3, "profile": "unshared as OOV"},
+    {"alpha": 0.1, "steps": 2000, "beta": 1e-3, "rows": "validation",
+     "profile": "unshared as OOV"},
 ]
 
 
@@ -391,7 +392,11 @@ def _generator_name(setting: dict) -> str:
     rows = setting.get("rows", "train")
     return (f"α {setting['alpha']:g}, {setting['steps']} steps, β {setting['beta']:g}"
             + ("" if rows == "train" else f", on the {rows} rows")
-            + (", profile as is" if setting.get("profile") == "as is" else ""))
+            + (", unshared profile values as OOV" if _unshared_as_oov(setting) else ""))
+
+
+def _unshared_as_oov(setting: dict) -> bool:
+    return setting.get("profile") == "unshared as OOV"
 
 
 def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
@@ -438,15 +443,15 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
     def generator_weights(setting: dict) -> list[np.ndarray]:
         """Algorithm 1 with `setting` on the frozen base model (cached per setting)."""
         rows = setting.get("rows", "train")
-        as_is = setting.get("profile") == "as is"
+        as_oov = _unshared_as_oov(setting)
         path = model_dir / ("generator_a{alpha:g}_s{steps}_b{beta:g}".format(**setting)
                             + ("" if rows == "train" else f"_{rows}")
-                            + ("" if as_is else "_unshared_oov") + ".npz")
+                            + ("_unshared_oov" if as_oov else "") + ".npz")
         if not path.exists():
             model = load_trained(model_dir)
             ids = data_lib.lookup_columns(model.lookup, splits[rows])
             trainer = MetaEmbeddingTrainer(model, alpha=setting["alpha"], beta=setting["beta"],
-                                           unshared_profile_as_oov=not as_is, seed=seed)
+                                           unshared_profile_as_oov=as_oov, seed=seed)
             trainer.fit(ids, splits[rows]["label"], splits[rows]["timestamp"],
                         setting["steps"])
             np.savez(path, *model.gating.generator.get_weights())
