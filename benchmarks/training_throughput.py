@@ -35,6 +35,13 @@ against the MLP of the same run (and `ratio_vs_library` for APG).
 measures each GPRec strategy once per `--gprec-options` (TrainConfig fields,
 as JSON; the row's model name lists them; a "strategies" list there limits
 the strategies), all in the same run as the MLP.
+
+  python benchmarks/training_throughput.py --user-levels none gprec --rounds 3
+
+measures every model 3 times, round by round (MLP, GPRec, MLP, GPRec, ...):
+the row keeps the median examples/s and each round's, and `ratio_vs_backbone`
+is the median of the ratios within each round, so that a slow spell of the
+machine does not land on one model alone.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ import shlex
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -75,6 +84,9 @@ def main() -> None:
                         help="TrainConfig fields for the GPRec rows, as JSON; repeat the "
                              "flag to measure several variants")
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure every model this many times, round by round; rows "
+                             "keep the median, and ratios are the median of each round's")
     parser.add_argument("--output", default=str(REPO / "results" / "training_throughput.json"))
     args = parser.parse_args()
 
@@ -84,7 +96,8 @@ def main() -> None:
     rows = json.loads(output.read_text()) if output.exists() else []
     command = ("TFRS_USERLEVEL_DATA=../shared/data python benchmarks/training_throughput.py "
                + shlex.join(sys.argv[1:]))
-    speeds = {}
+    # (model name, its backbone's name or None, row fields, TrainConfig fields) per model.
+    jobs = []
     for backbone in args.backbones:
         variants = [("none", None, {})] if "none" in args.user_levels else []
         if "gprec" in args.user_levels:
@@ -93,54 +106,53 @@ def main() -> None:
                 variants += [("gprec", strategy, options)
                              for strategy in options.pop("strategies", args.strategies)]
         for user_level, strategy, options in variants:
-            # patience > epochs: every epoch runs, whatever the validation AUC does.
-            config = TrainConfig(dataset=args.dataset, backbone=backbone, epochs=args.epochs,
-                                 patience=args.epochs + 1, user_level=user_level,
-                                 **({"strategy": strategy} if strategy else {}), **options)
-            with tempfile.TemporaryDirectory() as model_dir:
-                metrics = run(config, splits, spec, model_dir, verbose=0)
             model = backbone if user_level == "none" else f"gprec({backbone}) {strategy}"
             if options:
                 model += " " + json.dumps(options, sort_keys=True)
-            speeds[model] = metrics["train_examples_per_second"]
-            row = {
-                "model": model, "backbone": backbone, "user_level": user_level,
-                "strategy": strategy, **({"options": options} if options else {}),
-                "examples_per_second": round(speeds[model]),
-                "batch_size": config.batch_size, "dataset": args.dataset,
-                "epochs": args.epochs, "command": command,
-            }
-            if user_level != "none" and backbone in speeds:
-                row["ratio_vs_backbone"] = round(speeds[model] / speeds[backbone], 3)
-                row["backbone_examples_per_second"] = round(speeds[backbone])
-            if user_level == "none" and backbone in LIBRARY_EXAMPLES_PER_SECOND:
-                row["library_examples_per_second"] = LIBRARY_EXAMPLES_PER_SECOND[backbone]
-                row["ratio_vs_library"] = round(
-                    speeds[model] / LIBRARY_EXAMPLES_PER_SECOND[backbone], 3)
-            print(f"{model}: {row['examples_per_second']:,} examples/s"
-                  + (f" ({row['ratio_vs_backbone']:.0%} of {backbone})"
-                     if "ratio_vs_backbone" in row else "")
-                  + (f" ({row['ratio_vs_library']:.2f}x the fastest library's "
-                     f"{row['library_examples_per_second']:,})"
-                     if "ratio_vs_library" in row else ""), flush=True)
-            rows = [r for r in rows if r["model"] != row["model"]] + [row]
+            fields = {"model": model, "backbone": backbone, "user_level": user_level,
+                      "strategy": strategy, **({"options": options} if options else {})}
+            config = {"backbone": backbone, "user_level": user_level,
+                      **({"strategy": strategy} if strategy else {}), **options}
+            jobs.append((model, None if user_level == "none" else backbone, fields, config,
+                         backbone if user_level == "none" else None))
     for baseline in args.baselines:
-        config = TrainConfig(dataset=args.dataset, baseline=baseline, epochs=args.epochs,
-                             patience=args.epochs + 1)
-        with tempfile.TemporaryDirectory() as model_dir:
-            metrics = run(config, splits, spec, model_dir, verbose=0)
-        speed = metrics["train_examples_per_second"]
-        row = {"model": f"baseline {baseline}", "backbone": "mlp", "user_level": "none",
-               "baseline": baseline, "examples_per_second": round(speed),
-               "batch_size": config.batch_size, "dataset": args.dataset,
+        fields = {"model": f"baseline {baseline}", "backbone": "mlp", "user_level": "none",
+                  "baseline": baseline}
+        jobs.append((fields["model"], "mlp", fields, {"baseline": baseline}, baseline))
+    # Every round measures every model once, in the same order: a slow spell of the
+    # machine lands on one round's models together, not on one model.
+    speeds: dict[str, list[float]] = {model: [] for model, *_ in jobs}
+    for round_index in range(args.rounds):
+        for model, _, _, options, _ in jobs:
+            # patience > epochs: every epoch runs, whatever the validation AUC does.
+            config = TrainConfig(dataset=args.dataset, epochs=args.epochs,
+                                 patience=args.epochs + 1, **options)
+            with tempfile.TemporaryDirectory() as model_dir:
+                metrics = run(config, splits, spec, model_dir, verbose=0)
+            speeds[model].append(metrics["train_examples_per_second"])
+            print(f"round {round_index + 1}/{args.rounds} {model}: "
+                  f"{speeds[model][-1]:,.0f} examples/s", flush=True)
+    for model, reference, fields, _, library_key in jobs:
+        row = {**fields, "examples_per_second": round(float(np.median(speeds[model]))),
+               "rounds": [round(x) for x in speeds[model]],
+               "batch_size": TrainConfig().batch_size, "dataset": args.dataset,
                "epochs": args.epochs, "command": command}
-        if "mlp" in speeds:
-            row["ratio_vs_backbone"] = round(speed / speeds["mlp"], 3)
-            row["backbone_examples_per_second"] = round(speeds["mlp"])
-        if baseline in LIBRARY_EXAMPLES_PER_SECOND:
-            row["library_examples_per_second"] = LIBRARY_EXAMPLES_PER_SECOND[baseline]
-            row["ratio_vs_library"] = round(speed / LIBRARY_EXAMPLES_PER_SECOND[baseline], 3)
-        print(f"{row['model']}: {row['examples_per_second']:,} examples/s", flush=True)
+        if reference is not None and speeds.get(reference):
+            # The median over rounds of the ratio within each round.
+            ratios = [a / b for a, b in zip(speeds[model], speeds[reference], strict=True)]
+            row["ratio_vs_backbone"] = round(float(np.median(ratios)), 3)
+            row["ratio_vs_backbone_rounds"] = [round(x, 3) for x in ratios]
+            row["backbone_examples_per_second"] = round(float(np.median(speeds[reference])))
+        if library_key in LIBRARY_EXAMPLES_PER_SECOND:
+            row["library_examples_per_second"] = LIBRARY_EXAMPLES_PER_SECOND[library_key]
+            row["ratio_vs_library"] = round(
+                row["examples_per_second"] / LIBRARY_EXAMPLES_PER_SECOND[library_key], 3)
+        print(f"{model}: {row['examples_per_second']:,} examples/s"
+              + (f" ({row['ratio_vs_backbone']:.0%} of {reference})"
+                 if "ratio_vs_backbone" in row else "")
+              + (f" ({row['ratio_vs_library']:.2f}x the fastest library's "
+                 f"{row['library_examples_per_second']:,})"
+                 if "ratio_vs_library" in row else ""), flush=True)
         rows = [r for r in rows if r["model"] != row["model"]] + [row]
     write_json_atomic(output, rows)
 
