@@ -19,7 +19,9 @@ ROWS = 512
 MODELS = {
     "mlp": {},
     "gprec_input": {"user_level": "gprec", "strategy": "input", "groups": 6},
-    "gprec_dp": {"user_level": "gprec", "strategy": "dp", "groups": 6},
+    # train.py's default group classifier is shared; dp exports the paper's per-group one.
+    "gprec_dp": {"user_level": "gprec", "strategy": "dp", "groups": 6,
+                 "classifier_shared": False},
     "gprec_ensemble": {"user_level": "gprec", "strategy": "ensemble", "groups": 6},
     "star": {"baseline": "star"},
     "udg": {"backbone": "ipnn", "user_level": "udg", "meta": True, "meta_steps": 20},

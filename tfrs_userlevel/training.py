@@ -106,7 +106,8 @@ class TrainConfig:
     # GPRec (--user-level gprec), SPEC §2–§5.
     # The defaults of strategy, prediction_units and stop_embedding_gradient together are
     # GPRec(MLP)'s best 5-seed validation AUC (results/ml1m_gprec_tuning.md, session 6);
-    # classifier_shared is within its noise at 1.3x the training speed (session 8).
+    # classifier_shared is within that AUC's noise and trains at 61 % of the MLP's speed
+    # against 43 % (session 8, results/training_throughput.json).
     strategy: str = "input"
     groups: int = 60
     temperature: float = 0.5
