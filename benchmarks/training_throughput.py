@@ -96,7 +96,8 @@ def main() -> None:
     rows = json.loads(output.read_text()) if output.exists() else []
     command = ("TFRS_USERLEVEL_DATA=../shared/data python benchmarks/training_throughput.py "
                + shlex.join(sys.argv[1:]))
-    # (model name, its backbone's name or None, row fields, TrainConfig fields) per model.
+    # Per model: (name, the model its ratio is against or None, row fields, TrainConfig
+    # fields, its LIBRARY_EXAMPLES_PER_SECOND key or None).
     jobs = []
     for backbone in args.backbones:
         variants = [("none", None, {})] if "none" in args.user_levels else []
