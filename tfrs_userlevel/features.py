@@ -334,6 +334,10 @@ class FeatureLookup(keras.layers.Layer):
     def _owner(self, field: Field) -> str:
         return field.shared_vocabulary_with or field.name
 
+    def oov_id(self, name: str) -> int:
+        """Fused id of field `name`'s OOV row (its vocabulary owner's first row)."""
+        return self.offsets[self._owner(self.spec[name])]
+
     def _raw(self, inputs, field: Field) -> tf.Tensor:
         if field.name not in inputs:
             raise KeyError(

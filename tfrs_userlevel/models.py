@@ -165,8 +165,7 @@ class RankingModel(tfrs.Model):
                     f"RankingModel: the backbone expects {backbone.num_domains} values of "
                     f"domain field {field!r}, its vocabulary has {known}")
             self._domain_column = self.lookup.single_fields.index(field)
-            self._domain_offset = self.lookup.offsets[
-                self.feature_spec[field].shared_vocabulary_with or field]
+            self._domain_offset = self.lookup.oov_id(field)
         # Backbones with a wide / first-order part get one weight per id, looked up like E.
         self.first_order = (
             FieldEmbedding(self.feature_spec.get_config(), self.lookup.total_size, 1,
@@ -201,8 +200,7 @@ class RankingModel(tfrs.Model):
         if self._user_field is not None:
             # Column of the user id in ids["ids"], and the fused id of its OOV row.
             self._user_column = self.lookup.single_fields.index(self._user_field)
-            self._user_offset = self.lookup.offsets[
-                self.feature_spec[self._user_field].shared_vocabulary_with or self._user_field]
+            self._user_offset = self.lookup.oov_id(self._user_field)
         if gating is not None:
             if self._user_field is None:
                 raise ValueError("RankingModel: UDG needs a user_personal (user id) field")

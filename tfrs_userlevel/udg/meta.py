@@ -94,9 +94,8 @@ class MetaEmbeddingTrainer:
 
     def _profile_oov(self) -> list[int]:
         """Fused OOV id of each profile column."""
-        lookup, spec = self.model.lookup, self.model.feature_spec
-        names = [lookup.single_fields[c] for c in self.model._profile_columns]
-        return [lookup.offsets[spec[n].shared_vocabulary_with or n] for n in names]
+        lookup = self.model.lookup
+        return [lookup.oov_id(lookup.single_fields[c]) for c in self.model._profile_columns]
 
     def _as_new_users(self, ids: Mapping[str, tf.Tensor], empty_history: bool):
         """The ids with each user id at the OOV row (and the history emptied)."""
