@@ -124,6 +124,9 @@ class TrainConfig:
     classifier_units: tuple[int, ...] | None = None
     classifier_shared: bool = True
     dp_rank: int = 16
+    # The group auxiliary head MLP_g (eq. 7-8); None: hidden_units, the paper's reading.
+    head_units: tuple[int, ...] | None = None
+    individual_units: tuple[int, ...] = (64,)  # hidden widths of MLP_p (eq. 12)
     gprec_dropout: float | None = 0.0  # dropout of GPRec's MLPs; None: same as `dropout`
     # GPRec strategy MLP; None: the strategy's default, () (a linear layer on [h, r_g, r_p])
     # for input and hidden_units for dp and ensemble. (Runs made before session 7 record
@@ -138,6 +141,9 @@ class TrainConfig:
             self.classifier_units = (16,) if self.classifier_shared else (4,)
         self.classifier_units = tuple(int(u) for u in self.classifier_units)
         self.udg_units = tuple(int(u) for u in self.udg_units)
+        if self.head_units is not None:
+            self.head_units = tuple(int(u) for u in self.head_units)
+        self.individual_units = tuple(int(u) for u in self.individual_units)
         if self.prediction_units is None:
             self.prediction_units = () if self.strategy == "input" else self.hidden_units
         self.prediction_units = tuple(int(u) for u in self.prediction_units)
@@ -221,6 +227,8 @@ class TrainConfig:
         values["hidden_units"] = list(self.hidden_units)
         values["classifier_units"] = list(self.classifier_units)
         values["udg_units"] = list(self.udg_units)
+        values["head_units"] = None if self.head_units is None else list(self.head_units)
+        values["individual_units"] = list(self.individual_units)
         values["prediction_units"] = list(self.prediction_units)
         return values
 
@@ -231,7 +239,8 @@ BACKBONE_SHARED_OPTIONS = ("hidden_units", "dropout", "batch_norm", "output_bias
 # The TrainConfig fields that only matter with user_level "gprec".
 GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "group_weight",
                  "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
-                 "classifier_units", "classifier_shared", "dp_rank", "gprec_dropout",
+                 "classifier_units", "classifier_shared", "dp_rank", "head_units",
+                 "individual_units", "gprec_dropout",
                  "prediction_units", "residual", "stop_embedding_gradient")
 
 
@@ -297,7 +306,9 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
         "groups": config.groups, "temperature": config.temperature, "reduce": config.reduce,
         "strategy": config.strategy, "embedding_dim": config.embedding_dim,
         "classifier_units": config.classifier_units,
-        "classifier_shared": config.classifier_shared, "head_units": config.hidden_units,
+        "classifier_shared": config.classifier_shared,
+        "head_units": config.hidden_units if config.head_units is None else config.head_units,
+        "individual_units": config.individual_units,
         "dropout": config.dropout if config.gprec_dropout is None else config.gprec_dropout,
         "group_weight": config.group_weight,
         "contrast_weight": config.contrast_weight,
