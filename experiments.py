@@ -386,7 +386,18 @@ COLD_START_GENERATORS = [
     {"alpha": 1.0, "steps": 2000, "beta": 1e-3, "profile": "unshared as OOV"},
     {"alpha": 0.1, "steps": 2000, "beta": 1e-3, "rows": "validation",
      "profile": "unshared as OOV"},
+    # Session 9: fewer steps, following the grid's trend (300 steps beat 2,000 for every α).
+    {"alpha": 0.1, "steps": 30, "beta": 1e-3},
+    {"alpha": 0.1, "steps": 100, "beta": 1e-3},
 ]
+
+
+# Initialisations that learn nothing, shown for reference (session 9): a new user gets the
+# mean trained UDG row of the active users, overall or of those with the same values of
+# these profile fields. If the profile told the UDG row apart, the second would beat the
+# first; random rows (N(0, 0.01²)) are near the zero vector.
+COLD_START_REFERENCE_INITS = {"active-user mean": (),
+                              "active-user mean by gender and age": ("gender", "age")}
 
 
 def _generator_name(setting: dict) -> str:
@@ -459,8 +470,27 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
         with np.load(path) as saved:
             return [saved[f"arr_{i}"] for i in range(len(saved.files))]
 
-    def protocol(users: np.ndarray, generator: list[np.ndarray] | None) -> dict:
-        """Cold start and warm-up a-c for `users` (random init when `generator` is None)."""
+    active_users = np.unique(user[train_rows])
+    vocabulary = np.asarray(vocabularies["user_id"])
+    first_row = {u: r for r, u in reversed(list(enumerate(user)))}
+
+    def profile_keys(users: np.ndarray, fields: Sequence[str]) -> list[tuple]:
+        return [tuple(columns[f][first_row[u]] for f in fields) for u in users]
+
+    def reference_rows(fields: Sequence[str]):
+        """The `COLD_START_REFERENCE_INITS` rows for a model and its new users."""
+        def rows(model, users):
+            keyed = bool(fields)
+            return cold_start.mean_user_rows(
+                model, np.searchsorted(vocabulary, active_users) + 1, len(users),
+                profile_keys(active_users, fields) if keyed else None,
+                profile_keys(users, fields) if keyed else None)
+        return rows
+
+    def protocol(users: np.ndarray, generator: list[np.ndarray] | None,
+                 reference=None) -> dict:
+        """Cold start and warm-up a-c for `users`: random init when `generator` and
+        `reference` (a function of the model and the users) are None."""
         mine = np.where(np.isin(user, users), batches, "")
         index = np.searchsorted(np.asarray(vocabularies["user_id"]), users) + 1
         first_rows = np.array([np.flatnonzero(user == u)[0] for u in users])
@@ -470,7 +500,10 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
             model.gating.generator.set_weights(generator)
         profile = data_lib.lookup_columns(model.lookup, part(first_rows))["ids"][
             :, model._profile_columns]
-        cold_start.initialise_new_users(model, index, profile, generator is not None, seed)
+        if reference is not None:
+            cold_start.set_user_rows(model, index, reference(model, users))
+        else:
+            cold_start.initialise_new_users(model, index, profile, generator is not None, seed)
         warm_up = cold_start.WarmUp(model, index, learning_rate=COLD_START_WARMUP_LR)
         phases = {}
         for phase in (None, *cold_start.PHASES):
@@ -485,7 +518,10 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
         return phases
 
     users = data["user_parts"]
-    results = {"random": {p: protocol(users[p], None) for p in users}, "meta": {}}
+    results = {"random": {p: protocol(users[p], None) for p in users}, "meta": {},
+               "reference": {name: {p: protocol(users[p], None, reference_rows(fields))
+                                    for p in users}
+                             for name, fields in COLD_START_REFERENCE_INITS.items()}}
     for setting in COLD_START_GENERATORS:
         weights = generator_weights(setting)
         results["meta"][_generator_name(setting)] = {p: protocol(users[p], weights)
@@ -537,13 +573,19 @@ def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
     chosen = max(selection, key=lambda r: r["validation_auc_mean"])["generator"]
     held_rows = {p: int(np.isin(user[batches == cold_start.HELD_OUT], user_parts[p]).sum())
                  for p in user_parts}
-    for condition in ("random", "meta"):
+    reference_validation = {name: {p: mean_auc(lambda s, n=name: per_seed[s]["reference"][n],
+                                               "validation", p) for p in phases}
+                            for name in COLD_START_REFERENCE_INITS}
+    for condition in ("random", "meta", *COLD_START_REFERENCE_INITS):
         def results_of(s, c=condition):
-            return per_seed[s]["random"] if c == "random" else per_seed[s]["meta"][chosen]
+            if c in ("random", "meta"):
+                return per_seed[s]["random"] if c == "random" else per_seed[s]["meta"][chosen]
+            return per_seed[s]["reference"][c]
         for phase in phases:
             auc = [results_of(s)["test"][phase]["auc"] for s in seeds]
             logloss = [results_of(s)["test"][phase]["logloss"] for s in seeds]
             r = {"dataset": "movielens_100k", "model": f"PNN+UDG, {condition} init",
+                 "init": condition,
                  "backbone": COLD_START_BACKBONE, "user_level": "udg", "strategy": None,
                  "phase": phase, "seeds": list(seeds), "test_auc": auc, "test_logloss": logloss,
                  "auc_mean": float(np.mean(auc)), "logloss_mean": float(np.mean(logloss)),
@@ -555,12 +597,13 @@ def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
                 r["generator"] = chosen
                 r["generator_selection"] = selection
                 r["random_validation_auc"] = random_validation
+                r["reference_validation_auc"] = reference_validation
                 r["validation_new_users"] = int(len(user_parts["validation"]))
                 r["validation_held_out_rows"] = held_rows["validation"]
-                if len(seeds) > 1:
-                    random_auc = [per_seed[s]["random"]["test"][phase]["auc"] for s in seeds]
-                    r["p_value"] = one_sided_ttest(auc, random_auc)
-                    r["p_value_vs"] = "random init"
+            if condition != "random" and len(seeds) > 1:
+                random_auc = [per_seed[s]["random"]["test"][phase]["auc"] for s in seeds]
+                r["p_value"] = one_sided_ttest(auc, random_auc)
+                r["p_value_vs"] = "random init"
             yield r
 
 
@@ -571,13 +614,16 @@ def cold_start_table(rows: Sequence[dict]) -> str:
     lines = ["Test new users:", "",
              "| init | " + " | ".join(f"{p if p == 'cold' else 'warm-up ' + p} AUC (LogLoss)"
                                       for p in phases) + " |", "|---" * 5 + "|"]
-    for condition in ("random", "meta"):
+    for condition in ("random", "meta", *COLD_START_REFERENCE_INITS):
         cells = []
         for p in phases:
-            r = next((x for x in rows if x["phase"] == p and condition in x["model"]), None)
+            r = next((x for x in rows if x["phase"] == p
+                      and x.get("init", x["model"].split(", ")[1][:-len(" init")]) == condition),
+                     None)
             cells.append("" if r is None else f"{r['auc_mean']:.4f} ({r['logloss_mean']:.4f})"
                          + (f", p={r['p_value']:.2g}" if r["p_value"] is not None else ""))
-        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+        if any(cells):
+            lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     meta = next((x for x in rows if x.get("generator_selection")), None)
     if meta is not None:
         lines += ["", f"Generator settings on the validation new users (mean AUC over "
@@ -586,6 +632,9 @@ def cold_start_table(rows: Sequence[dict]) -> str:
         random = meta["random_validation_auc"]
         lines.append("| random | " + " | ".join(f"{random[p]:.4f}" for p in phases)
                      + f" | {np.mean(list(random.values())):.4f} |")
+        for name, values in meta.get("reference_validation_auc", {}).items():
+            lines.append(f"| {name} | " + " | ".join(f"{values[p]:.4f}" for p in phases)
+                         + f" | {np.mean(list(values.values())):.4f} |")
         for r in meta["generator_selection"]:
             lines.append(f"| meta, {r['generator']} | "
                          + " | ".join(f"{r['validation_auc'][p]:.4f}" for p in phases)

@@ -73,14 +73,47 @@ def initialise_new_users(model: RankingModel, user_index: np.ndarray, profile: n
                          meta: bool, seed: int = 0) -> None:
     """Sets the UDG rows of `user_index`: the generator's output (meta) or random
     values from the table's own initialiser N(0, 0.01²)."""
-    table = model.gating.user_table.embeddings
     if meta:
         values = model.gating.generator(tf.constant(profile)).numpy()
     else:
-        values = np.random.default_rng(seed).normal(
-            0.0, 0.01, (len(user_index), table.shape[1])).astype(np.float32)
+        width = model.gating.user_table.embeddings.shape[1]
+        values = np.random.default_rng(seed).normal(0.0, 0.01, (len(user_index), width))
+    set_user_rows(model, user_index, values)
+
+
+def set_user_rows(model: RankingModel, user_index: np.ndarray, values: np.ndarray) -> None:
+    """Writes float [len(user_index), udg_dim] `values` into the UDG rows of `user_index`."""
+    table = model.gating.user_table.embeddings
+    values = np.asarray(values, np.float32)
+    if values.shape != (len(user_index), table.shape[1]):
+        raise ValueError(f"set_user_rows: values of shape {values.shape} for "
+                         f"{len(user_index)} users of a {table.shape[1]}-wide table")
     table.scatter_update(tf.IndexedSlices(tf.constant(values),
                                           tf.constant(user_index, dtype=tf.int32)))
+
+
+def mean_user_rows(model: RankingModel, active_index: np.ndarray, new_count: int,
+                   active_keys: Sequence | None = None,
+                   new_keys: Sequence | None = None) -> np.ndarray:
+    """float32 [new_count, udg_dim]: an average active user's UDG row for each new user.
+
+    Without keys, every new user gets the mean trained row of the active users
+    (`active_index`). With keys (e.g. (gender, age) per user), a new user gets the
+    mean row of the active users with the same key, or the overall mean where no
+    active user has it: a profile-conditioned initialisation that learns nothing.
+    """
+    rows = model.gating.user_table.embeddings.numpy()[np.asarray(active_index)]
+    overall = rows.mean(axis=0)
+    if active_keys is None:
+        return np.repeat(overall[None, :], new_count, axis=0).astype(np.float32)
+    sums: dict = {}
+    for key, row in zip(active_keys, rows, strict=True):
+        total, count = sums.get(key, (0.0, 0))
+        sums[key] = (total + row, count + 1)
+    means = [sums[k][0] / sums[k][1] if k in sums else overall for k in new_keys]
+    if len(means) != new_count:
+        raise ValueError(f"mean_user_rows: {len(means)} new keys for {new_count} new users")
+    return np.stack(means).astype(np.float32)
 
 
 class WarmUp:
