@@ -54,12 +54,16 @@ TEMPERATURES = [0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
 # session 8).
 FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input",
                    "prediction_units": [64, 32, 16], "stop_embedding_gradient": False,
-                   "classifier_shared": False, "classifier_units": [4]}
+                   "classifier_shared": False, "classifier_units": [4],
+                   "head_units": [64, 32, 16], "individual_units": [64]}
 # The paper's per-group classifier MLPs (eq. 2), pinned in every table made before session 8.
 PER_GROUP_CLASSIFIER = ["--no-classifier-shared"]
+# The group head as wide as the backbone's MLP and a 64-unit MLP_p, pinned in every table
+# made before session 9 (train.py's defaults became one 16-unit layer each).
+WIDE_HEADS = ["--head-units", "64", "32", "16", "--individual-units", "64"]
 # The paper's form of GPRec that the ml1m_gprec, ablation and hyper-parameter tables use,
 # written out so that they do not follow train.py's defaults.
-PAPER_GPREC = ["--no-stop-embedding-gradient", *PER_GROUP_CLASSIFIER]
+PAPER_GPREC = ["--no-stop-embedding-gradient", *PER_GROUP_CLASSIFIER, *WIDE_HEADS]
 PAPER_INPUT_MLP = ["--prediction-units", "64", "32", "16"]
 
 
@@ -77,8 +81,9 @@ def effective(config: dict) -> dict:
     config = {**LATER_OPTIONS, **config}
     if "gprec" not in config.get("user_level", "none"):
         return {k: v for k, v in config.items() if k not in GPREC_OPTIONS}
-    if config.get("prediction_units") is None:  # recorded before session 7: hidden_units
-        config["prediction_units"] = list(config["hidden_units"])
+    for name in ("prediction_units", "head_units"):  # None: hidden_units (as recorded
+        if config.get(name) is None:                  # before sessions 7 and 9)
+            config[name] = list(config["hidden_units"])
     return config
 
 
@@ -244,7 +249,8 @@ ZOO = ["mlp", "wd", "deepfm", "ipnn", "opnn", "dcn", "dcnv2", "gdcn", "finalmlp"
 ZOO_WITH_GPREC = ["gdcn", "dcn", "finalmlp", "destine"]  # the paper's Table III
 # GPRec's configuration on these backbones: the best validation AUC of six tried on GDCN,
 # seed 2024 (results/ml1m_backbones.md, "Choosing GPRec's configuration").
-ZOO_GPREC_ARGS = ["--strategy", "ensemble", "--stop-embedding-gradient", *PER_GROUP_CLASSIFIER]
+ZOO_GPREC_ARGS = ["--strategy", "ensemble", "--stop-embedding-gradient", *PER_GROUP_CLASSIFIER,
+                  *WIDE_HEADS]
 BACKBONE_NAMES = {"mlp": "MLP", "wd": "W&D", "deepfm": "DeepFM", "ipnn": "IPNN",
                   "opnn": "OPNN", "dcn": "DCN", "dcnv2": "DCNv2", "gdcn": "GDCN",
                   "finalmlp": "FinalMLP", "destine": "DESTINE", "din": "DIN", "dien": "DIEN"}

@@ -137,12 +137,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="not in the paper, the default: one hidden MLP shared by all groups, "
                         "each with its own output (much cheaper than G small MLPs); "
                         "--no-classifier-shared is the paper's per-group MLPs")
-    g.add_argument("--head-units", type=int, nargs="*", default=None,
-                   help="hidden widths of the group auxiliary head MLP_g (eq. 7) (default: "
-                        "--hidden-units; the flag alone: a linear head)")
+    g.add_argument("--head-units", type=int, nargs="*", default=list(DEFAULTS.head_units),
+                   help="hidden widths of the group auxiliary head MLP_g (eq. 7); the paper's "
+                        "reading is --hidden-units (64 32 16); the flag alone: a linear head")
     g.add_argument("--individual-units", type=int, nargs="*",
                    default=list(DEFAULTS.individual_units),
-                   help="hidden widths of the individual-preference MLP_p (eq. 12)")
+                   help="hidden widths of the individual-preference MLP_p (eq. 12; 64 "
+                        "before session 9)")
     g.add_argument("--dp-rank", type=int, default=DEFAULTS.dp_rank,
                    help="rank of the dynamic-parameter layers")
     g.add_argument("--prediction-units", type=int, nargs="*", default=None,
@@ -218,7 +219,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         classifier_units=None if args.classifier_units is None else tuple(
             args.classifier_units),
         classifier_shared=args.classifier_shared, dp_rank=args.dp_rank,
-        head_units=None if args.head_units is None else tuple(args.head_units),
+        head_units=tuple(args.head_units),
         individual_units=tuple(args.individual_units),
         gprec_dropout=args.gprec_dropout, residual=args.residual,
         stop_embedding_gradient=args.stop_embedding_gradient,

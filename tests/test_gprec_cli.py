@@ -136,8 +136,9 @@ def test_gprec_options_name_exactly_the_gprec_fields_of_the_config():
 
 def test_gprec_defaults_are_the_chosen_form_and_the_paper_form_is_spelled_out():
     """train.py --user-level gprec: input strategy, a linear layer on [h, r_g, r_p], the
-    embeddings left to the backbone, one 16-unit classifier MLP shared by the groups; dp
-    and ensemble keep the backbone-sized MLP; the per-group classifier has 4 units."""
+    embeddings left to the backbone, one 16-unit classifier MLP shared by the groups, a
+    16-unit group head and MLP_p; dp and ensemble keep the backbone-sized MLP; the
+    per-group classifier has 4 units."""
     def config(*flags):
         parsed = train.parse_args(["--user-level", "gprec", *flags, "--model-dir", "x"])
         return train.config_from_args(parsed, 2024)
@@ -146,21 +147,26 @@ def test_gprec_defaults_are_the_chosen_form_and_the_paper_form_is_spelled_out():
     assert (default.strategy, default.prediction_units, default.stop_embedding_gradient) == (
         "input", (), True)
     assert (default.classifier_shared, default.classifier_units) == (True, (16,))
+    assert (default.head_units, default.individual_units) == ((16,), (16,))
+    assert config("--head-units").head_units == ()
     assert config("--no-classifier-shared").classifier_units == (4,)
     assert config("--classifier-units", "8").classifier_units == (8,)
     assert config("--strategy", "dp").prediction_units == default.hidden_units == (64, 32, 16)
     assert config("--strategy", "ensemble", "--hidden-units", "32", "16").prediction_units == (
         32, 16)
     paper = config("--no-stop-embedding-gradient", "--no-classifier-shared",
-                   "--prediction-units", "64", "32", "16")
+                   "--prediction-units", "64", "32", "16", *experiments.WIDE_HEADS)
     assert (paper.stop_embedding_gradient, paper.prediction_units) == (False, (64, 32, 16))
     assert (paper.classifier_shared, paper.classifier_units) == (False, (4,))
+    assert (paper.head_units, paper.individual_units) == ((64, 32, 16), (64,))
     assert config("--strategy", "dp", "--prediction-units").prediction_units == ()
     # A run recorded before these defaults (prediction_units None meant hidden_units, and no
-    # stop-gradient or classifier_shared field) is the same configuration as the explicit
-    # paper form, and keeps its run folder.
+    # stop-gradient, classifier_shared, head_units or individual_units field) is the same
+    # configuration as the explicit paper form, and keeps its run folder.
     old = {**paper.to_dict(), "prediction_units": None}
-    del old["stop_embedding_gradient"], old["classifier_shared"]
+    for name in ("stop_embedding_gradient", "classifier_shared", "head_units",
+                 "individual_units"):
+        del old[name]
     assert experiments.effective(old) == experiments.effective(paper.to_dict())
     assert experiments.Runner._slug(old, 2024) == experiments.Runner._slug(
         paper.to_dict(), 2024) == "user_level=gprec"

@@ -106,8 +106,8 @@ class TrainConfig:
     # GPRec (--user-level gprec), SPEC §2–§5.
     # The defaults of strategy, prediction_units and stop_embedding_gradient together are
     # GPRec(MLP)'s best 5-seed validation AUC (results/ml1m_gprec_tuning.md, session 6);
-    # classifier_shared is within that AUC's noise and trains at 61 % of the MLP's speed
-    # against 43 % (session 8, results/training_throughput.json).
+    # classifier_shared, head_units and individual_units are within that AUC's noise and
+    # make it cheaper (sessions 8 and 9, results/training_throughput*.json).
     strategy: str = "input"
     groups: int = 60
     temperature: float = 0.5
@@ -124,9 +124,12 @@ class TrainConfig:
     classifier_units: tuple[int, ...] | None = None
     classifier_shared: bool = True
     dp_rank: int = 16
-    # The group auxiliary head MLP_g (eq. 7-8); None: hidden_units, the paper's reading.
-    head_units: tuple[int, ...] | None = None
-    individual_units: tuple[int, ...] = (64,)  # hidden widths of MLP_p (eq. 12)
+    # Hidden widths of the group auxiliary head MLP_g (eq. 7-8; None: hidden_units, the
+    # paper's reading) and of MLP_p (eq. 12; (64,) before session 9). One 16-unit layer
+    # each ties the wider ones on 5-seed validation AUC and trains at 74 % of the MLP's
+    # speed against 57 % (session 9, results/ml1m_gprec_lean.md).
+    head_units: tuple[int, ...] | None = (16,)
+    individual_units: tuple[int, ...] = (16,)
     gprec_dropout: float | None = 0.0  # dropout of GPRec's MLPs; None: same as `dropout`
     # GPRec strategy MLP; None: the strategy's default, () (a linear layer on [h, r_g, r_p])
     # for input and hidden_units for dp and ensemble. (Runs made before session 7 record
