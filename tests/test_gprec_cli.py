@@ -55,6 +55,10 @@ def test_gprec_options_are_validated():
         TrainConfig(ablation="gprec-1")
     with pytest.raises(ConfigError, match="temperature must be > 0"):
         TrainConfig(user_level="gprec", temperature=0)
+    with pytest.raises(ConfigError, match="every width of head_units must be >= 1"):
+        TrainConfig(user_level="gprec", head_units=(16, 0))
+    with pytest.raises(ConfigError, match="every width of hidden_units must be >= 1"):
+        TrainConfig(hidden_units=(64, -32))
     with pytest.raises(SystemExit):
         train.parse_args(["--strategy", "stack", "--model-dir", "x"])
 

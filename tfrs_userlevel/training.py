@@ -191,6 +191,13 @@ class TrainConfig:
             (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
             (self.steps_per_execution >= 1, "steps_per_execution must be >= 1"),
             (len(self.hidden_units) >= 1, "hidden_units must name at least one layer"),
+            *[(all(u >= 1 for u in widths), f"every width of {name} must be >= 1")
+              for name, widths in (("hidden_units", self.hidden_units),
+                                   ("classifier_units", self.classifier_units),
+                                   ("head_units", self.head_units or ()),
+                                   ("individual_units", self.individual_units),
+                                   ("prediction_units", self.prediction_units),
+                                   ("udg_units", self.udg_units))],
             (self.strategy in STRATEGIES, f"strategy must be one of {list(STRATEGIES)}"),
             (self.groups >= 1, "groups must be >= 1"),
             (self.temperature > 0, "temperature must be > 0"),
