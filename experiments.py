@@ -498,7 +498,7 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
         """Cold start and warm-up a-c for `users`: random init when `generator` and
         `reference` (a function of the model and the users) are None."""
         mine = np.where(np.isin(user, users), batches, "")
-        index = np.searchsorted(np.asarray(vocabularies["user_id"]), users) + 1
+        index = np.searchsorted(vocabulary, users) + 1
         first_rows = np.array([np.flatnonzero(user == u)[0] for u in users])
         held = np.flatnonzero(mine == cold_start.HELD_OUT)
         model = load_trained(model_dir)
@@ -623,9 +623,7 @@ def cold_start_table(rows: Sequence[dict]) -> str:
     for condition in ("random", "meta", *COLD_START_REFERENCE_INITS):
         cells = []
         for p in phases:
-            r = next((x for x in rows if x["phase"] == p
-                      and x.get("init", x["model"].split(", ")[1][:-len(" init")]) == condition),
-                     None)
+            r = next((x for x in rows if x["phase"] == p and x.get("init") == condition), None)
             cells.append("" if r is None else f"{r['auc_mean']:.4f} ({r['logloss_mean']:.4f})"
                          + (f", p={r['p_value']:.2g}" if r["p_value"] is not None else ""))
         if any(cells):
