@@ -499,7 +499,7 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
         `reference` (a function of the model and the users) are None."""
         mine = np.where(np.isin(user, users), batches, "")
         index = np.searchsorted(vocabulary, users) + 1
-        first_rows = np.array([np.flatnonzero(user == u)[0] for u in users])
+        first_rows = np.array([first_row[u] for u in users])
         held = np.flatnonzero(mine == cold_start.HELD_OUT)
         model = load_trained(model_dir)
         if generator is not None:
