@@ -483,14 +483,14 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
     def profile_keys(users: np.ndarray, fields: Sequence[str]) -> list[tuple]:
         return [tuple(columns[f][first_row[u]] for f in fields) for u in users]
 
+    active_index = np.searchsorted(vocabulary, active_users) + 1
+
     def reference_rows(fields: Sequence[str]):
         """The `COLD_START_REFERENCE_INITS` rows for a model and its new users."""
         def rows(model, users):
-            keyed = bool(fields)
-            return cold_start.mean_user_rows(
-                model, np.searchsorted(vocabulary, active_users) + 1, len(users),
-                profile_keys(active_users, fields) if keyed else None,
-                profile_keys(users, fields) if keyed else None)
+            return cold_start.mean_user_rows(model, active_index,
+                                             profile_keys(active_users, fields),
+                                             profile_keys(users, fields))
         return rows
 
     def protocol(users: np.ndarray, generator: list[np.ndarray] | None,
@@ -626,8 +626,7 @@ def cold_start_table(rows: Sequence[dict]) -> str:
             r = next((x for x in rows if x["phase"] == p and x.get("init") == condition), None)
             cells.append("" if r is None else f"{r['auc_mean']:.4f} ({r['logloss_mean']:.4f})"
                          + (f", p={r['p_value']:.2g}" if r["p_value"] is not None else ""))
-        if any(cells):
-            lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     meta = next((x for x in rows if x.get("generator_selection")), None)
     if meta is not None:
         lines += ["", f"Generator settings on the validation new users (mean AUC over "

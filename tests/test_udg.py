@@ -200,11 +200,11 @@ def test_reference_inits_are_the_active_users_mean_rows(ml100k_time):
     rows = np.arange(4 * width, dtype=np.float32).reshape(4, width)
     cold_start.set_user_rows(model, np.array([1, 2, 3, 4]), rows)
     active = np.array([1, 2, 3])
-    overall = cold_start.mean_user_rows(model, active, 2)
+    overall = cold_start.mean_user_rows(model, active, [()] * 3, [()] * 2)
     np.testing.assert_allclose(overall, np.repeat(rows[:3].mean(0)[None], 2, 0))
     # Keyed: users 1 and 3 share "F", user 2 alone is "M"; a key no active user has gets
     # the overall mean.
-    keyed = cold_start.mean_user_rows(model, active, 3, ["F", "M", "F"], ["M", "F", "X"])
+    keyed = cold_start.mean_user_rows(model, active, ["F", "M", "F"], ["M", "F", "X"])
     np.testing.assert_allclose(keyed, np.stack([rows[1], (rows[0] + rows[2]) / 2,
                                                 rows[:3].mean(0)]))
     cold_start.set_user_rows(model, np.array([5, 6]), keyed[:2])

@@ -144,8 +144,8 @@ class TrainConfig:
             self.classifier_units = (16,) if self.classifier_shared else (4,)
         self.classifier_units = tuple(int(u) for u in self.classifier_units)
         self.udg_units = tuple(int(u) for u in self.udg_units)
-        if self.head_units is not None:
-            self.head_units = tuple(int(u) for u in self.head_units)
+        self.head_units = tuple(int(u) for u in (
+            self.hidden_units if self.head_units is None else self.head_units))
         self.individual_units = tuple(int(u) for u in self.individual_units)
         if self.prediction_units is None:
             self.prediction_units = () if self.strategy == "input" else self.hidden_units
@@ -194,7 +194,7 @@ class TrainConfig:
             *[(all(u >= 1 for u in widths), f"every width of {name} must be >= 1")
               for name, widths in (("hidden_units", self.hidden_units),
                                    ("classifier_units", self.classifier_units),
-                                   ("head_units", self.head_units or ()),
+                                   ("head_units", self.head_units),
                                    ("individual_units", self.individual_units),
                                    ("prediction_units", self.prediction_units),
                                    ("udg_units", self.udg_units))],
@@ -237,7 +237,7 @@ class TrainConfig:
         values["hidden_units"] = list(self.hidden_units)
         values["classifier_units"] = list(self.classifier_units)
         values["udg_units"] = list(self.udg_units)
-        values["head_units"] = None if self.head_units is None else list(self.head_units)
+        values["head_units"] = list(self.head_units)
         values["individual_units"] = list(self.individual_units)
         values["prediction_units"] = list(self.prediction_units)
         return values
@@ -317,7 +317,7 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
         "strategy": config.strategy, "embedding_dim": config.embedding_dim,
         "classifier_units": config.classifier_units,
         "classifier_shared": config.classifier_shared,
-        "head_units": config.hidden_units if config.head_units is None else config.head_units,
+        "head_units": config.head_units,
         "individual_units": config.individual_units,
         "dropout": config.dropout if config.gprec_dropout is None else config.gprec_dropout,
         "group_weight": config.group_weight,

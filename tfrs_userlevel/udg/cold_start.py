@@ -92,28 +92,23 @@ def set_user_rows(model: RankingModel, user_index: np.ndarray, values: np.ndarra
                                           tf.constant(user_index, dtype=tf.int32)))
 
 
-def mean_user_rows(model: RankingModel, active_index: np.ndarray, new_count: int,
-                   active_keys: Sequence | None = None,
-                   new_keys: Sequence | None = None) -> np.ndarray:
-    """float32 [new_count, udg_dim]: an average active user's UDG row for each new user.
+def mean_user_rows(model: RankingModel, active_index: np.ndarray, active_keys: Sequence,
+                   new_keys: Sequence) -> np.ndarray:
+    """float32 [len(new_keys), udg_dim]: an average active user's UDG row per new user.
 
-    Without keys, every new user gets the mean trained row of the active users
-    (`active_index`). With keys (e.g. (gender, age) per user), a new user gets the
-    mean row of the active users with the same key, or the overall mean where no
-    active user has it: a profile-conditioned initialisation that learns nothing.
+    A new user gets the mean trained row of the active users (`active_index`) whose
+    key (e.g. (gender, age)) equals its own, or the mean of all of them where none
+    does: a profile-conditioned initialisation that learns nothing. With the same
+    key for everyone (e.g. ()), every new user gets the overall mean.
     """
     rows = model.gating.user_table.embeddings.numpy()[np.asarray(active_index)]
-    overall = rows.mean(axis=0)
-    if active_keys is None:
-        return np.repeat(overall[None, :], new_count, axis=0).astype(np.float32)
     sums: dict = {}
     for key, row in zip(active_keys, rows, strict=True):
         total, count = sums.get(key, (0.0, 0))
         sums[key] = (total + row, count + 1)
-    means = [sums[k][0] / sums[k][1] if k in sums else overall for k in new_keys]
-    if len(means) != new_count:
-        raise ValueError(f"mean_user_rows: {len(means)} new keys for {new_count} new users")
-    return np.stack(means).astype(np.float32)
+    overall = rows.mean(axis=0)
+    return np.stack([sums[k][0] / sums[k][1] if k in sums else overall
+                     for k in new_keys]).astype(np.float32)
 
 
 class WarmUp:
