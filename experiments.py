@@ -8,6 +8,7 @@
   python experiments.py ml1m_backbones                # every backbone, GPRec on four (3 seeds)
   python experiments.py ml1m_baselines                # MMoE ... DGPM vs MLP and GPRec (3 seeds)
   python experiments.py diversity --model-dir DIR     # RQ5 heatmap of the group embeddings
+  python experiments.py by_activity --a ... --b ...   # test AUC of A and B by user activity
 
 Every run lands in --runs-dir/<configuration>/seed_<seed>/ (train.py's
 outputs). A run whose metrics.json exists with the identical config is
@@ -73,7 +74,7 @@ LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {
                  "udg_dim": None, "udg_units": [64, 32], "gate_scale": 1.0, "udg_l2": 0.0,
                  "meta": False, "meta_steps": 300, "classifier_shared": False, "residual": False,
                  "stop_embedding_gradient": False, "head_units": None,
-                 "individual_units": [64]}
+                 "individual_units": [64], "gprec_base": "hidden"}
 
 
 def effective(config: dict) -> dict:
@@ -786,6 +787,109 @@ def diversity(model_dir: Path, out: Path, shown_groups: int = 5, seed: int = 0) 
     return stats
 
 
+# -- test AUC by user activity -------------------------------------------------
+
+ACTIVITY_BUCKETS = 4  # users split into quartiles of their number of training rows
+
+
+def exact_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC from ranks (ties get their mean rank): P(score+ > score-) + ½·P(=)."""
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels).astype(bool)
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        raise ValueError(f"exact_auc: needs both classes, got {positives} positive and "
+                         f"{negatives} negative rows")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2)
+                 / (positives * negatives))
+
+
+def test_probabilities(model_dir: Path, test: dict[str, np.ndarray],
+                       batch_size: int = 16384) -> np.ndarray:
+    """The best checkpoint's probabilities on every row of `test`, in order: [N]."""
+    from tfrs_userlevel.backend import tf
+    from tfrs_userlevel.training import load_trained
+
+    model = load_trained(model_dir)
+    names = model.feature_spec.names
+    rows = tf.data.Dataset.from_tensor_slices({n: test[n] for n in names}).batch(batch_size)
+    return np.concatenate([model(batch).numpy().ravel() for batch in rows])
+
+
+def activity_buckets(train_users: np.ndarray, test_users: np.ndarray,
+                     buckets: int = ACTIVITY_BUCKETS) -> tuple[np.ndarray, list[str]]:
+    """Each test row's bucket (0 = least active users) by its user's training-row count,
+    the users cut into `buckets` quantiles; and a label per bucket ("16–43 rows")."""
+    users, counts = np.unique(train_users, return_counts=True)
+    edges = np.quantile(counts, np.linspace(0, 1, buckets + 1))
+    user_bucket = np.clip(np.searchsorted(edges, counts, side="right") - 1, 0, buckets - 1)
+    labels = []
+    for b in range(buckets):
+        inside = counts[user_bucket == b]
+        labels.append(f"{inside.min()}–{inside.max()} rows, {len(inside)} users")
+    position = np.searchsorted(users, test_users)
+    known = (position < len(users)) & (users[np.minimum(position, len(users) - 1)]
+                                       == test_users)
+    if not known.all():
+        raise ValueError(f"activity_buckets: {int((~known).sum())} test rows belong to users "
+                         "with no training row")
+    return user_bucket[position], labels
+
+
+def by_activity(runner: Runner, a: Sequence[str], b: Sequence[str], seeds: Sequence[int],
+                name: str | None, command: str) -> list[dict]:
+    """Test AUC of configurations A and B within each user-activity bucket, per seed
+    (both trained or reused through `runner`), with B − A and Welch's one-sided p."""
+    parsed = train.parse_args(runner.common + list(a) + ["--model-dir", "unused"])
+    splits = datasets.load_splits(parsed.dataset, parsed.split, runner.data_dir,
+                                  history_length=parsed.history_length)
+    test = splits["test"]
+    bucket, labels = activity_buckets(splits["train"]["user_id"], test["user_id"])
+    per_seed = {"A": [], "B": []}
+    for side, args in (("A", a), ("B", b)):
+        for seed in seeds:
+            runner.metrics(args, seed)  # trains it if it is not cached
+            scores = test_probabilities(runner.run_dir(args, seed), test)
+            per_seed[side].append(
+                [exact_auc(test["label"], scores)]
+                + [exact_auc(test["label"][bucket == k], scores[bucket == k])
+                   for k in range(len(labels))])
+    rows = []
+    for k, label in enumerate(["all users", *labels]):
+        auc_a = [s[k] for s in per_seed["A"]]
+        auc_b = [s[k] for s in per_seed["B"]]
+        rows.append({"bucket": label,
+                     "test_rows": int(len(bucket) if k == 0 else (bucket == k - 1).sum()),
+                     "auc_a": auc_a, "auc_b": auc_b,
+                     "auc_a_mean": float(np.mean(auc_a)), "auc_b_mean": float(np.mean(auc_b)),
+                     "difference": float(np.mean(auc_b) - np.mean(auc_a)),
+                     "p_value": one_sided_ttest(auc_b, auc_a)})
+    lines = [f"# Test AUC by user activity: B = `{' '.join(b)}` against A = "
+             f"`{' '.join(a)}`", "", f"Regenerate: `{command}`", "",
+             f"Seeds {', '.join(map(str, seeds))}. Users are cut into {ACTIVITY_BUCKETS} "
+             "quantiles of their number of training rows; each AUC is computed exactly "
+             "(from ranks) on the test rows of that bucket's users; p is Welch's one-sided "
+             "test of \"B higher\".", "",
+             "| users | test rows | A | B | B − A | p (B better) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['bucket']} | {r['test_rows']:,} | {r['auc_a_mean']:.4f} | "
+                     f"{r['auc_b_mean']:.4f} | {r['difference']:+.4f} | {r['p_value']:.2g} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if name:
+        write_json_atomic(RESULTS / f"{name}.json", {"a": list(a), "b": list(b),
+                                                     "seeds": list(seeds), "rows": rows,
+                                                     "command": command})
+        path = RESULTS / f"{name}.md"
+        old = path.read_text() if path.exists() else ""
+        path.write_text(text + (old[old.index(READING):] if READING in old else ""))
+    return rows
+
+
 # -- CLI ---------------------------------------------------------------------
 
 TABLES = {
@@ -808,15 +912,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n", 2)[2])
-    p.add_argument("what", choices=["compare", "diversity", *TABLES])
+    p.add_argument("what", choices=["compare", "by_activity", "diversity", *TABLES])
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="default: 5 seeds (2024-2028); ml1m_gprec_hparams: 2024; "
                         "ml1m_backbones and ml1m_baselines: 2024-2026")
     p.add_argument("--runs-dir", default="runs/experiments")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--a", default="--user-level none", help="compare: reference train.py args")
-    p.add_argument("--b", default="--user-level gprec", help="compare: candidate train.py args")
-    p.add_argument("--name", default=None, help="compare: also write results/NAME.md/.json")
+    p.add_argument("--a", default="--user-level none",
+                   help="compare, by_activity: reference train.py args")
+    p.add_argument("--b", default="--user-level gprec",
+                   help="compare, by_activity: candidate train.py args")
+    p.add_argument("--name", default=None,
+                   help="compare, by_activity: also write results/NAME.md/.json")
     p.add_argument("--train-args", default="",
                    help="extra train.py args for every run of a table (e.g. '--epochs 2')")
     p.add_argument("--model-dir", default=None, help="diversity: a finished GPRec run")
@@ -838,6 +945,10 @@ def main(argv=None) -> int:
         diversity(Path(args.model_dir), Path(args.out))
         return 0
     runner = Runner(Path(args.runs_dir), args.data_dir, ML1M + shlex.split(args.train_args))
+    if args.what == "by_activity":
+        by_activity(runner, shlex.split(args.a), shlex.split(args.b), args.seeds or FIVE_SEEDS,
+                    args.name, command)
+        return 0
     if args.what == "compare":
         seeds = args.seeds or FIVE_SEEDS
         a, b = shlex.split(args.a), shlex.split(args.b)

@@ -25,7 +25,7 @@ from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
-from tfrs_userlevel.gprec.layer import CONTRASTS
+from tfrs_userlevel.gprec.layer import BASES, CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import (
@@ -158,6 +158,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="not in the paper: GPRec reads the embeddings without training them "
                         "(default: on; --no-stop-embedding-gradient lets GPRec's losses "
                         "train them, as in the paper)")
+    g.add_argument("--gprec-base", default=DEFAULTS.gprec_base, choices=BASES,
+                   help="the strategy's base representation h: the backbone's hidden state, "
+                        "or the flattened embeddings (with the input strategy and "
+                        "--prediction-units as --hidden-units, MLP_pred([E, r_g, r_p]) takes "
+                        "the place of the MLP backbone's MLP, the paper's reading)")
     g.add_argument("--gprec-dropout", type=float, default=DEFAULTS.gprec_dropout,
                    help="dropout of GPRec's MLPs (default: --dropout)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -222,7 +227,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         head_units=tuple(args.head_units),
         individual_units=tuple(args.individual_units),
         gprec_dropout=args.gprec_dropout, residual=args.residual,
-        stop_embedding_gradient=args.stop_embedding_gradient,
+        stop_embedding_gradient=args.stop_embedding_gradient, gprec_base=args.gprec_base,
         prediction_units=None if args.prediction_units is None else tuple(args.prediction_units))
 
 

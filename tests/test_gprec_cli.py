@@ -175,3 +175,43 @@ def test_gprec_defaults_are_the_chosen_form_and_the_paper_form_is_spelled_out():
     assert experiments.Runner._slug(old, 2024) == experiments.Runner._slug(
         paper.to_dict(), 2024) == "user_level=gprec"
     assert experiments.effective(old) != experiments.effective(default.to_dict())
+
+
+def test_exact_auc_counts_ordered_pairs_and_half_ties():
+    labels = np.array([1, 0, 1, 0, 1])
+    scores = np.array([0.9, 0.1, 0.4, 0.4, 0.2])
+    # positive/negative pairs: 0.9 beats both, 0.4 beats 0.1 and ties 0.4, 0.2 beats 0.1.
+    assert experiments.exact_auc(labels, scores) == pytest.approx((2 + 1.5 + 1) / 6)
+    assert experiments.exact_auc(labels, -scores) == pytest.approx(1 - (2 + 1.5 + 1) / 6)
+    with pytest.raises(ValueError, match="both classes"):
+        experiments.exact_auc(np.ones(3), np.arange(3.0))
+
+
+def test_activity_buckets_cut_users_by_training_rows():
+    train_users = np.repeat([1, 2, 3, 4], [1, 2, 3, 10])
+    bucket, labels = experiments.activity_buckets(train_users, np.array([4, 1, 2, 3, 1]),
+                                                  buckets=2)
+    assert bucket.tolist() == [1, 0, 0, 1, 0]
+    assert labels == ["1–2 rows, 2 users", "3–10 rows, 2 users"]
+    with pytest.raises(ValueError, match="1 test rows belong to users with no training"):
+        experiments.activity_buckets(train_users, np.array([1, 5]), buckets=2)
+
+
+def test_by_activity_rescores_the_saved_runs_and_matches_their_test_auc(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiments, "RESULTS", tmp_path / "results")
+    (tmp_path / "results").mkdir()
+    runs = tmp_path / "runs"
+    argv = ["by_activity", "--a", "--user-level none", "--b", "--user-level gprec --groups 4",
+            "--name", "act", "--runs-dir", str(runs), "--seeds", "1", "2", "--train-args",
+            "--dataset movielens_100k --epochs 1 --max-steps 20 --batch-size 1024"]
+    assert experiments.main(argv) == 0
+    report = json.loads((tmp_path / "results" / "act.json").read_text())
+    rows = report["rows"]
+    assert rows[0]["bucket"] == "all users" and len(rows) == 1 + experiments.ACTIVITY_BUCKETS
+    assert sum(r["test_rows"] for r in rows[1:]) == rows[0]["test_rows"]
+    # The rescored saved models give the AUC their runs recorded (Keras' AUC uses buckets).
+    recorded = sorted(json.loads(p.read_text())["test"]["auc"]
+                      for p in runs.glob("*/seed_*/metrics.json"))
+    assert sorted(rows[0]["auc_a"] + rows[0]["auc_b"]) == pytest.approx(recorded, abs=2e-3)
+    assert all(0.5 < auc < 1 for r in rows for auc in r["auc_a"] + r["auc_b"])
+    assert "| all users |" in (tmp_path / "results" / "act.md").read_text()

@@ -401,3 +401,24 @@ def test_factored_orthogonal_loss_is_the_cosine_of_the_built_vectors():
     weights = rng.normal(size=(12, 7)).astype(np.float32)
     np.testing.assert_allclose(groups.matmul(weights), r_g @ weights, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(individual.matmul(weights), r_p @ weights, rtol=1e-4, atol=1e-4)
+
+
+def test_embeddings_base_reads_the_flattened_embeddings_instead_of_the_hidden_state():
+    x = _inputs()
+    x["embeddings"] = tf.concat([x["item"], x["user"], x["personal"]], axis=1)  # [B, 9, D]
+    layer = GPRec(groups=4, reduce="sum", base="embeddings", prediction_units=(8,),
+                  stop_embedding_gradient=True, backbone_weight=0.0)
+    with tf.GradientTape() as tape:
+        tape.watch([x["embeddings"], x["hidden"]])
+        out = layer(x, training=False)
+        loss = tf.reduce_mean(out["logit"])
+    grad_e, grad_h = tape.gradient(loss, [x["embeddings"], x["hidden"]])
+    # MLP_pred's first layer reads [E (9·D), r_g (D), r_p (D)]: E trains through it, even
+    # with the user / personal / item views stopped, and h is not read at all.
+    assert layer.combiner.mlp._dense_params[0][0].shape == (11 * D, 8)
+    assert grad_h is None and np.any(grad_e.numpy())
+    moved = {**x, "hidden": x["hidden"] + 1.0}
+    np.testing.assert_array_equal(layer(moved)["logit"].numpy(), out["logit"].numpy())
+    assert GPRec.from_config(layer.get_config()).base == "embeddings"
+    with pytest.raises(ValueError, match="base must be one of"):
+        GPRec(base="backbone")

@@ -45,7 +45,7 @@ from tfrs_userlevel.distribute import cluster_spec, is_chief, make_strategy
 from tfrs_userlevel.features import FeatureSpec, fused_vocabulary_size
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
 from tfrs_userlevel.gprec.groups import REDUCTIONS
-from tfrs_userlevel.gprec.layer import CONTRASTS
+from tfrs_userlevel.gprec.layer import BASES, CONTRASTS
 from tfrs_userlevel.metrics import METRIC_NAMES, evaluate_ids
 from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.monitoring import UserLevelMonitor
@@ -137,6 +137,9 @@ class TrainConfig:
     prediction_units: tuple[int, ...] | None = None
     residual: bool = False  # GPRec output added to the backbone's logit (not in the paper)
     stop_embedding_gradient: bool = True  # GPRec does not train the embeddings (ditto)
+    # The strategy's base representation: the backbone's hidden state, or the flattened
+    # embeddings (the paper's reading of an MLP backbone; GPRec layer `base`).
+    gprec_base: str = "hidden"
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
@@ -209,6 +212,7 @@ class TrainConfig:
             (min(self.group_weight, self.contrast_weight, self.orthogonal_weight,
                  self.backbone_weight) >= 0, "loss weights must be >= 0"),
             (self.contrast in CONTRASTS, f"contrast must be one of {list(CONTRASTS)}"),
+            (self.gprec_base in BASES, f"gprec_base must be one of {list(BASES)}"),
             (not (self.residual and self.strategy == "ensemble"),
              "residual applies to the input and dp strategies, not ensemble"),
             ("gprec" in self.user_level or not self.residual, "residual needs user_level gprec"),
@@ -251,7 +255,7 @@ GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "gro
                  "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
                  "classifier_units", "classifier_shared", "dp_rank", "head_units",
                  "individual_units", "gprec_dropout",
-                 "prediction_units", "residual", "stop_embedding_gradient")
+                 "prediction_units", "residual", "stop_embedding_gradient", "gprec_base")
 
 
 def _check_options(kind: str, name: str, given: Mapping[str, Any], known) -> None:
@@ -327,6 +331,7 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
         "dp_rank": config.dp_rank, "prediction_units": config.prediction_units,
         "output_bias": float(np.log(positive_rate / (1.0 - positive_rate))),
         "residual": config.residual, "stop_embedding_gradient": config.stop_embedding_gradient,
+        "base": config.gprec_base,
     }
     options.update(ABLATIONS.get(config.ablation, {}))
     return GPRec(name="gprec", **options)

@@ -27,6 +27,7 @@ from tfrs_userlevel.gprec.groups import (
 from tfrs_userlevel.gprec.individual import IndividualPreference, OrthogonalLoss
 
 GROUP_EMBEDDINGS = ("dual", "single")
+BASES = ("hidden", "embeddings")
 CONTRASTS = ("paper", "flipped")
 
 # Ablations of the paper's §IV-C, as overrides of the GPRec constructor.
@@ -84,6 +85,14 @@ class GPRec(keras.layers.Layer):
         logit is the backbone's own logit plus a learned scale (starting at 0,
         as in ReZero) times the strategy's output, so that GPRec starts as
         the backbone and learns a user-level correction on top of it.
+      base: What the strategy reads as the base representation h: "hidden",
+        the backbone's hidden state (its last layer before its own head), or
+        "embeddings", the flattened feature embeddings E [B, F·d]. The paper
+        (§III-A) splits a model into representation learning (the backbone) and
+        a prediction module, "typically an MLP"; for the MLP backbone the
+        representation is E itself and the MLP is the prediction module, so
+        with "embeddings" the input strategy's MLP_pred([E, r_g, r_p]) takes
+        the place of the backbone's MLP (give it the backbone's widths).
       stop_embedding_gradient: Not in the paper: GPRec reads the user, personal
         and item embeddings without sending gradients into them, so that only
         the backbone trains the shared embedding table.
@@ -118,7 +127,7 @@ class GPRec(keras.layers.Layer):
                  contrast: str = "paper", dp_rank: int = 16,
                  ensemble_average: str = "probability", output_bias: float = 0.0,
                  residual: bool = False, stop_embedding_gradient: bool = False,
-                 add_losses: bool = False, **kwargs):
+                 base: str = "hidden", add_losses: bool = False, **kwargs):
         super().__init__(**kwargs)
         checks = [
             (groups >= 1, f"groups must be >= 1, got {groups}"),
@@ -129,6 +138,7 @@ class GPRec(keras.layers.Layer):
             (group_embedding in GROUP_EMBEDDINGS,
              f"group_embedding must be one of {GROUP_EMBEDDINGS}, got {group_embedding!r}"),
             (contrast in CONTRASTS, f"contrast must be one of {CONTRASTS}, got {contrast!r}"),
+            (base in BASES, f"base must be one of {BASES}, got {base!r}"),
             (min(group_weight, contrast_weight, orthogonal_weight, backbone_weight) >= 0,
              "loss weights must be >= 0"),
             (not (residual and strategy == "ensemble"),
@@ -162,6 +172,7 @@ class GPRec(keras.layers.Layer):
         self.output_bias = float(output_bias)
         self.residual = bool(residual)
         self.stop_embedding_gradient = bool(stop_embedding_gradient)
+        self.base = base
         self.add_losses = bool(add_losses)
         self._factored = True  # False: build r_g and r_p (the reference path of the tests)
 
@@ -249,7 +260,11 @@ class GPRec(keras.layers.Layer):
                           else self.individual_preference(inputs["personal"],
                                                           training=training))
         backbone_logit = inputs.get("logit")
-        logit = self.combiner(inputs["hidden"], group, individual, item=item,
+        base = inputs["hidden"]
+        if self.base == "embeddings":  # E [B, F, d], trained through the strategy
+            base = inputs["embeddings"]
+            base = tf.reshape(base, [-1, base.shape[1] * base.shape[2]])
+        logit = self.combiner(base, group, individual, item=item,
                               group_logit=group_logit, backbone_logit=backbone_logit,
                               training=training)
         if self.residual:
@@ -310,5 +325,5 @@ class GPRec(keras.layers.Layer):
                 "backbone_weight": self.backbone_weight, "contrast": self.contrast,
                 "dp_rank": self.dp_rank, "ensemble_average": self.ensemble_average,
                 "output_bias": self.output_bias, "residual": self.residual,
-                "stop_embedding_gradient": self.stop_embedding_gradient,
+                "stop_embedding_gradient": self.stop_embedding_gradient, "base": self.base,
                 "add_losses": self.add_losses}
