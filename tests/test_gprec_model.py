@@ -22,11 +22,13 @@ def _gprec_model(spec, train, **gprec):
                                          **gprec))
 
 
-@pytest.mark.parametrize("strategy", ["input", "dp", "ensemble"])
+@pytest.mark.parametrize("strategy,options", [
+    ("input", {}), ("dp", {}), ("ensemble", {}),
+    ("input", {"base": "embeddings", "prediction_units": (32, 16)})])
 def test_ranking_model_with_gprec_learns_logs_every_term_and_round_trips(
-        ml100k, spec, strategy, tmp_path):
+        ml100k, spec, strategy, options, tmp_path):
     train, test = ml100k["train"], ml100k["test"]
-    model = _gprec_model(spec, train, strategy=strategy, reduce="sum")
+    model = _gprec_model(spec, train, strategy=strategy, reduce="sum", **options)
     model.compile(keras.optimizers.Adam(3e-3), steps_per_execution=10)
     ids = data.lookup_columns(model.lookup, train)
     history = model.fit(data.training_dataset(ids, train["label"], 1024, seed=0), epochs=2,
