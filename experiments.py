@@ -187,14 +187,18 @@ def write_table(name: str, title: str, rows: list[dict], command: str,
     """Writes results/NAME.json and NAME.md (with `extra` markdown after the table); a
     hand-written "## Reading" section at the end of an existing NAME.md is kept."""
     write_json_atomic(RESULTS / f"{name}.json", rows)
-    path = RESULTS / f"{name}.md"
-    old = path.read_text() if path.exists() else ""
-    reading = old[old.index(READING):] if READING in old else ""
     text = f"# {title}\n\nRegenerate: `{command}`\n\n{markdown_table(rows)}\n"
     if extra:
         text += f"\n{extra}\n"
-    path.write_text(text + reading)
+    write_keeping_reading(RESULTS / f"{name}.md", text)
     print(text)
+
+
+def write_keeping_reading(path: Path, text: str) -> None:
+    """Writes `text` to `path`, keeping the hand-written "## Reading" section at the end of
+    the file it replaces."""
+    old = path.read_text() if path.exists() else ""
+    path.write_text(text + (old[old.index(READING):] if READING in old else ""))
 
 
 # -- tables ------------------------------------------------------------------
@@ -884,9 +888,7 @@ def by_activity(runner: Runner, a: Sequence[str], b: Sequence[str], seeds: Seque
         write_json_atomic(RESULTS / f"{name}.json", {"a": list(a), "b": list(b),
                                                      "seeds": list(seeds), "rows": rows,
                                                      "command": command})
-        path = RESULTS / f"{name}.md"
-        old = path.read_text() if path.exists() else ""
-        path.write_text(text + (old[old.index(READING):] if READING in old else ""))
+        write_keeping_reading(RESULTS / f"{name}.md", text)
     return rows
 
 
