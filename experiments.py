@@ -796,19 +796,17 @@ def diversity(model_dir: Path, out: Path, shown_groups: int = 5, seed: int = 0) 
 ACTIVITY_BUCKETS = 4  # users split into quartiles of their number of training rows
 
 
-def exact_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC from ranks (ties get their mean rank): P(score+ > score-) + ½·P(=)."""
-    from scipy.stats import rankdata
+def bucket_auc(labels: np.ndarray, scores: np.ndarray, where: str) -> float:
+    """Exact test AUC of one group of rows (`monitoring.exact_auc_logloss`), refusing a
+    group with one class only, whose AUC is undefined; `where` names the group."""
+    from tfrs_userlevel.monitoring import exact_auc_logloss
 
-    labels = np.asarray(labels).astype(bool)
-    positives = int(labels.sum())
+    positives = int(np.sum(labels == 1))
     negatives = len(labels) - positives
     if positives == 0 or negatives == 0:
-        raise ValueError(f"exact_auc: needs both classes, got {positives} positive and "
+        raise ValueError(f"AUC of {where}: needs both classes, got {positives} positive and "
                          f"{negatives} negative rows")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2)
-                 / (positives * negatives))
+    return exact_auc_logloss(labels, scores)[0]
 
 
 def test_probabilities(model_dir: Path, test: dict[str, np.ndarray],
@@ -858,9 +856,9 @@ def by_activity(runner: Runner, a: Sequence[str], b: Sequence[str], seeds: Seque
             runner.metrics(args, seed)  # trains it if it is not cached
             scores = test_probabilities(runner.run_dir(args, seed), test)
             per_seed[side].append(
-                [exact_auc(test["label"], scores)]
-                + [exact_auc(test["label"][bucket == k], scores[bucket == k])
-                   for k in range(len(labels))])
+                [bucket_auc(test["label"], scores, "all test rows")]
+                + [bucket_auc(test["label"][bucket == k], scores[bucket == k],
+                              f"the users with {labels[k]}") for k in range(len(labels))])
     rows = []
     for k, label in enumerate(["all users", *labels]):
         auc_a = [s[k] for s in per_seed["A"]]

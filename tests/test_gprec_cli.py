@@ -177,14 +177,14 @@ def test_gprec_defaults_are_the_chosen_form_and_the_paper_form_is_spelled_out():
     assert experiments.effective(old) != experiments.effective(default.to_dict())
 
 
-def test_exact_auc_counts_ordered_pairs_and_half_ties():
+def test_bucket_auc_counts_ordered_pairs_and_half_ties():
     labels = np.array([1, 0, 1, 0, 1])
     scores = np.array([0.9, 0.1, 0.4, 0.4, 0.2])
     # positive/negative pairs: 0.9 beats both, 0.4 beats 0.1 and ties 0.4, 0.2 beats 0.1.
-    assert experiments.exact_auc(labels, scores) == pytest.approx((2 + 1.5 + 1) / 6)
-    assert experiments.exact_auc(labels, -scores) == pytest.approx(1 - (2 + 1.5 + 1) / 6)
-    with pytest.raises(ValueError, match="both classes"):
-        experiments.exact_auc(np.ones(3), np.arange(3.0))
+    assert experiments.bucket_auc(labels, scores, "x") == pytest.approx((2 + 1.5 + 1) / 6)
+    assert experiments.bucket_auc(labels, -scores, "x") == pytest.approx(1 - (2 + 1.5 + 1) / 6)
+    with pytest.raises(ValueError, match="AUC of bucket 3: needs both classes, got 3 posi"):
+        experiments.bucket_auc(np.ones(3), np.arange(3.0), "bucket 3")
 
 
 def test_activity_buckets_cut_users_by_training_rows():
