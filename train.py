@@ -101,6 +101,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     u.add_argument("--udg-l2", type=float, default=DEFAULTS.udg_l2,
                    help="L2 penalty on the UDG user table, as --embedding-l2 on the main "
                         "table (0, none, in the paper)")
+    u.add_argument("--udg-stop-item-gradient", action="store_true",
+                   help="the gating networks read the item (and history) embeddings without "
+                        "training them (not in the paper)")
     u.add_argument("--meta", action="store_true",
                    help="add the meta-embedding generator for users outside the vocabulary; "
                         "it is trained after the base model (Algorithm 1, base frozen) and "
@@ -214,7 +217,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         distribute=args.distribute,
         history_length=args.history_length, udg_dim=args.udg_dim,
         udg_units=tuple(args.udg_units), gate_scale=args.gate_scale, udg_l2=args.udg_l2,
-        meta=args.meta,
+        udg_stop_item_gradient=args.udg_stop_item_gradient, meta=args.meta,
         meta_steps=args.meta_steps,
         strategy=args.strategy,
         groups=args.groups, temperature=args.temperature, reduce=args.reduce,

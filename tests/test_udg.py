@@ -260,3 +260,25 @@ def test_udg_l2_penalises_the_user_table_in_the_models_loss():
         UserDependentGating(6, l2=-1.0)
     with pytest.raises(ConfigError, match="udg_l2"):
         TrainConfig(udg_l2=1e-3)  # needs user_level udg
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_stop_item_gradient_keeps_the_gates_loss_off_the_item_embeddings(stop):
+    layer = UserDependentGating(6, udg_dim=4, hidden_units=(8,), stop_item_gradient=stop)
+    item = tf.random.stateless_normal([3, 2, 4], seed=[1, 2])
+    behavior = tf.random.stateless_normal([3, 4], seed=[3, 4])
+    inputs = {"item": item, "behavior": behavior, "user_index": tf.constant([1, 2, 0])}
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([item, behavior])
+        gates = layer(inputs, widths=[5, 3])
+        loss = tf.add_n([tf.reduce_sum(tf.square(g)) for g in gates])
+    for given in (item, behavior):
+        norm = float(tf.norm(tape.gradient(loss, given,
+                                           unconnected_gradients=tf.UnconnectedGradients.ZERO)))
+        assert (norm == 0.0) if stop else (norm > 0.0)
+    # The UDG table and every gating network train either way.
+    for weight in [layer.user_table.embeddings] + [n.trainable_weights[0] for n in layer.networks]:
+        assert float(tf.norm(tape.gradient(loss, weight))) > 0.0
+    assert UserDependentGating.from_config(layer.get_config()).stop_item_gradient is stop
+    with pytest.raises(ConfigError, match="udg_stop_item_gradient"):
+        TrainConfig(udg_stop_item_gradient=True)  # needs user_level udg

@@ -101,6 +101,7 @@ class TrainConfig:
     udg_units: tuple[int, ...] = (64, 32)  # hidden widths of each gating network
     gate_scale: float = 1.0  # gate = gate_scale · sigmoid(.)
     udg_l2: float = 0.0  # L2 on the UDG user table (like embedding_l2; 0 in the paper)
+    udg_stop_item_gradient: bool = False  # gates do not train the shared item embeddings
     meta: bool = False  # add the meta-embedding generator for unseen users
     meta_steps: int = 300  # Algorithm 1 steps after base training (with meta)
     # GPRec (--user-level gprec), SPEC §2–§5.
@@ -176,8 +177,9 @@ class TrainConfig:
             (self.meta_steps >= 0, "meta_steps must be >= 0"),
             ("udg" in self.user_level or (self.udg_dim is None and not self.meta
                                           and self.gate_scale == 1.0 and self.udg_l2 == 0.0
+                                          and not self.udg_stop_item_gradient
                                           and self.udg_units == (64, 32)),
-             "udg_dim, udg_units, gate_scale, udg_l2 and meta need user_level udg or "
+             "udg_dim, udg_units, gate_scale, udg_l2, udg_stop_item_gradient and meta need user_level udg or "
              "gprec+udg"),
             (self.udg_l2 >= 0, "udg_l2 must be >= 0"),
             ("udg" not in self.user_level or self.baseline is None,
@@ -308,7 +310,7 @@ def build_gating(config: TrainConfig, feature_spec: FeatureSpec,
     return UserDependentGating(
         num_users=len(vocabularies[owner]), udg_dim=config.udg_dim or config.embedding_dim,
         hidden_units=config.udg_units, gate_scale=config.gate_scale, l2=config.udg_l2,
-        meta=config.meta,
+        stop_item_gradient=config.udg_stop_item_gradient, meta=config.meta,
         vocabulary_size=vocabulary_size, name="udg")
 
 

@@ -78,6 +78,10 @@ class UserDependentGating(keras.layers.Layer):
         `embeddings_regularizer`, the convention of the main table's
         `embedding_l2`); 0 (the paper says nothing) leaves it unregularised.
       meta: Add the meta-embedding generator.
+      stop_item_gradient: Not in the paper: the gating networks read the item
+        (and history) embeddings through `tf.stop_gradient`, so the gates'
+        loss does not train the embeddings the backbone shares; the UDG table
+        and the gating networks still train.
       vocabulary_size: Fused id space of the profile ids (needed with meta).
 
     Call:
@@ -93,7 +97,7 @@ class UserDependentGating(keras.layers.Layer):
     def __init__(self, num_users: int, udg_dim: int = 16,
                  hidden_units: Sequence[int] = (64, 32), activation: str = "relu",
                  gate_scale: float = 1.0, meta: bool = False, vocabulary_size: int = 0,
-                 l2: float = 0.0, **kwargs):
+                 l2: float = 0.0, stop_item_gradient: bool = False, **kwargs):
         super().__init__(**kwargs)
         if meta and vocabulary_size < 1:
             raise ValueError("UserDependentGating: meta=True needs the vocabulary_size of the "
@@ -109,6 +113,7 @@ class UserDependentGating(keras.layers.Layer):
             raise ValueError(f"UserDependentGating: l2 must be >= 0, got {l2}")
         self.l2 = float(l2)
         self.meta = bool(meta)
+        self.stop_item_gradient = bool(stop_item_gradient)
         self.vocabulary_size = int(vocabulary_size)
         self.user_table = keras.layers.Embedding(
             self.num_users + 1, self.udg_dim, name="udg_user",
@@ -148,6 +153,8 @@ class UserDependentGating(keras.layers.Layer):
         parts = [tf.reshape(item, [-1, item.shape[1] * item.shape[2]])]
         if inputs.get("behavior") is not None:
             parts.append(inputs["behavior"])
+        if self.stop_item_gradient:
+            parts = [tf.stop_gradient(x) for x in parts]
         parts.append(self.user_embedding(inputs))
         x = tf.concat(parts, axis=1)
         gates = [network(x) for network in self.networks]
@@ -159,4 +166,5 @@ class UserDependentGating(keras.layers.Layer):
         return {**super().get_config(), "num_users": self.num_users, "udg_dim": self.udg_dim,
                 "hidden_units": list(self.hidden_units), "activation": self.activation,
                 "gate_scale": self.gate_scale, "l2": self.l2, "meta": self.meta,
+                "stop_item_gradient": self.stop_item_gradient,
                 "vocabulary_size": self.vocabulary_size}
