@@ -72,7 +72,8 @@ PAPER_INPUT_MLP = ["--prediction-units", "64", "32", "16"]
 LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
                  "deterministic": False, "distribute": "default", "history_length": 0,
                  "udg_dim": None, "udg_units": [64, 32], "gate_scale": 1.0, "udg_l2": 0.0,
-                 "udg_stop_item_gradient": False, "meta": False, "meta_steps": 300, "classifier_shared": False, "residual": False,
+                 "udg_stop_item_gradient": False, "meta": False, "meta_steps": 300,
+                 "classifier_shared": False, "residual": False,
                  "stop_embedding_gradient": False, "head_units": None,
                  "individual_units": [64], "gprec_base": "hidden"}
 

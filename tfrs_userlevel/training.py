@@ -179,8 +179,8 @@ class TrainConfig:
                                           and self.gate_scale == 1.0 and self.udg_l2 == 0.0
                                           and not self.udg_stop_item_gradient
                                           and self.udg_units == (64, 32)),
-             "udg_dim, udg_units, gate_scale, udg_l2, udg_stop_item_gradient and meta need user_level udg or "
-             "gprec+udg"),
+             "udg_dim, udg_units, gate_scale, udg_l2, udg_stop_item_gradient and meta need "
+             "user_level udg or gprec+udg"),
             (self.udg_l2 >= 0, "udg_l2 must be >= 0"),
             ("udg" not in self.user_level or self.baseline is None,
              "UDG gates a backbone's MLP, not a baseline"),
