@@ -72,10 +72,12 @@ PAPER_INPUT_MLP = ["--prediction-units", "64", "32", "16"]
 LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
                  "deterministic": False, "distribute": "default", "history_length": 0,
                  "udg_dim": None, "udg_units": [64, 32], "gate_scale": 1.0, "udg_l2": 0.0,
-                 "udg_stop_item_gradient": False, "meta": False, "meta_steps": 300,
+                 "udg_stop_item_gradient": False, "udg_layers": None, "meta": False,
+                 "meta_steps": 300,
                  "classifier_shared": False, "residual": False,
                  "stop_embedding_gradient": False, "head_units": None,
-                 "individual_units": [64], "gprec_base": "hidden"}
+                 "individual_units": [64], "gprec_base": "hidden",
+                 "group_init_stddev": None, "noisy_prediction": True}
 
 
 def effective(config: dict) -> dict:
@@ -891,6 +893,64 @@ def by_activity(runner: Runner, a: Sequence[str], b: Sequence[str], seeds: Seque
     return rows
 
 
+def gprec_scales(model_dir: Path, data_dir: str | None, rows: int = 4096) -> dict:
+    """Scale of what a trained GPRec layer reads and makes, on the first `rows` validation
+    rows: the root mean square of each tensor and its std across the batch (mean over
+    columns), at inference and with Gumbel noise (training=True), and the rms of r_g's
+    change from the noise alone (the user embeddings that drive the masks take no dropout)."""
+    from tfrs_userlevel import data, tf
+    from tfrs_userlevel.training import load_trained
+
+    config = json.loads((model_dir / "config.json").read_text())["config"]
+    model = load_trained(model_dir)
+    layer = model.user_level
+    if layer is None or not hasattr(layer, "group_embeddings"):
+        raise SystemExit(f"error: {model_dir} holds no GPRec model")
+    splits = datasets.load_splits(config["dataset"], config["split"], data_dir,
+                                  history_length=config.get("history_length", 0))
+    columns = {k: v[:rows] for k, v in splits["validation"].items()
+               if k in model.lookup.spec.names}
+    ids = {k: tf.constant(v) for k, v in data.lookup_columns(model.lookup, columns).items()}
+    seen: dict[bool, tuple[dict, dict]] = {}
+    call = layer.call
+
+    def recording(inputs, training=False):
+        output = call(inputs, training=training)
+        seen[bool(training)] = (inputs, output)
+        return output
+
+    layer.call = recording
+    try:
+        for training in (False, True):
+            model.score(ids, training=training)
+    finally:
+        layer.call = call
+
+    def scale(x) -> dict:
+        x = tf.reshape(tf.cast(x, tf.float32), [tf.shape(x)[0], -1])
+        return {"rms": float(tf.sqrt(tf.reduce_mean(tf.square(x)))),
+                "std_across_batch": float(tf.reduce_mean(tf.math.reduce_std(x, axis=0)))}
+
+    stats = {"model_dir": str(model_dir), "rows": rows}
+    for training, (inputs, output) in seen.items():
+        mode = "training" if training else "inference"
+        parts = {k: inputs[k] for k in ("embeddings", "user", "item", "hidden") if k in inputs}
+        parts["r_g"] = output["group"]
+        if output["individual"] is not None:
+            parts["r_p"] = output["individual"]
+        stats[mode] = {k: scale(v) for k, v in parts.items()}
+    noise = seen[True][1]["group"] - seen[False][1]["group"]
+    stats["r_g_gumbel_noise_rms"] = scale(noise)["rms"]
+    lines = [f"{'tensor':12s} {'rms (inference)':>16s} {'std across batch':>17s} "
+             f"{'rms (training)':>15s}"]
+    for k, v in stats["inference"].items():
+        lines.append(f"{k:12s} {v['rms']:16.4f} {v['std_across_batch']:17.4f} "
+                     f"{stats['training'][k]['rms']:15.4f}")
+    lines.append(f"r_g with Gumbel noise minus without: rms {stats['r_g_gumbel_noise_rms']:.4f}")
+    print("\n".join(lines))
+    return stats
+
+
 # -- CLI ---------------------------------------------------------------------
 
 TABLES = {
@@ -913,7 +973,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n", 2)[2])
-    p.add_argument("what", choices=["compare", "by_activity", "diversity", *TABLES])
+    p.add_argument("what", choices=["compare", "by_activity", "diversity", "gprec_scales",
+                                    *TABLES])
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="default: 5 seeds (2024-2028); ml1m_gprec_hparams: 2024; "
                         "ml1m_backbones and ml1m_baselines: 2024-2026")
@@ -924,10 +985,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--b", default="--user-level gprec",
                    help="compare, by_activity: candidate train.py args")
     p.add_argument("--name", default=None,
-                   help="compare, by_activity: also write results/NAME.md/.json")
+                   help="compare, by_activity: also write results/NAME.md/.json; "
+                        "gprec_scales: results/NAME.json")
     p.add_argument("--train-args", default="",
                    help="extra train.py args for every run of a table (e.g. '--epochs 2')")
-    p.add_argument("--model-dir", default=None, help="diversity: a finished GPRec run")
+    p.add_argument("--model-dir", default=None,
+                   help="diversity, gprec_scales: a finished GPRec run")
     p.add_argument("--out", default="results/ml1m_gprec_diversity",
                    help="diversity: output path without suffix (.png and .json)")
     return p.parse_args(argv)
@@ -944,6 +1007,14 @@ def main(argv=None) -> int:
             print("error: diversity needs --model-dir", file=sys.stderr)
             return 2
         diversity(Path(args.model_dir), Path(args.out))
+        return 0
+    if args.what == "gprec_scales":
+        if not args.model_dir:
+            print("error: gprec_scales needs --model-dir", file=sys.stderr)
+            return 2
+        stats = gprec_scales(Path(args.model_dir), args.data_dir)
+        if args.name:
+            write_json_atomic(RESULTS / f"{args.name}.json", {**stats, "command": command})
         return 0
     runner = Runner(Path(args.runs_dir), args.data_dir, ML1M + shlex.split(args.train_args))
     if args.what == "by_activity":

@@ -104,6 +104,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     u.add_argument("--udg-stop-item-gradient", action="store_true",
                    help="the gating networks read the item (and history) embeddings without "
                         "training them (not in the paper)")
+    u.add_argument("--udg-layers", type=int, nargs="+", default=None,
+                   help="gate only these dense layers of the MLP, by index (0 = the layer "
+                        "reading the embeddings; not in the paper, which gates all)")
     u.add_argument("--meta", action="store_true",
                    help="add the meta-embedding generator for users outside the vocabulary; "
                         "it is trained after the base model (Algorithm 1, base frozen) and "
@@ -166,6 +169,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "or the flattened embeddings (with the input strategy and "
                         "--prediction-units as --hidden-units, MLP_pred([E, r_g, r_p]) takes "
                         "the place of the MLP backbone's MLP, the paper's reading)")
+    g.add_argument("--group-init-stddev", type=float, default=DEFAULTS.group_init_stddev,
+                   help="not in the paper: std of a normal initializer of the group tables "
+                        "P+ and P- (default: Glorot uniform)")
+    g.add_argument("--noisy-prediction", action=argparse.BooleanOptionalAction,
+                   default=DEFAULTS.noisy_prediction,
+                   help="the strategy reads r_g from the Gumbel-sampled masks in training "
+                        "(the paper; default); --no-noisy-prediction: from the noise-free "
+                        "masks that inference uses (the group head and the contrastive and "
+                        "orthogonal losses keep the sampled ones)")
     g.add_argument("--gprec-dropout", type=float, default=DEFAULTS.gprec_dropout,
                    help="dropout of GPRec's MLPs (default: --dropout)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -217,7 +229,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         distribute=args.distribute,
         history_length=args.history_length, udg_dim=args.udg_dim,
         udg_units=tuple(args.udg_units), gate_scale=args.gate_scale, udg_l2=args.udg_l2,
-        udg_stop_item_gradient=args.udg_stop_item_gradient, meta=args.meta,
+        udg_stop_item_gradient=args.udg_stop_item_gradient,
+        udg_layers=None if args.udg_layers is None else tuple(args.udg_layers), meta=args.meta,
         meta_steps=args.meta_steps,
         strategy=args.strategy,
         groups=args.groups, temperature=args.temperature, reduce=args.reduce,
@@ -231,6 +244,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         individual_units=tuple(args.individual_units),
         gprec_dropout=args.gprec_dropout, residual=args.residual,
         stop_embedding_gradient=args.stop_embedding_gradient, gprec_base=args.gprec_base,
+        group_init_stddev=args.group_init_stddev, noisy_prediction=args.noisy_prediction,
         prediction_units=None if args.prediction_units is None else tuple(args.prediction_units))
 
 

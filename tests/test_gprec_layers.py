@@ -422,3 +422,49 @@ def test_embeddings_base_reads_the_flattened_embeddings_instead_of_the_hidden_st
     assert GPRec.from_config(layer.get_config()).base == "embeddings"
     with pytest.raises(ValueError, match="base must be one of"):
         GPRec(base="backbone")
+
+
+@pytest.mark.parametrize("group_embedding", ["dual", "single"])
+def test_group_init_stddev_sets_the_scale_of_the_group_tables(group_embedding):
+    ablation = {} if group_embedding == "dual" else {"group_embedding": "single"}
+    default = GPRec(groups=60, reduce="sum", **ablation)
+    small = GPRec(groups=60, reduce="sum", group_init_stddev=0.01, **ablation)
+    x = _inputs()
+    default(x), small(x)
+    tables = {name: np.concatenate([t.ravel() for t in layer.group_embeddings().values()])
+              for name, layer in (("default", default), ("small", small))}
+    # Glorot uniform over [60, 16]: std sqrt(2 / 76) ≈ 0.16; the option: a normal of 0.01.
+    assert 0.14 < tables["default"].std() < 0.18
+    assert 0.008 < tables["small"].std() < 0.012 and abs(tables["small"].mean()) < 0.002
+    # r_g is a sum over the 60 groups, so its scale follows the tables'.
+    ratio = (np.abs(small(x)["group"].numpy()).mean()
+             / np.abs(default(x)["group"].numpy()).mean())
+    assert 0.02 < ratio < 0.15
+    clone = GPRec.from_config(small.get_config())
+    assert clone.group_init_stddev == 0.01 and GPRec().group_init_stddev is None
+    with pytest.raises(ValueError, match="group_init_stddev"):
+        GPRec(group_init_stddev=0.0)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "concat"])
+def test_noise_free_prediction_reads_the_inference_masks_in_training(reduce):
+    x = _inputs()
+    noisy = GPRec(groups=8, reduce=reduce, dropout=0.0)
+    clean = GPRec(groups=8, reduce=reduce, dropout=0.0, noisy_prediction=False)
+    noisy(x), clean(x)
+    clean.set_weights(noisy.get_weights())
+    inference = clean(x, training=False)["logit"].numpy()
+    first, second = clean(x, training=True), clean(x, training=True)
+    # The prediction path sees no Gumbel noise: training logits are the inference logits,
+    # while the sampled masks (and the r_g they make for the auxiliary terms) still vary.
+    np.testing.assert_allclose(first["logit"].numpy(), inference, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(second["logit"].numpy(), inference, rtol=1e-5, atol=1e-6)
+    assert np.abs(first["masks"].numpy() - second["masks"].numpy()).max() > 0.01
+    assert np.abs(noisy(x, training=True)["logit"].numpy() - inference).max() > 1e-4
+    # The classifier still trains, through both the clean path and the auxiliary terms.
+    with tf.GradientTape() as tape:
+        out = clean(x, training=True)
+        loss = tf.reduce_mean(out["logit"]) + tf.add_n(list(out["losses"].values()))
+    grads = tape.gradient(loss, clean.classifier.trainable_weights)
+    assert all(g is not None and float(tf.norm(g)) > 0 for g in grads)
+    assert GPRec.from_config(clean.get_config()).noisy_prediction is False

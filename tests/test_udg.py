@@ -282,3 +282,36 @@ def test_stop_item_gradient_keeps_the_gates_loss_off_the_item_embeddings(stop):
     assert UserDependentGating.from_config(layer.get_config()).stop_item_gradient is stop
     with pytest.raises(ConfigError, match="udg_stop_item_gradient"):
         TrainConfig(udg_stop_item_gradient=True)  # needs user_level udg
+
+
+def test_gated_layers_gate_only_the_named_layers(ml100k_time, tmp_path):
+    layer = UserDependentGating(6, udg_dim=4, hidden_units=(8,), gated_layers=[1])
+    inputs = {"item": tf.random.stateless_normal([3, 2, 4], seed=[5, 6]),
+              "user_index": tf.constant([1, 2, 0])}
+    with tf.GradientTape() as tape:
+        gates = layer(inputs, widths=[5, 3, 2])
+        loss = tf.add_n([tf.reduce_sum(tf.square(g)) for g in gates])
+    # One gating network (layer 1's); layers 0 and 2 pass their input unchanged.
+    assert len(layer.networks) == 1 and [g.shape.as_list() for g in gates] == [[3, 5], [3, 3],
+                                                                                [3, 2]]
+    np.testing.assert_array_equal(gates[0].numpy(), 1.0)
+    np.testing.assert_array_equal(gates[2].numpy(), 1.0)
+    assert np.all((gates[1].numpy() > 0) & (gates[1].numpy() < 1))
+    assert np.abs(gates[1].numpy()[0] - gates[1].numpy()[1]).max() > 1e-6
+    assert all(float(tf.norm(g)) > 0 for g in tape.gradient(loss, layer.trainable_weights))
+    assert UserDependentGating.from_config(layer.get_config()).gated_layers == (1,)
+    with pytest.raises(ValueError, match="lacks: it has 2 dense layers"):
+        UserDependentGating(6, gated_layers=[2])(inputs, widths=[5, 3])
+    with pytest.raises(ValueError, match="gated_layers"):
+        UserDependentGating(6, gated_layers=[])
+    with pytest.raises(ConfigError, match="udg_layers must name"):
+        TrainConfig(user_level="udg", udg_layers=(3,))  # hidden_units 64-32-16: 0 to 2
+    with pytest.raises(ConfigError, match="udg_layers"):
+        TrainConfig(udg_layers=(0,))  # needs user_level udg
+    # In a model: DeepFM with only its first layer gated fits, saves and reloads.
+    model = _model(ml100k_time, "deepfm", udg_layers=(0,))
+    check_model(model, ml100k_time, tmp_path, steps=10)
+    gates = model.score(model.lookup(_raw(model, ml100k_time["train"], [0, 1])))["gates"]
+    assert len(model.gating.networks) == 1
+    assert not np.all(gates[0].numpy() == 1.0)
+    assert all(np.all(g.numpy() == 1.0) for g in gates[1:])

@@ -102,6 +102,7 @@ class TrainConfig:
     gate_scale: float = 1.0  # gate = gate_scale · sigmoid(.)
     udg_l2: float = 0.0  # L2 on the UDG user table (like embedding_l2; 0 in the paper)
     udg_stop_item_gradient: bool = False  # gates do not train the shared item embeddings
+    udg_layers: tuple[int, ...] | None = None  # MLP layers with a gate (None: all, the paper)
     meta: bool = False  # add the meta-embedding generator for unseen users
     meta_steps: int = 300  # Algorithm 1 steps after base training (with meta)
     # GPRec (--user-level gprec), SPEC §2–§5.
@@ -141,6 +142,12 @@ class TrainConfig:
     # The strategy's base representation: the backbone's hidden state, or the flattened
     # embeddings (the paper's reading of an MLP backbone; GPRec layer `base`).
     gprec_base: str = "hidden"
+    # Std of a normal initializer of the group tables (GPRec layer group_init_stddev; not in
+    # the paper); None: Glorot uniform.
+    group_init_stddev: float | None = None
+    # False: the strategy reads r_g from the noise-free masks in training too (GPRec layer
+    # noisy_prediction; not in the paper).
+    noisy_prediction: bool = True
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
@@ -148,6 +155,8 @@ class TrainConfig:
             self.classifier_units = (16,) if self.classifier_shared else (4,)
         self.classifier_units = tuple(int(u) for u in self.classifier_units)
         self.udg_units = tuple(int(u) for u in self.udg_units)
+        if self.udg_layers is not None:
+            self.udg_layers = tuple(sorted({int(i) for i in self.udg_layers}))
         self.head_units = tuple(int(u) for u in (
             self.hidden_units if self.head_units is None else self.head_units))
         self.individual_units = tuple(int(u) for u in self.individual_units)
@@ -178,10 +187,18 @@ class TrainConfig:
             ("udg" in self.user_level or (self.udg_dim is None and not self.meta
                                           and self.gate_scale == 1.0 and self.udg_l2 == 0.0
                                           and not self.udg_stop_item_gradient
+                                          and self.udg_layers is None
                                           and self.udg_units == (64, 32)),
-             "udg_dim, udg_units, gate_scale, udg_l2, udg_stop_item_gradient and meta need "
+             "udg_dim, udg_units, udg_layers, gate_scale, udg_l2, udg_stop_item_gradient and "
+             "meta need "
              "user_level udg or gprec+udg"),
             (self.udg_l2 >= 0, "udg_l2 must be >= 0"),
+            (self.udg_layers is None or (len(self.udg_layers) >= 1
+                                         and min(self.udg_layers) >= 0
+                                         and max(self.udg_layers) <= len(self.hidden_units)
+                                         - 1),
+             f"udg_layers must name dense layers of the MLP by index, 0 to "
+             f"{len(self.hidden_units) - 1} (hidden_units {list(self.hidden_units)})"),
             ("udg" not in self.user_level or self.baseline is None,
              "UDG gates a backbone's MLP, not a baseline"),
             (self.udg_dim is None or self.udg_dim >= 1, "udg_dim must be >= 1"),
@@ -215,6 +232,8 @@ class TrainConfig:
                  self.backbone_weight) >= 0, "loss weights must be >= 0"),
             (self.contrast in CONTRASTS, f"contrast must be one of {list(CONTRASTS)}"),
             (self.gprec_base in BASES, f"gprec_base must be one of {list(BASES)}"),
+            (self.group_init_stddev is None or self.group_init_stddev > 0,
+             "group_init_stddev must be > 0"),
             (not (self.residual and self.strategy == "ensemble"),
              "residual applies to the input and dp strategies, not ensemble"),
             ("gprec" in self.user_level or not self.residual, "residual needs user_level gprec"),
@@ -243,6 +262,8 @@ class TrainConfig:
         values["hidden_units"] = list(self.hidden_units)
         values["classifier_units"] = list(self.classifier_units)
         values["udg_units"] = list(self.udg_units)
+        if self.udg_layers is not None:
+            values["udg_layers"] = list(self.udg_layers)
         values["head_units"] = list(self.head_units)
         values["individual_units"] = list(self.individual_units)
         values["prediction_units"] = list(self.prediction_units)
@@ -257,7 +278,8 @@ GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "gro
                  "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
                  "classifier_units", "classifier_shared", "dp_rank", "head_units",
                  "individual_units", "gprec_dropout",
-                 "prediction_units", "residual", "stop_embedding_gradient", "gprec_base")
+                 "prediction_units", "residual", "stop_embedding_gradient", "gprec_base",
+                 "group_init_stddev", "noisy_prediction")
 
 
 def _check_options(kind: str, name: str, given: Mapping[str, Any], known) -> None:
@@ -310,7 +332,8 @@ def build_gating(config: TrainConfig, feature_spec: FeatureSpec,
     return UserDependentGating(
         num_users=len(vocabularies[owner]), udg_dim=config.udg_dim or config.embedding_dim,
         hidden_units=config.udg_units, gate_scale=config.gate_scale, l2=config.udg_l2,
-        stop_item_gradient=config.udg_stop_item_gradient, meta=config.meta,
+        stop_item_gradient=config.udg_stop_item_gradient, gated_layers=config.udg_layers,
+        meta=config.meta,
         vocabulary_size=vocabulary_size, name="udg")
 
 
@@ -333,7 +356,8 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
         "dp_rank": config.dp_rank, "prediction_units": config.prediction_units,
         "output_bias": float(np.log(positive_rate / (1.0 - positive_rate))),
         "residual": config.residual, "stop_embedding_gradient": config.stop_embedding_gradient,
-        "base": config.gprec_base,
+        "base": config.gprec_base, "group_init_stddev": config.group_init_stddev,
+        "noisy_prediction": config.noisy_prediction,
     }
     options.update(ABLATIONS.get(config.ablation, {}))
     return GPRec(name="gprec", **options)

@@ -96,6 +96,15 @@ class GPRec(keras.layers.Layer):
       stop_embedding_gradient: Not in the paper: GPRec reads the user, personal
         and item embeddings without sending gradients into them, so that only
         the backbone trains the shared embedding table.
+      group_init_stddev: Not in the paper: the std of a normal initializer of
+        the group tables P⁺, P⁻ (None: Glorot uniform, std ≈ 0.16 at G = 60,
+        d = 16, so that r_g summed over G groups starts near norm 1 while the
+        feature embeddings start at 1e-4 and stay near 0.03).
+      noisy_prediction: False (not in the paper): in training the strategy
+        reads r_g from the noise-free masks σ((S_{g,1} − S_{g,2})/τ), the ones
+        inference uses; the Gumbel-sampled masks still make the r_g of the
+        group head, the contrastive pass and the orthogonal loss. True (the
+        paper): every use of r_g reads the sampled masks.
       add_losses: Also `add_loss` the sum of the weighted terms, so that a
         plain `tfrs.Model` (whose train step adds `self.losses`) picks them up.
         `RankingModel` reads the returned terms instead and refuses True.
@@ -127,7 +136,8 @@ class GPRec(keras.layers.Layer):
                  contrast: str = "paper", dp_rank: int = 16,
                  ensemble_average: str = "probability", output_bias: float = 0.0,
                  residual: bool = False, stop_embedding_gradient: bool = False,
-                 base: str = "hidden", add_losses: bool = False, **kwargs):
+                 base: str = "hidden", group_init_stddev: float | None = None,
+                 noisy_prediction: bool = True, add_losses: bool = False, **kwargs):
         super().__init__(**kwargs)
         checks = [
             (groups >= 1, f"groups must be >= 1, got {groups}"),
@@ -139,6 +149,8 @@ class GPRec(keras.layers.Layer):
              f"group_embedding must be one of {GROUP_EMBEDDINGS}, got {group_embedding!r}"),
             (contrast in CONTRASTS, f"contrast must be one of {CONTRASTS}, got {contrast!r}"),
             (base in BASES, f"base must be one of {BASES}, got {base!r}"),
+            (group_init_stddev is None or group_init_stddev > 0,
+             f"group_init_stddev must be > 0 (or None), got {group_init_stddev}"),
             (min(group_weight, contrast_weight, orthogonal_weight, backbone_weight) >= 0,
              "loss weights must be >= 0"),
             (not (residual and strategy == "ensemble"),
@@ -173,10 +185,15 @@ class GPRec(keras.layers.Layer):
         self.residual = bool(residual)
         self.stop_embedding_gradient = bool(stop_embedding_gradient)
         self.base = base
+        self.group_init_stddev = (None if group_init_stddev is None
+                                  else float(group_init_stddev))
+        self.noisy_prediction = bool(noisy_prediction)
         self.add_losses = bool(add_losses)
         self._factored = True  # False: build r_g and r_p (the reference path of the tests)
 
         dual = group_embedding == "dual"
+        table_initializer = ("glorot_uniform" if self.group_init_stddev is None else
+                             keras.initializers.RandomNormal(stddev=self.group_init_stddev))
         self.classifier = GroupClassifier(self.groups, self.classifier_units,
                                           outputs=2 if dual else 1,
                                           shared_hidden=self.classifier_shared,
@@ -184,10 +201,12 @@ class GPRec(keras.layers.Layer):
         if dual:
             self.mask = GumbelMask(self.temperature, name="gumbel_mask")
             self.group_table = DualGroupEmbedding(self.groups, self.embedding_dim, reduce,
+                                                  initializer=table_initializer,
                                                   name="group_embedding")
         else:
             self.mask = None
             self.group_table = SingleGroupEmbedding(self.groups, self.embedding_dim,
+                                                    initializer=table_initializer,
                                                     name="group_embedding")
         self.group_head = DenseStack(self.head_units, 1, dropout=self.dropout,
                                      output_bias=self.output_bias, name="group_head")
@@ -233,15 +252,21 @@ class GPRec(keras.layers.Layer):
                     and self.group_table.reduce == "concat")
         if self.mask is not None:
             # Fast path of eq. 2–6: only S_{g,1} − S_{g,2} and m_{g,1} are needed.
-            inside = self.mask.inside(self.classifier.difference(inputs["user"]),
-                                      training=training)
+            difference = self.classifier.difference(inputs["user"])
+            inside = self.mask.inside(difference, training=training)
             masks = tf.stack([inside, 1.0 - inside], axis=-1)
             group = (self.group_table.factored(inside) if factored
                      else self.group_table.from_inside(inside))
+            prediction_group = group
+            if training and not self.noisy_prediction:
+                clean = self.mask.inside(difference, training=False)
+                prediction_group = (self.group_table.factored(clean) if factored
+                                    else self.group_table.from_inside(clean))
         else:
             scores = self.classifier(inputs["user"])  # [B, G, 1]
             group = self.group_table(scores)
             masks = tf.nn.softmax(scores, axis=1)  # the weights of the weighted sum
+            prediction_group = group  # no noise to leave out
         labels = inputs.get("labels")
         # MLP_g's logit feeds L_g in training and the ensemble's average; the input and dp
         # strategies do not read it, so their serving graph skips the group head.
@@ -264,7 +289,7 @@ class GPRec(keras.layers.Layer):
         if self.base == "embeddings":  # E [B, F, d], trained through the strategy
             base = inputs["embeddings"]
             base = tf.reshape(base, [-1, base.shape[1] * base.shape[2]])
-        logit = self.combiner(base, group, individual, item=item,
+        logit = self.combiner(base, prediction_group, individual, item=item,
                               group_logit=group_logit, backbone_logit=backbone_logit,
                               training=training)
         if self.residual:
@@ -326,4 +351,5 @@ class GPRec(keras.layers.Layer):
                 "dp_rank": self.dp_rank, "ensemble_average": self.ensemble_average,
                 "output_bias": self.output_bias, "residual": self.residual,
                 "stop_embedding_gradient": self.stop_embedding_gradient, "base": self.base,
-                "add_losses": self.add_losses}
+                "group_init_stddev": self.group_init_stddev,
+                "noisy_prediction": self.noisy_prediction, "add_losses": self.add_losses}

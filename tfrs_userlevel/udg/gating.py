@@ -83,6 +83,9 @@ class UserDependentGating(keras.layers.Layer):
         loss does not train the embeddings the backbone shares; the UDG table
         and the gating networks still train.
       vocabulary_size: Fused id space of the profile ids (needed with meta).
+      gated_layers: Not in the paper: the indices of the MLP's dense layers
+        that get a gate (0 = the layer reading the embeddings); the others get
+        no gating network and a gate of exactly 1. None (the paper): all.
 
     Call:
       inputs: {"item": float32 [B, F_item, d], "behavior": float32 [B, d]
@@ -91,13 +94,15 @@ class UserDependentGating(keras.layers.Layer):
       widths: The input width of each MLP layer (`DeepNetwork.input_widths`).
 
     Returns:
-      A list of float32 [B, widths[l]] gates in (0, gate_scale).
+      A list of float32 [B, widths[l]] gates in (0, gate_scale) (exactly 1
+      for a layer outside `gated_layers`).
     """
 
     def __init__(self, num_users: int, udg_dim: int = 16,
                  hidden_units: Sequence[int] = (64, 32), activation: str = "relu",
                  gate_scale: float = 1.0, meta: bool = False, vocabulary_size: int = 0,
-                 l2: float = 0.0, stop_item_gradient: bool = False, **kwargs):
+                 l2: float = 0.0, stop_item_gradient: bool = False,
+                 gated_layers: Sequence[int] | None = None, **kwargs):
         super().__init__(**kwargs)
         if meta and vocabulary_size < 1:
             raise ValueError("UserDependentGating: meta=True needs the vocabulary_size of the "
@@ -114,6 +119,12 @@ class UserDependentGating(keras.layers.Layer):
         self.l2 = float(l2)
         self.meta = bool(meta)
         self.stop_item_gradient = bool(stop_item_gradient)
+        self.gated_layers = (None if gated_layers is None
+                             else tuple(sorted({int(i) for i in gated_layers})))
+        if self.gated_layers is not None and (not self.gated_layers
+                                              or self.gated_layers[0] < 0):
+            raise ValueError("UserDependentGating: gated_layers must name at least one layer "
+                             f"index >= 0, got {gated_layers}")
         self.vocabulary_size = int(vocabulary_size)
         self.user_table = keras.layers.Embedding(
             self.num_users + 1, self.udg_dim, name="udg_user",
@@ -124,12 +135,24 @@ class UserDependentGating(keras.layers.Layer):
                           if self.meta else None)
         self.networks: list[keras.Sequential] | None = None
 
+    def _gated(self, layers: int) -> tuple[int, ...]:
+        """The indices of the gated layers of a `layers`-layer MLP."""
+        if self.gated_layers is None:
+            return tuple(range(layers))
+        if self.gated_layers[-1] >= layers:
+            raise ValueError(f"UserDependentGating: gated_layers {list(self.gated_layers)} "
+                             f"name a layer the MLP lacks: it has {layers} dense layers "
+                             f"(indices 0 to {layers - 1})")
+        return self.gated_layers
+
     def _build_networks(self, widths: Sequence[int]) -> None:
+        self._layers_built = len(widths)
         self.networks = [
             keras.Sequential(
                 [keras.layers.Dense(u, activation=self.activation) for u in self.hidden_units]
-                + [keras.layers.Dense(int(w), activation="sigmoid")], name=f"gate_{i}")
-            for i, w in enumerate(widths)]
+                + [keras.layers.Dense(int(widths[i]), activation="sigmoid")],
+                name=f"gate_{i}")
+            for i in self._gated(len(widths))]
 
     def user_embedding(self, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """e^UDG [B, udg_dim]: the user's row, or the generated one for OOV users (meta)."""
@@ -146,8 +169,8 @@ class UserDependentGating(keras.layers.Layer):
         widths = [int(w) for w in widths]
         if self.networks is None:
             self._build_networks(widths)
-        elif len(self.networks) != len(widths):
-            raise ValueError(f"UserDependentGating: built for {len(self.networks)} layers, "
+        elif self._layers_built != len(widths):
+            raise ValueError(f"UserDependentGating: built for {self._layers_built} layers, "
                              f"called for {len(widths)}")
         item = inputs["item"]
         parts = [tf.reshape(item, [-1, item.shape[1] * item.shape[2]])]
@@ -157,9 +180,14 @@ class UserDependentGating(keras.layers.Layer):
             parts = [tf.stop_gradient(x) for x in parts]
         parts.append(self.user_embedding(inputs))
         x = tf.concat(parts, axis=1)
-        gates = [network(x) for network in self.networks]
-        if self.gate_scale != 1.0:
-            gates = [self.gate_scale * g for g in gates]
+        gated = dict(zip(self._gated(len(widths)), self.networks, strict=True))
+        gates = []
+        for i, width in enumerate(widths):
+            if i in gated:
+                gate = gated[i](x)
+                gates.append(self.gate_scale * gate if self.gate_scale != 1.0 else gate)
+            else:  # an ungated layer: its input passes unchanged
+                gates.append(tf.ones([tf.shape(x)[0], width]))
         return gates
 
     def get_config(self) -> dict[str, Any]:
@@ -167,4 +195,5 @@ class UserDependentGating(keras.layers.Layer):
                 "hidden_units": list(self.hidden_units), "activation": self.activation,
                 "gate_scale": self.gate_scale, "l2": self.l2, "meta": self.meta,
                 "stop_item_gradient": self.stop_item_gradient,
+                "gated_layers": None if self.gated_layers is None else list(self.gated_layers),
                 "vocabulary_size": self.vocabulary_size}
