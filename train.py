@@ -121,7 +121,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--temperature", type=float, default=DEFAULTS.temperature,
                    help="Gumbel-softmax temperature tau")
     g.add_argument("--reduce", default=DEFAULTS.reduce, choices=REDUCTIONS,
-                   help="concatenate the G group vectors (G*d) or sum them (d)")
+                   help="concatenate the G group vectors (G*d), sum them (d), or average "
+                        "them (d; not in the paper)")
     g.add_argument("--ablation", default=None, choices=sorted(ABLATIONS),
                    help="paper variants: gprec-1 single embeddings + softmax, gprec-2 no r_p, "
                         "gprec-3 no L_g, gprec-4 no L_c, gprec-5 no L_o")

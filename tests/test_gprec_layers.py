@@ -146,6 +146,12 @@ def test_dual_group_embedding_selects_positive_or_negative_and_contrast_swaps():
     np.testing.assert_allclose(blocks[0], 0.25 * pos[0] + 0.75 * neg[0], atol=1e-6)
     np.testing.assert_allclose(summed(soft).numpy()[0], blocks.sum(0), atol=1e-6)
     assert layer.output_dim == 12 and summed.output_dim == 4
+    # "mean" is the sum over the G = 3 groups divided by 3.
+    averaged = DualGroupEmbedding(3, 4, reduce="mean")
+    averaged(soft)
+    averaged.set_weights(layer.get_weights())
+    np.testing.assert_allclose(averaged(soft).numpy()[0], blocks.mean(0), atol=1e-6)
+    assert averaged.output_dim == 4
 
 
 def test_single_group_embedding_is_a_softmax_weighted_sum():
@@ -301,7 +307,7 @@ def test_bad_arguments_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="strategy"):
         GPRec(strategy="stacked")
     with pytest.raises(ValueError, match="reduce"):
-        GPRec(reduce="mean")
+        GPRec(reduce="max")
     with pytest.raises(ValueError, match="loss weights"):
         GPRec(contrast_weight=-1.0)
     layer = GPRec(groups=3)

@@ -16,7 +16,7 @@ from typing import Any
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.gprec.factored import MaskedGroups
 
-REDUCTIONS = ("concat", "sum")
+REDUCTIONS = ("concat", "sum", "mean")
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
@@ -200,14 +200,16 @@ class DualGroupEmbedding(keras.layers.Layer):
     Two tables P⁺, P⁻ ∈ R^{G×d}. Group g contributes
     m_{g,1}·P⁺_g + m_{g,2}·P⁻_g; the G contributions are concatenated
     (`reduce="concat"`, r_g ∈ R^{G·d}, the paper's form) or summed
-    (`reduce="sum"`, r_g ∈ R^d, the paper's alternative for large G).
+    (`reduce="sum"`, r_g ∈ R^d, the paper's alternative for large G), or
+    averaged (`reduce="mean"`, the sum / G; not in the paper: it keeps r_g on
+    the scale of one table row whatever G is).
     With m_{g,2} = 1 − m_{g,1} this is P⁻_g + m_{g,1}·(P⁺_g − P⁻_g), and the
     sum is one [B, G]·[G, d] matmul.
 
     Args:
       groups: G.
       embedding_dim: d.
-      reduce: "concat" or "sum".
+      reduce: "concat", "sum" or "mean".
       initializer: Initializer of both tables.
 
     Call:
@@ -215,7 +217,7 @@ class DualGroupEmbedding(keras.layers.Layer):
       contrast: If True, swap the two masks (r̄_g of eq. 9).
 
     Returns:
-      r_g: float32 [B, G·d] ("concat") or [B, d] ("sum").
+      r_g: float32 [B, G·d] ("concat") or [B, d] ("sum", "mean").
     """
 
     def __init__(self, groups: int = 60, embedding_dim: int = 16, reduce: str = "concat",
@@ -257,9 +259,10 @@ class DualGroupEmbedding(keras.layers.Layer):
         `from_inside(1 − m)` is the contrast r̄_g."""
         if not self.built:
             self._maybe_build(tf.stack([inside, inside], axis=-1))
-        if self.reduce == "sum":
-            return (tf.reduce_sum(self.negative, axis=0)
-                    + tf.matmul(inside, self.positive - self.negative))
+        if self.reduce in ("sum", "mean"):
+            total = (tf.reduce_sum(self.negative, axis=0)
+                     + tf.matmul(inside, self.positive - self.negative))
+            return total / self.groups if self.reduce == "mean" else total
         return self.factored(inside).materialize()  # [B, G·d]
 
     def factored(self, inside: tf.Tensor) -> MaskedGroups:

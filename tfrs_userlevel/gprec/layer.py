@@ -51,7 +51,8 @@ class GPRec(keras.layers.Layer):
     Args:
       groups: G (default 60).
       temperature: τ of the Gumbel masks.
-      reduce: "concat" (r_g ∈ R^{G·d}, the paper's eq. 6) or "sum" (R^d).
+      reduce: "concat" (r_g ∈ R^{G·d}, the paper's eq. 6), "sum" (R^d) or
+        "mean" (the sum / G; not in the paper).
       strategy: "input" (eq. 14), "dp" (eq. 15–16) or "ensemble" (eq. 17–18).
       group_embedding: "dual" (GPRec) or "single" (ablation GPRec-1: softmax
         over groups and one embedding each; no contrastive term).
