@@ -99,7 +99,7 @@ class GPRec(keras.layers.Layer):
         the backbone trains the shared embedding table.
       group_init_stddev: Not in the paper: the std of a normal initializer of
         the group tables P⁺, P⁻ (None: Glorot uniform, std ≈ 0.16 at G = 60,
-        d = 16, so that r_g summed over G groups starts near norm 1 while the
+        d = 16, so that r_g summed over G groups starts near rms 1 while the
         feature embeddings start at 1e-4 and stay near 0.03).
       noisy_prediction: False (not in the paper): in training the strategy
         reads r_g from the noise-free masks σ((S_{g,1} − S_{g,2})/τ), the ones
