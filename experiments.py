@@ -898,7 +898,7 @@ def gprec_scales(model_dir: Path, data_dir: str | None, rows: int = 4096) -> dic
     rows: the root mean square of each tensor and its std across the batch (mean over
     columns), at inference and with Gumbel noise (training=True), and the rms of r_g's
     change from the noise alone (the user embeddings that drive the masks take no dropout)."""
-    from tfrs_userlevel import data, tf
+    from tfrs_userlevel import data, keras, tf
     from tfrs_userlevel.training import load_trained
 
     config = json.loads((model_dir / "config.json").read_text())["config"]
@@ -920,6 +920,7 @@ def gprec_scales(model_dir: Path, data_dir: str | None, rows: int = 4096) -> dic
         return output
 
     layer.call = recording
+    keras.utils.set_random_seed(0)  # the same Gumbel and dropout draws on every rerun
     try:
         for training in (False, True):
             model.score(ids, training=training)
