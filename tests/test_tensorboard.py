@@ -88,3 +88,18 @@ def test_similarity_image_colours_follow_the_sign():
     assert image[0, 0, 0] > image[0, 0, 2]        # +1: red
     assert image[0, 2, 2] > image[0, 2, 0]        # −1: blue
     assert tuple(image[0, 1]) == (255, 255, 255)  # 0: white
+
+
+def test_ungated_layers_have_no_gate_histogram(ml100k, tmp_path):
+    config = TrainConfig(dataset="movielens_100k", user_level="udg", udg_layers=(1,),
+                         epochs=1, batch_size=4096)
+    run(config, ml100k, datasets.feature_spec("movielens_100k"), tmp_path, verbose=0)
+    events = EventAccumulator(str(tmp_path / "logs" / "user_level"),
+                              size_guidance={"tensors": 0})
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    assert "udg/gates_layer1" in tags
+    assert not {"udg/gates_layer0", "udg/gates_layer2"} & tags
+    count = {tag: tf.make_ndarray(events.Tensors(tag)[-1].tensor_proto)[:, 2].sum()
+             for tag in ("udg/gates", "udg/gates_layer1")}
+    assert count["udg/gates"] == pytest.approx(count["udg/gates_layer1"])  # no constant 1s

@@ -66,7 +66,7 @@ def test_gates_lie_in_zero_one_and_change_with_the_user(ml100k_time, tmp_path):
 
 
 def test_gates_scale_each_layer_input():
-    """Gates of ones change nothing; gates of zeros cut the input of that layer."""
+    """Gates of ones (or None) change nothing; gates of zeros cut the input of that layer."""
     deep = DeepNetwork((8, 4), dropout=0.0)
     x = tf.random.normal([4, 30])
     deep(x)
@@ -74,6 +74,11 @@ def test_gates_scale_each_layer_input():
     plain = deep(x).numpy()
     ones = deep(x, gates=[tf.ones([4, w]) for w in widths]).numpy()
     np.testing.assert_allclose(ones, plain, atol=1e-6)
+    # None leaves that layer ungated: the same as a gate of ones there.
+    half = [tf.fill([4, w], 0.5) for w in widths]
+    np.testing.assert_allclose(deep(x, gates=[None, half[1]]).numpy(),
+                               deep(x, gates=[tf.ones([4, widths[0]]), half[1]]).numpy(),
+                               atol=1e-6)
     zeros = [tf.ones([4, w]) for w in widths]
     zeros[0] = tf.zeros([4, widths[0]])
     cut = deep(x, gates=zeros).numpy()
@@ -290,12 +295,10 @@ def test_gated_layers_gate_only_the_named_layers(ml100k_time, tmp_path):
               "user_index": tf.constant([1, 2, 0])}
     with tf.GradientTape() as tape:
         gates = layer(inputs, widths=[5, 3, 2])
-        loss = tf.add_n([tf.reduce_sum(tf.square(g)) for g in gates])
-    # One gating network (layer 1's); layers 0 and 2 pass their input unchanged.
-    assert len(layer.networks) == 1 and [g.shape.as_list() for g in gates] == [[3, 5], [3, 3],
-                                                                                [3, 2]]
-    np.testing.assert_array_equal(gates[0].numpy(), 1.0)
-    np.testing.assert_array_equal(gates[2].numpy(), 1.0)
+        loss = tf.add_n([tf.reduce_sum(tf.square(g)) for g in gates if g is not None])
+    # One gating network (layer 1's); layers 0 and 2 get None and stay ungated.
+    assert len(layer.networks) == 1 and gates[0] is None and gates[2] is None
+    assert gates[1].shape.as_list() == [3, 3]
     assert np.all((gates[1].numpy() > 0) & (gates[1].numpy() < 1))
     assert np.abs(gates[1].numpy()[0] - gates[1].numpy()[1]).max() > 1e-6
     assert all(float(tf.norm(g)) > 0 for g in tape.gradient(loss, layer.trainable_weights))
@@ -313,5 +316,5 @@ def test_gated_layers_gate_only_the_named_layers(ml100k_time, tmp_path):
     check_model(model, ml100k_time, tmp_path, steps=10)
     gates = model.score(model.lookup(_raw(model, ml100k_time["train"], [0, 1])))["gates"]
     assert len(model.gating.networks) == 1
-    assert not np.all(gates[0].numpy() == 1.0)
-    assert all(np.all(g.numpy() == 1.0) for g in gates[1:])
+    assert np.all((gates[0].numpy() > 0) & (gates[0].numpy() < 1))
+    assert gates[1] is None and gates[2] is None

@@ -146,10 +146,12 @@ class UserLevelMonitor(keras.callbacks.Callback):
             if output.get("gates") is not None:
                 gates = output["gates"]
                 gates = list(gates) if isinstance(gates, (list, tuple)) else [gates]
+                # Layers left ungated (UDG gated_layers) have None and no histogram.
                 tf.summary.histogram("udg/gates", tf.concat(
-                    [tf.reshape(g, [-1]) for g in gates], axis=0))
+                    [tf.reshape(g, [-1]) for g in gates if g is not None], axis=0))
                 for i, gate in enumerate(gates):
-                    tf.summary.histogram(f"udg/gates_layer{i}", tf.reshape(gate, [-1]))
+                    if gate is not None:
+                        tf.summary.histogram(f"udg/gates_layer{i}", tf.reshape(gate, [-1]))
         self._writer.flush()
 
     def on_train_end(self, logs=None):

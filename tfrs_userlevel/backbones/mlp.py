@@ -23,9 +23,10 @@ class DeepNetwork(keras.layers.Layer):
       x: float32 [B, D].
       gates: Optional per-layer gates (UDG, eq. 7): a list of float32
         [B, width_l], one per dense layer, that multiply that layer's input
-        (width_0 = D, then hidden_units[:-1]); or a callable that takes the
-        list of widths and returns that list (so a gating layer can size its
-        outputs from the actual input width).
+        (width_0 = D, then hidden_units[:-1]), with None for a layer left
+        ungated; or a callable that takes the list of widths and returns that
+        list (so a gating layer can size its outputs from the actual input
+        width).
 
     Returns:
       float32 [B, hidden_units[-1]].
@@ -68,7 +69,8 @@ class DeepNetwork(keras.layers.Layer):
         dense = 0
         for layer in self._layers:
             if gates is not None and isinstance(layer, keras.layers.Dense):
-                x = x * gates[dense]
+                if gates[dense] is not None:
+                    x = x * gates[dense]
                 dense += 1
             x = layer(x, training=training)
         return x

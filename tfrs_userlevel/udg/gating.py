@@ -85,7 +85,8 @@ class UserDependentGating(keras.layers.Layer):
       vocabulary_size: Fused id space of the profile ids (needed with meta).
       gated_layers: Not in the paper: the indices of the MLP's dense layers
         that get a gate (0 = the layer reading the embeddings); the others get
-        no gating network and a gate of exactly 1. None (the paper): all.
+        no gating network and None (`DeepNetwork` leaves their input as it
+        is). None (the paper): all.
 
     Call:
       inputs: {"item": float32 [B, F_item, d], "behavior": float32 [B, d]
@@ -94,8 +95,8 @@ class UserDependentGating(keras.layers.Layer):
       widths: The input width of each MLP layer (`DeepNetwork.input_widths`).
 
     Returns:
-      A list of float32 [B, widths[l]] gates in (0, gate_scale) (exactly 1
-      for a layer outside `gated_layers`).
+      A list of float32 [B, widths[l]] gates in (0, gate_scale), None for a
+      layer outside `gated_layers`.
     """
 
     def __init__(self, num_users: int, udg_dim: int = 16,
@@ -181,13 +182,9 @@ class UserDependentGating(keras.layers.Layer):
         parts.append(self.user_embedding(inputs))
         x = tf.concat(parts, axis=1)
         gated = dict(zip(self._gated(len(widths)), self.networks, strict=True))
-        gates = []
-        for i, width in enumerate(widths):
-            if i in gated:
-                gate = gated[i](x)
-                gates.append(self.gate_scale * gate if self.gate_scale != 1.0 else gate)
-            else:  # an ungated layer: its input passes unchanged
-                gates.append(tf.ones([tf.shape(x)[0], width]))
+        gates = [gated[i](x) if i in gated else None for i in range(len(widths))]
+        if self.gate_scale != 1.0:
+            gates = [None if g is None else self.gate_scale * g for g in gates]
         return gates
 
     def get_config(self) -> dict[str, Any]:
