@@ -77,7 +77,8 @@ LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {
                  "classifier_shared": False, "residual": False,
                  "stop_embedding_gradient": False, "head_units": None,
                  "individual_units": [64], "gprec_base": "hidden",
-                 "group_init_stddev": None, "noisy_prediction": True}
+                 "group_init_stddev": None, "noisy_prediction": True,
+                 "ensemble_weights": "equal"}
 
 
 def effective(config: dict) -> dict:

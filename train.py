@@ -26,6 +26,7 @@ from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import BASES, CONTRASTS
+from tfrs_userlevel.gprec.strategies import ENSEMBLE_WEIGHTS
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import (
@@ -179,6 +180,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(the paper; default); --no-noisy-prediction: from the noise-free "
                         "masks that inference uses (the group head and the contrastive and "
                         "orthogonal losses keep the sampled ones)")
+    g.add_argument("--ensemble-weights", default=DEFAULTS.ensemble_weights,
+                   choices=ENSEMBLE_WEIGHTS,
+                   help="equal: the ensemble strategy averages its predictions (the paper); "
+                        "learned: softmax weights over them, trained from the plain average "
+                        "(not in the paper)")
     g.add_argument("--gprec-dropout", type=float, default=DEFAULTS.gprec_dropout,
                    help="dropout of GPRec's MLPs (default: --dropout)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -246,6 +252,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         gprec_dropout=args.gprec_dropout, residual=args.residual,
         stop_embedding_gradient=args.stop_embedding_gradient, gprec_base=args.gprec_base,
         group_init_stddev=args.group_init_stddev, noisy_prediction=args.noisy_prediction,
+        ensemble_weights=args.ensemble_weights,
         prediction_units=None if args.prediction_units is None else tuple(args.prediction_units))
 
 

@@ -59,8 +59,15 @@ def test_gprec_options_are_validated():
         TrainConfig(user_level="gprec", head_units=(16, 0))
     with pytest.raises(ConfigError, match="every width of hidden_units must be >= 1"):
         TrainConfig(hidden_units=(64, -32))
+    with pytest.raises(ConfigError, match="ensemble_weights 'learned' needs strategy"):
+        TrainConfig(user_level="gprec", ensemble_weights="learned")
     with pytest.raises(SystemExit):
         train.parse_args(["--strategy", "stack", "--model-dir", "x"])
+    with pytest.raises(SystemExit):
+        train.parse_args(["--ensemble-weights", "mean", "--model-dir", "x"])
+    args = train.parse_args(["--user-level", "gprec", "--strategy", "ensemble",
+                             "--ensemble-weights", "learned", "--model-dir", "x"])
+    assert train.config_from_args(args, 2024).ensemble_weights == "learned"
 
 
 def test_one_sided_ttest_direction_and_guard():

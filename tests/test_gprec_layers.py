@@ -213,6 +213,51 @@ def test_ensemble_averages_probabilities_of_its_three_heads():
         ensemble(x["hidden"], None, individual, item=item)
 
 
+def test_learned_ensemble_weights_start_at_the_average_and_move_to_the_better_head():
+    x = _inputs()
+    item = tf.reshape(x["item"], [B, -1])
+    individual = tf.random.normal([B, 12])
+    group_logit = tf.random.normal([B, 1]) * 3
+    args = (x["hidden"], None, individual)
+    kwargs = {"item": item, "group_logit": group_logit, "backbone_logit": x["logit"]}
+    equal = EnsembleStrategy(dropout=0.0)
+    expected = equal(*args, **kwargs)
+    for average in ("probability", "logit"):
+        learned = EnsembleStrategy(dropout=0.0, average=average, weights="learned")
+        learned(*args, **kwargs)
+        assert [v.name.split("/")[-1] for v in learned.trainable_variables].count(
+            "mixing:0") == 1
+        learned.individual_head.set_weights(equal.individual_head.get_weights())
+        if average == "probability":  # v = 0: the paper's plain average
+            np.testing.assert_allclose(learned(*args, **kwargs), expected, atol=1e-5)
+        learned.mixing.assign([40.0, 0.0, 0.0])  # all weight on the backbone's head
+        np.testing.assert_allclose(learned(*args, **kwargs), x["logit"], atol=1e-4)
+    # GPRec-2 (no r_p): two predictions, weighted by the first two entries of v.
+    two = EnsembleStrategy(dropout=0.0, weights="learned")
+    out = two(x["hidden"], None, None, item=item, group_logit=group_logit,
+              backbone_logit=x["logit"])
+    probs = tf.sigmoid(tf.concat([x["logit"], group_logit], -1)).numpy().mean(-1)
+    np.testing.assert_allclose(tf.sigmoid(out).numpy()[:, 0], probs, atol=1e-5)
+
+    # Trained on labels that the backbone's logit predicts and the group head's does not,
+    # the weights move to the backbone.
+    labels = tf.cast(x["logit"] > 0, tf.float32)
+    learned = EnsembleStrategy(dropout=0.0, weights="learned")
+    learned(*args, **kwargs)
+    optimizer = keras.optimizers.Adam(0.1)
+    for _ in range(30):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=labels, logits=learned(*args, **kwargs) * 5.0))
+        optimizer.apply_gradients([(tape.gradient(loss, learned.mixing), learned.mixing)])
+    weights = tf.nn.softmax(learned.mixing).numpy()
+    assert weights[0] > 0.6 and weights[0] == weights.max(), weights
+    with pytest.raises(ValueError, match="weights"):
+        EnsembleStrategy(weights="mean")
+    with pytest.raises(ValueError, match="ensemble strategy"):
+        GPRec(strategy="input", ensemble_weights="learned")
+
+
 @pytest.mark.parametrize("reduce", ["concat", "sum"])
 def test_contrastive_pass_holds_the_group_head_fixed(reduce):
     layer = GPRec(groups=6, reduce=reduce, temperature=0.5, group_weight=0.0,

@@ -23,7 +23,7 @@ def _gprec_model(spec, train, **gprec):
 
 
 @pytest.mark.parametrize("strategy,options", [
-    ("input", {}), ("dp", {}), ("ensemble", {}),
+    ("input", {}), ("dp", {}), ("ensemble", {}), ("ensemble", {"ensemble_weights": "learned"}),
     ("input", {"base": "embeddings", "prediction_units": (32, 16)})])
 def test_ranking_model_with_gprec_learns_logs_every_term_and_round_trips(
         ml100k, spec, strategy, options, tmp_path):

@@ -1,6 +1,6 @@
-"""TensorBoard: a short GPRec + UDG run writes every loss term, AUC/LogLoss (train and
-validation), the learning rate, the group-mask histograms, the similarity image and the
-UDG gate histograms."""
+"""TensorBoard: a short GPRec + UDG run (ensemble strategy with learned weights) writes
+every loss term, AUC/LogLoss (train and validation), the learning rate, the group-mask
+histograms, the similarity image, the ensemble's weights and the UDG gate histograms."""
 
 import numpy as np
 import pytest
@@ -18,6 +18,7 @@ EPOCHS = 2
 def logs(ml100k, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("tensorboard")
     config = TrainConfig(dataset="movielens_100k", user_level="gprec+udg", groups=6,
+                         strategy="ensemble", ensemble_weights="learned",
                          epochs=EPOCHS, batch_size=4096)
     run(config, ml100k, datasets.feature_spec("movielens_100k"), model_dir, verbose=0)
     out = {}
@@ -65,6 +66,19 @@ def test_group_mask_histograms_and_similarity_image(logs):
     image = user_level["gprec/group_similarity"][-1]  # [width, height, png bytes]
     decoded = tf.image.decode_png(image[2]).numpy()
     assert decoded.shape == (12 * 4, 12 * 4, 3)  # [P+; P-] = 12 rows, 4 px per cell
+
+
+def test_learned_ensemble_weights_per_epoch(logs):
+    user_level = logs["user_level"]
+    tags = [f"gprec/ensemble_weight_{h}" for h in ("backbone", "group", "individual")]
+    for tag in tags:
+        assert tag in user_level and len(user_level[tag]) == EPOCHS, tag
+    for epoch in range(EPOCHS):
+        weights = [float(user_level[tag][epoch]) for tag in tags]
+        assert sum(weights) == pytest.approx(1.0, abs=1e-5)
+        assert all(0 < w < 1 for w in weights)
+    # Trained from the plain average: the weights have moved off 1/3.
+    assert max(abs(float(user_level[t][-1]) - 1 / 3) for t in tags) > 1e-4
 
 
 def test_udg_gate_histograms(logs):

@@ -15,6 +15,8 @@ same train scalars. Per epoch it writes:
   - scalar `gprec/groups_used`: the number of groups holding any user;
   - image `gprec/group_similarity`: the cosine-similarity heatmap of the dual
     group embeddings [P⁺; P⁻] (RQ5; blue −1, white 0, red +1);
+  - with the ensemble strategy's learned weights, scalars
+    `gprec/ensemble_weight_<backbone|group|individual>` (they sum to 1);
   - with UDG, histograms `udg/gates` of every gate value and
     `udg/gates_layer<l>` per MLP layer.
 """
@@ -143,6 +145,12 @@ class UserLevelMonitor(keras.callbacks.Callback):
             if hasattr(model.user_level, "group_embeddings"):
                 similarity = cosine_similarity(model.user_level.group_embeddings())
                 tf.summary.image("gprec/group_similarity", similarity_image(similarity))
+            mixing = getattr(getattr(model.user_level, "combiner", None), "mixing", None)
+            if mixing is not None:  # EnsembleStrategy(weights="learned")
+                heads = ("backbone", "group", "individual")[:2 + model.user_level.individual]
+                weights = tf.nn.softmax(mixing[:len(heads)]).numpy()
+                for head, weight in zip(heads, weights, strict=True):
+                    tf.summary.scalar(f"gprec/ensemble_weight_{head}", float(weight))
             if output.get("gates") is not None:
                 gates = output["gates"]
                 gates = list(gates) if isinstance(gates, (list, tuple)) else [gates]

@@ -46,6 +46,7 @@ from tfrs_userlevel.features import FeatureSpec, fused_vocabulary_size
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import BASES, CONTRASTS
+from tfrs_userlevel.gprec.strategies import ENSEMBLE_WEIGHTS
 from tfrs_userlevel.metrics import METRIC_NAMES, evaluate_ids
 from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.monitoring import UserLevelMonitor
@@ -148,6 +149,9 @@ class TrainConfig:
     # False: the strategy reads r_g from the noise-free masks in training too (GPRec layer
     # noisy_prediction; not in the paper).
     noisy_prediction: bool = True
+    # "learned": the ensemble strategy's average is weighted by trained softmax weights,
+    # starting from the paper's plain average (GPRec layer ensemble_weights; not in the paper).
+    ensemble_weights: str = "equal"
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
@@ -232,6 +236,10 @@ class TrainConfig:
                  self.backbone_weight) >= 0, "loss weights must be >= 0"),
             (self.contrast in CONTRASTS, f"contrast must be one of {list(CONTRASTS)}"),
             (self.gprec_base in BASES, f"gprec_base must be one of {list(BASES)}"),
+            (self.ensemble_weights in ENSEMBLE_WEIGHTS,
+             f"ensemble_weights must be one of {list(ENSEMBLE_WEIGHTS)}"),
+            (self.ensemble_weights == "equal" or self.strategy == "ensemble",
+             "ensemble_weights 'learned' needs strategy 'ensemble'"),
             (self.group_init_stddev is None or self.group_init_stddev > 0,
              "group_init_stddev must be > 0"),
             (not (self.residual and self.strategy == "ensemble"),
@@ -279,7 +287,7 @@ GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "gro
                  "classifier_units", "classifier_shared", "dp_rank", "head_units",
                  "individual_units", "gprec_dropout",
                  "prediction_units", "residual", "stop_embedding_gradient", "gprec_base",
-                 "group_init_stddev", "noisy_prediction")
+                 "group_init_stddev", "noisy_prediction", "ensemble_weights")
 
 
 def _check_options(kind: str, name: str, given: Mapping[str, Any], known) -> None:
@@ -358,6 +366,7 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
         "residual": config.residual, "stop_embedding_gradient": config.stop_embedding_gradient,
         "base": config.gprec_base, "group_init_stddev": config.group_init_stddev,
         "noisy_prediction": config.noisy_prediction,
+        "ensemble_weights": config.ensemble_weights,
     }
     options.update(ABLATIONS.get(config.ablation, {}))
     return GPRec(name="gprec", **options)

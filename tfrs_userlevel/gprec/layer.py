@@ -81,6 +81,9 @@ class GPRec(keras.layers.Layer):
         a bounded variant with the same gradient direction at the start.
       dp_rank: Rank k of the "dp" strategy's generated layers.
       ensemble_average: "probability" or "logit" for the "ensemble" strategy.
+      ensemble_weights: "equal" (the paper's average) or "learned" (not in the
+        paper: softmax weights over the ensemble's predictions, trained from
+        the plain average) for the "ensemble" strategy.
       output_bias: Initial bias of every new logit head (e.g. logit(p̄)).
       residual: Not in the paper: for the "input" and "dp" strategies, the final
         logit is the backbone's own logit plus a learned scale (starting at 0,
@@ -135,7 +138,8 @@ class GPRec(keras.layers.Layer):
                  dropout: float = 0.2, group_weight: float = 1.0, contrast_weight: float = 1e-3,
                  orthogonal_weight: float = 0.1, backbone_weight: float = 1.0,
                  contrast: str = "paper", dp_rank: int = 16,
-                 ensemble_average: str = "probability", output_bias: float = 0.0,
+                 ensemble_average: str = "probability", ensemble_weights: str = "equal",
+                 output_bias: float = 0.0,
                  residual: bool = False, stop_embedding_gradient: bool = False,
                  base: str = "hidden", group_init_stddev: float | None = None,
                  noisy_prediction: bool = True, add_losses: bool = False, **kwargs):
@@ -154,6 +158,11 @@ class GPRec(keras.layers.Layer):
              f"group_init_stddev must be > 0 (or None), got {group_init_stddev}"),
             (min(group_weight, contrast_weight, orthogonal_weight, backbone_weight) >= 0,
              "loss weights must be >= 0"),
+            (ensemble_weights in strategy_lib.ENSEMBLE_WEIGHTS,
+             f"ensemble_weights must be one of {strategy_lib.ENSEMBLE_WEIGHTS}, "
+             f"got {ensemble_weights!r}"),
+            (ensemble_weights == "equal" or strategy == "ensemble",
+             "ensemble_weights='learned' needs the ensemble strategy"),
             (not (residual and strategy == "ensemble"),
              "residual applies to the input and dp strategies (ensemble already averages "
              "in the backbone's prediction)"),
@@ -182,6 +191,7 @@ class GPRec(keras.layers.Layer):
         self.contrast = contrast
         self.dp_rank = int(dp_rank)
         self.ensemble_average = ensemble_average
+        self.ensemble_weights = ensemble_weights
         self.output_bias = float(output_bias)
         self.residual = bool(residual)
         self.stop_embedding_gradient = bool(stop_embedding_gradient)
@@ -221,6 +231,7 @@ class GPRec(keras.layers.Layer):
             options["rank"] = self.dp_rank
         if strategy == "ensemble":
             options["average"] = ensemble_average
+            options["weights"] = ensemble_weights
         options["name"] = f"{strategy}_strategy"
         self.combiner = strategy_lib.get(strategy, **options)
 
@@ -350,6 +361,7 @@ class GPRec(keras.layers.Layer):
                 "orthogonal_weight": self.orthogonal_weight,
                 "backbone_weight": self.backbone_weight, "contrast": self.contrast,
                 "dp_rank": self.dp_rank, "ensemble_average": self.ensemble_average,
+                "ensemble_weights": self.ensemble_weights,
                 "output_bias": self.output_bias, "residual": self.residual,
                 "stop_embedding_gradient": self.stop_embedding_gradient, "base": self.base,
                 "group_init_stddev": self.group_init_stddev,

@@ -17,6 +17,7 @@ from tfrs_userlevel.dense_stack import DenseStack
 
 STRATEGIES = ("input", "dp", "ensemble")
 ENSEMBLE_AVERAGES = ("probability", "logit")
+ENSEMBLE_WEIGHTS = ("equal", "learned")
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
@@ -137,10 +138,16 @@ class EnsembleStrategy(keras.layers.Layer):
     averages logits instead. Without r_p (GPRec-2) two predictions are
     averaged.
 
+    `weights="learned"` (not in the paper) makes the average a weighted one,
+    with weights softmax(v) over the n predictions and v [n] trained with the
+    rest; v starts at 0, i.e. at the paper's plain average. A head weaker than
+    the backbone then no longer keeps a fixed third of the output.
+
     Args:
       hidden_units: Hidden widths of the individual head.
       dropout: Dropout after each hidden layer.
       average: "probability" or "logit".
+      weights: "equal" (the paper) or "learned".
       output_bias: Initial bias of the individual head's logit.
 
     Call: as `InputStrategy`; needs `group_logit` and `backbone_logit`.
@@ -150,17 +157,28 @@ class EnsembleStrategy(keras.layers.Layer):
     """
 
     def __init__(self, hidden_units: Sequence[int] = (64, 32, 16), dropout: float = 0.2,
-                 average: str = "probability", output_bias: float = 0.0, **kwargs):
+                 average: str = "probability", weights: str = "equal",
+                 output_bias: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if average not in ENSEMBLE_AVERAGES:
             raise ValueError(f"EnsembleStrategy: average must be one of {ENSEMBLE_AVERAGES}, "
                              f"got {average!r}")
+        if weights not in ENSEMBLE_WEIGHTS:
+            raise ValueError(f"EnsembleStrategy: weights must be one of {ENSEMBLE_WEIGHTS}, "
+                             f"got {weights!r}")
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.dropout = float(dropout)
         self.average = average
+        self.weights_kind = weights
         self.output_bias = float(output_bias)
         self.individual_head = DenseStack(self.hidden_units, 1, dropout=self.dropout,
                                           output_bias=self.output_bias, name="individual_head")
+        self.mixing = None
+
+    def build(self, input_shape):
+        if self.weights_kind == "learned":  # the backbone's, the group head's, MLP_p's
+            self.mixing = self.add_weight(name="mixing", shape=(3,), initializer="zeros")
+        super().build(input_shape)
 
     def call(self, hidden, group, individual=None, item=None, group_logit=None,
              backbone_logit=None, training: bool = False) -> tf.Tensor:
@@ -170,18 +188,23 @@ class EnsembleStrategy(keras.layers.Layer):
         if individual is not None:
             logits.append(self.individual_head([individual, item], training=training))
         logits = tf.concat(logits, axis=-1)  # [B, n]
+        n = logits.shape[-1]
+        if self.weights_kind == "learned":  # v [3]; GPRec-2 (no r_p) reads its first two
+            log_w = tf.nn.log_softmax(self.mixing[:n])  # [n]
+        else:
+            log_w = tf.fill([n], -tf.math.log(float(n)))
         if self.average == "logit":
-            return tf.reduce_mean(logits, axis=-1, keepdims=True)
-        # logit(mean σ(z)) in log space, stable for large |z|: with log σ(z) = −softplus(−z)
-        # and log(1 − σ(z)) = −softplus(z), the 1/n of both means cancels in the ratio.
-        log_p = tf.reduce_logsumexp(-tf.nn.softplus(-logits), axis=-1, keepdims=True)
-        log_q = tf.reduce_logsumexp(-tf.nn.softplus(logits), axis=-1, keepdims=True)
+            return tf.reduce_sum(logits * tf.exp(log_w), axis=-1, keepdims=True)
+        # logit(Σ w·σ(z)) in log space, stable for large |z|: log σ(z) = −softplus(−z) and
+        # log(1 − σ(z)) = −softplus(z); the weights sum to 1, so 1 − Σ w·σ(z) = Σ w·σ(−z).
+        log_p = tf.reduce_logsumexp(log_w - tf.nn.softplus(-logits), axis=-1, keepdims=True)
+        log_q = tf.reduce_logsumexp(log_w - tf.nn.softplus(logits), axis=-1, keepdims=True)
         return log_p - log_q
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
                 "dropout": self.dropout, "average": self.average,
-                "output_bias": self.output_bias}
+                "weights": self.weights_kind, "output_bias": self.output_bias}
 
 
 def get(strategy: str, **kwargs) -> keras.layers.Layer:
