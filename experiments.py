@@ -9,6 +9,8 @@
   python experiments.py ml1m_baselines                # MMoE ... DGPM vs MLP and GPRec (3 seeds)
   python experiments.py diversity --model-dir DIR     # RQ5 heatmap of the group embeddings
   python experiments.py by_activity --a ... --b ...   # test AUC of A and B by user activity
+  python experiments.py gprec_scales --model-dir DIR  # scale of what GPRec reads and makes
+  python experiments.py ensemble_heads --model-dir DIR  # val AUC of each ensemble head
 
 Every run lands in --runs-dir/<configuration>/seed_<seed>/ (train.py's
 outputs). A run whose metrics.json exists with the identical config is
@@ -953,6 +955,63 @@ def gprec_scales(model_dir: Path, data_dir: str | None, rows: int = 4096) -> dic
     return stats
 
 
+def ensemble_heads(model_dir: Path, data_dir: str | None, split: str = "validation") -> dict:
+    """AUC and LogLoss, on a whole split, of each prediction a trained GPRec ensemble
+    averages (the backbone's head, the group head MLP_g, MLP_p's head) and of the average
+    itself, with the ensemble's weights (1/n each, or the learned ones)."""
+    from tfrs_userlevel import data, tf
+    from tfrs_userlevel.monitoring import exact_auc_logloss
+    from tfrs_userlevel.training import load_trained
+
+    config = json.loads((model_dir / "config.json").read_text())["config"]
+    model = load_trained(model_dir)
+    layer = model.user_level
+    if layer is None or getattr(layer, "strategy", None) != "ensemble":
+        raise SystemExit(f"error: {model_dir} holds no GPRec model with the ensemble strategy")
+    splits = datasets.load_splits(config["dataset"], config["split"], data_dir,
+                                  history_length=config.get("history_length", 0))
+    rows = splits[split]
+    columns = {k: v for k, v in rows.items() if k in model.lookup.spec.names}
+    ids = data.lookup_columns(model.lookup, columns)
+    combiner = layer.combiner
+    call = combiner.call
+    seen: dict[str, list] = {"backbone": [], "group": [], "individual": [], "ensemble": []}
+
+    def recording(hidden, group, individual=None, item=None, group_logit=None,
+                  backbone_logit=None, training=False):
+        output = call(hidden, group, individual, item=item, group_logit=group_logit,
+                      backbone_logit=backbone_logit, training=training)
+        seen["backbone"].append(backbone_logit.numpy())
+        seen["group"].append(group_logit.numpy())
+        if individual is not None:
+            seen["individual"].append(combiner.individual_head(
+                [individual, item], training=False).numpy())
+        seen["ensemble"].append(output.numpy())
+        return output
+
+    combiner.call = recording
+    try:
+        for start in range(0, len(rows["label"]), 16384):
+            model.score({k: tf.constant(v[start:start + 16384]) for k, v in ids.items()},
+                        training=False)
+    finally:
+        combiner.call = call
+    heads = [k for k, v in seen.items() if v]
+    n = len(heads) - 1
+    weights = (tf.nn.softmax(combiner.mixing[:n]).numpy().tolist()
+               if combiner.mixing is not None else [1.0 / n] * n)
+    stats = {"model_dir": str(model_dir), "split": split, "rows": len(rows["label"]),
+             "weights": dict(zip(heads[:-1], weights, strict=True))}
+    lines = [f"{'prediction':12s} {'weight':>7s} {'AUC':>7s} {'LogLoss':>8s}"]
+    for head in heads:
+        auc, logloss = exact_auc_logloss(rows["label"], np.concatenate(seen[head]))
+        stats[head] = {"auc": auc, "logloss": logloss}
+        weight = f"{stats['weights'][head]:7.3f}" if head in stats["weights"] else " " * 7
+        lines.append(f"{head:12s} {weight} {auc:7.4f} {logloss:8.4f}")
+    print(f"{model_dir} ({split}, {stats['rows']:,} rows)\n" + "\n".join(lines))
+    return stats
+
+
 # -- CLI ---------------------------------------------------------------------
 
 TABLES = {
@@ -976,7 +1035,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n", 2)[2])
     p.add_argument("what", choices=["compare", "by_activity", "diversity", "gprec_scales",
-                                    *TABLES])
+                                    "ensemble_heads", *TABLES])
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="default: 5 seeds (2024-2028); ml1m_gprec_hparams: 2024; "
                         "ml1m_backbones and ml1m_baselines: 2024-2026")
@@ -988,11 +1047,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="compare, by_activity: candidate train.py args")
     p.add_argument("--name", default=None,
                    help="compare, by_activity: also write results/NAME.md/.json; "
-                        "gprec_scales: results/NAME.json")
+                        "gprec_scales, ensemble_heads: results/NAME.json")
     p.add_argument("--train-args", default="",
                    help="extra train.py args for every run of a table (e.g. '--epochs 2')")
     p.add_argument("--model-dir", default=None,
-                   help="diversity, gprec_scales: a finished GPRec run")
+                   help="diversity, gprec_scales, ensemble_heads: a finished GPRec run")
     p.add_argument("--out", default="results/ml1m_gprec_diversity",
                    help="diversity: output path without suffix (.png and .json)")
     return p.parse_args(argv)
@@ -1015,6 +1074,14 @@ def main(argv=None) -> int:
             print("error: gprec_scales needs --model-dir", file=sys.stderr)
             return 2
         stats = gprec_scales(Path(args.model_dir), args.data_dir)
+        if args.name:
+            write_json_atomic(RESULTS / f"{args.name}.json", {**stats, "command": command})
+        return 0
+    if args.what == "ensemble_heads":
+        if not args.model_dir:
+            print("error: ensemble_heads needs --model-dir", file=sys.stderr)
+            return 2
+        stats = ensemble_heads(Path(args.model_dir), args.data_dir)
         if args.name:
             write_json_atomic(RESULTS / f"{args.name}.json", {**stats, "command": command})
         return 0

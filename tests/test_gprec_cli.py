@@ -41,6 +41,29 @@ def test_train_py_runs_gprec_and_logs_every_loss_term(tmp_path, strategy):
     assert model.user_level.get_config()["strategy"] == strategy
 
 
+def test_ensemble_heads_scores_each_averaged_prediction(tmp_path, capsys):
+    argv = SMOKE + ["--user-level", "gprec", "--strategy", "ensemble", "--ensemble-weights",
+                    "learned", "--model-dir", str(tmp_path)]
+    assert train.main(argv) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    model = load_trained(tmp_path)
+    assert model.user_level.get_config()["ensemble_weights"] == "learned"
+    stats = experiments.ensemble_heads(tmp_path, None)
+    assert set(stats["weights"]) == {"backbone", "group", "individual"}
+    assert sum(stats["weights"].values()) == pytest.approx(1.0, abs=1e-6)
+    learned = tf.nn.softmax(model.user_level.combiner.mixing).numpy()
+    np.testing.assert_allclose(list(stats["weights"].values()), learned, rtol=1e-6)
+    for head in ("backbone", "group", "individual", "ensemble"):
+        assert 0.5 < stats[head]["auc"] < 1, head
+    # The averaged prediction is the model's own: its exact AUC is train.py's validation AUC.
+    assert stats["ensemble"]["auc"] == pytest.approx(metrics["val"]["auc"], abs=2e-3)
+    assert "individual" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="ensemble strategy"):
+        assert train.main(SMOKE + ["--user-level", "gprec", "--model-dir",
+                                   str(tmp_path / "input")]) == 0
+        experiments.ensemble_heads(tmp_path / "input", None)
+
+
 def test_ablation_flag_reaches_the_layer(tmp_path):
     argv = SMOKE + ["--user-level", "gprec", "--ablation", "gprec-2", "--model-dir",
                     str(tmp_path)]
