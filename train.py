@@ -185,6 +185,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="equal: the ensemble strategy averages its predictions (the paper); "
                         "learned: softmax weights over them, trained from the plain average "
                         "(not in the paper)")
+    g.add_argument("--ensemble-backbone-gradient", action=argparse.BooleanOptionalAction,
+                   default=DEFAULTS.ensemble_backbone_gradient,
+                   help="the ensemble strategy's average trains the backbone (the paper; "
+                        "default); --no-ensemble-backbone-gradient: the backbone learns from "
+                        "its own BCE term alone (not in the paper)")
     g.add_argument("--gprec-dropout", type=float, default=DEFAULTS.gprec_dropout,
                    help="dropout of GPRec's MLPs (default: --dropout)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
@@ -253,6 +258,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         stop_embedding_gradient=args.stop_embedding_gradient, gprec_base=args.gprec_base,
         group_init_stddev=args.group_init_stddev, noisy_prediction=args.noisy_prediction,
         ensemble_weights=args.ensemble_weights,
+        ensemble_backbone_gradient=args.ensemble_backbone_gradient,
         prediction_units=None if args.prediction_units is None else tuple(args.prediction_units))
 
 

@@ -84,6 +84,9 @@ def test_gprec_options_are_validated():
         TrainConfig(hidden_units=(64, -32))
     with pytest.raises(ConfigError, match="ensemble_weights 'learned' needs strategy"):
         TrainConfig(user_level="gprec", ensemble_weights="learned")
+    with pytest.raises(ConfigError, match="needs backbone_weight > 0"):
+        TrainConfig(user_level="gprec", strategy="ensemble", ensemble_backbone_gradient=False,
+                    backbone_weight=0)
     with pytest.raises(SystemExit):
         train.parse_args(["--strategy", "stack", "--model-dir", "x"])
     with pytest.raises(SystemExit):

@@ -258,6 +258,38 @@ def test_learned_ensemble_weights_start_at_the_average_and_move_to_the_better_he
         GPRec(strategy="input", ensemble_weights="learned")
 
 
+def test_ensemble_without_backbone_gradient_leaves_the_backbone_to_its_own_loss():
+    x = _inputs()
+    logit = tf.Variable(x["logit"])  # stands for the backbone: its only trainable output
+    grads = {}
+    for backbone_gradient in (True, False):
+        layer = GPRec(groups=4, reduce="sum", strategy="ensemble",
+                      ensemble_weights="learned", ensemble_backbone_gradient=backbone_gradient)
+        with tf.GradientTape(persistent=True) as tape:
+            out = layer({**x, "logit": logit}, training=True)
+            main = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+                labels=x["labels"], logits=out["logit"]))
+        grads[backbone_gradient] = (tape.gradient(main, logit),
+                                    tape.gradient(out["losses"]["backbone_loss"], logit),
+                                    tape.gradient(main, layer.combiner.mixing))
+    trained, detached = grads[True], grads[False]
+    assert np.any(trained[0].numpy())
+    assert detached[0] is None or not np.any(tf.convert_to_tensor(detached[0]).numpy())
+    # The backbone's own BCE and the mixing weights still learn.
+    assert np.any(detached[1].numpy()) and np.any(detached[2].numpy())
+    # The forward pass is the same.
+    layer = GPRec(groups=4, reduce="sum", strategy="ensemble", ensemble_backbone_gradient=False)
+    reference = GPRec(groups=4, reduce="sum", strategy="ensemble")
+    layer(x)
+    reference(x)
+    reference.set_weights(layer.get_weights())
+    np.testing.assert_allclose(layer(x)["logit"], reference(x)["logit"], atol=1e-6)
+    with pytest.raises(ValueError, match="backbone_weight > 0"):
+        GPRec(strategy="ensemble", ensemble_backbone_gradient=False, backbone_weight=0)
+    with pytest.raises(ValueError, match="needs the ensemble strategy"):
+        GPRec(strategy="dp", ensemble_backbone_gradient=False)
+
+
 @pytest.mark.parametrize("reduce", ["concat", "sum"])
 def test_contrastive_pass_holds_the_group_head_fixed(reduce):
     layer = GPRec(groups=6, reduce=reduce, temperature=0.5, group_weight=0.0,

@@ -152,6 +152,9 @@ class TrainConfig:
     # "learned": the ensemble strategy's average is weighted by trained softmax weights,
     # starting from the paper's plain average (GPRec layer ensemble_weights; not in the paper).
     ensemble_weights: str = "equal"
+    # False: the ensemble's average does not train the backbone, which learns from its own
+    # BCE term alone (GPRec layer ensemble_backbone_gradient; not in the paper).
+    ensemble_backbone_gradient: bool = True
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
@@ -240,6 +243,11 @@ class TrainConfig:
              f"ensemble_weights must be one of {list(ENSEMBLE_WEIGHTS)}"),
             (self.ensemble_weights == "equal" or self.strategy == "ensemble",
              "ensemble_weights 'learned' needs strategy 'ensemble'"),
+            (self.ensemble_backbone_gradient or self.strategy == "ensemble",
+             "ensemble_backbone_gradient False needs strategy 'ensemble'"),
+            (self.ensemble_backbone_gradient or self.backbone_weight > 0,
+             "ensemble_backbone_gradient False needs backbone_weight > 0 (nothing else "
+             "trains the backbone)"),
             (self.group_init_stddev is None or self.group_init_stddev > 0,
              "group_init_stddev must be > 0"),
             (not (self.residual and self.strategy == "ensemble"),
@@ -287,7 +295,8 @@ GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "gro
                  "classifier_units", "classifier_shared", "dp_rank", "head_units",
                  "individual_units", "gprec_dropout",
                  "prediction_units", "residual", "stop_embedding_gradient", "gprec_base",
-                 "group_init_stddev", "noisy_prediction", "ensemble_weights")
+                 "group_init_stddev", "noisy_prediction", "ensemble_weights",
+                 "ensemble_backbone_gradient")
 
 
 def _check_options(kind: str, name: str, given: Mapping[str, Any], known) -> None:
@@ -367,6 +376,7 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
         "base": config.gprec_base, "group_init_stddev": config.group_init_stddev,
         "noisy_prediction": config.noisy_prediction,
         "ensemble_weights": config.ensemble_weights,
+        "ensemble_backbone_gradient": config.ensemble_backbone_gradient,
     }
     options.update(ABLATIONS.get(config.ablation, {}))
     return GPRec(name="gprec", **options)

@@ -84,6 +84,9 @@ class GPRec(keras.layers.Layer):
       ensemble_weights: "equal" (the paper's average) or "learned" (not in the
         paper: softmax weights over the ensemble's predictions, trained from
         the plain average) for the "ensemble" strategy.
+      ensemble_backbone_gradient: Whether the "ensemble" strategy's average
+        trains the backbone (the paper). False (not in the paper): the
+        backbone learns from its own BCE term alone (needs backbone_weight > 0).
       output_bias: Initial bias of every new logit head (e.g. logit(p̄)).
       residual: Not in the paper: for the "input" and "dp" strategies, the final
         logit is the backbone's own logit plus a learned scale (starting at 0,
@@ -139,7 +142,7 @@ class GPRec(keras.layers.Layer):
                  orthogonal_weight: float = 0.1, backbone_weight: float = 1.0,
                  contrast: str = "paper", dp_rank: int = 16,
                  ensemble_average: str = "probability", ensemble_weights: str = "equal",
-                 output_bias: float = 0.0,
+                 ensemble_backbone_gradient: bool = True, output_bias: float = 0.0,
                  residual: bool = False, stop_embedding_gradient: bool = False,
                  base: str = "hidden", group_init_stddev: float | None = None,
                  noisy_prediction: bool = True, add_losses: bool = False, **kwargs):
@@ -163,6 +166,11 @@ class GPRec(keras.layers.Layer):
              f"got {ensemble_weights!r}"),
             (ensemble_weights == "equal" or strategy == "ensemble",
              "ensemble_weights='learned' needs the ensemble strategy"),
+            (ensemble_backbone_gradient or strategy == "ensemble",
+             "ensemble_backbone_gradient=False needs the ensemble strategy"),
+            (ensemble_backbone_gradient or backbone_weight > 0,
+             "ensemble_backbone_gradient=False needs backbone_weight > 0, or nothing trains "
+             "the backbone"),
             (not (residual and strategy == "ensemble"),
              "residual applies to the input and dp strategies (ensemble already averages "
              "in the backbone's prediction)"),
@@ -192,6 +200,7 @@ class GPRec(keras.layers.Layer):
         self.dp_rank = int(dp_rank)
         self.ensemble_average = ensemble_average
         self.ensemble_weights = ensemble_weights
+        self.ensemble_backbone_gradient = bool(ensemble_backbone_gradient)
         self.output_bias = float(output_bias)
         self.residual = bool(residual)
         self.stop_embedding_gradient = bool(stop_embedding_gradient)
@@ -232,6 +241,7 @@ class GPRec(keras.layers.Layer):
         if strategy == "ensemble":
             options["average"] = ensemble_average
             options["weights"] = ensemble_weights
+            options["backbone_gradient"] = self.ensemble_backbone_gradient
         options["name"] = f"{strategy}_strategy"
         self.combiner = strategy_lib.get(strategy, **options)
 
@@ -362,6 +372,7 @@ class GPRec(keras.layers.Layer):
                 "backbone_weight": self.backbone_weight, "contrast": self.contrast,
                 "dp_rank": self.dp_rank, "ensemble_average": self.ensemble_average,
                 "ensemble_weights": self.ensemble_weights,
+                "ensemble_backbone_gradient": self.ensemble_backbone_gradient,
                 "output_bias": self.output_bias, "residual": self.residual,
                 "stop_embedding_gradient": self.stop_embedding_gradient, "base": self.base,
                 "group_init_stddev": self.group_init_stddev,

@@ -143,11 +143,17 @@ class EnsembleStrategy(keras.layers.Layer):
     rest; v starts at 0, i.e. at the paper's plain average. A head weaker than
     the backbone then no longer keeps a fixed third of the output.
 
+    `backbone_gradient=False` (not in the paper) reads the backbone's logit
+    through `tf.stop_gradient`: the average then trains only the other heads
+    (and the weights), and the backbone learns from its own BCE term alone,
+    as it would without GPRec.
+
     Args:
       hidden_units: Hidden widths of the individual head.
       dropout: Dropout after each hidden layer.
       average: "probability" or "logit".
       weights: "equal" (the paper) or "learned".
+      backbone_gradient: Whether the average trains the backbone (the paper).
       output_bias: Initial bias of the individual head's logit.
 
     Call: as `InputStrategy`; needs `group_logit` and `backbone_logit`.
@@ -158,7 +164,7 @@ class EnsembleStrategy(keras.layers.Layer):
 
     def __init__(self, hidden_units: Sequence[int] = (64, 32, 16), dropout: float = 0.2,
                  average: str = "probability", weights: str = "equal",
-                 output_bias: float = 0.0, **kwargs):
+                 backbone_gradient: bool = True, output_bias: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         if average not in ENSEMBLE_AVERAGES:
             raise ValueError(f"EnsembleStrategy: average must be one of {ENSEMBLE_AVERAGES}, "
@@ -170,6 +176,7 @@ class EnsembleStrategy(keras.layers.Layer):
         self.dropout = float(dropout)
         self.average = average
         self.weights_kind = weights
+        self.backbone_gradient = bool(backbone_gradient)
         self.output_bias = float(output_bias)
         self.individual_head = DenseStack(self.hidden_units, 1, dropout=self.dropout,
                                           output_bias=self.output_bias, name="individual_head")
@@ -184,6 +191,8 @@ class EnsembleStrategy(keras.layers.Layer):
              backbone_logit=None, training: bool = False) -> tf.Tensor:
         if group_logit is None or backbone_logit is None:
             raise ValueError("EnsembleStrategy needs the group head's and the backbone's logits")
+        if not self.backbone_gradient:
+            backbone_logit = tf.stop_gradient(backbone_logit)
         logits = [backbone_logit, group_logit]
         if individual is not None:
             logits.append(self.individual_head([individual, item], training=training))
@@ -204,7 +213,8 @@ class EnsembleStrategy(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
                 "dropout": self.dropout, "average": self.average,
-                "weights": self.weights_kind, "output_bias": self.output_bias}
+                "weights": self.weights_kind, "backbone_gradient": self.backbone_gradient,
+                "output_bias": self.output_bias}
 
 
 def get(strategy: str, **kwargs) -> keras.layers.Layer:
