@@ -194,6 +194,22 @@ def test_every_backbone_fits_saves_and_reloads(ml100k, spec, tmp_path, name, use
     assert (model.first_order is not None) == model.backbone.uses_first_order
 
 
+def test_learned_detached_ensemble_fits_saves_and_reloads(ml100k, spec, tmp_path):
+    """The ensemble with learned weights and no gradient from the average into the
+    backbone (session 13's backbone setting) through the shared check: SavedModel too."""
+    train = ml100k["train"]
+    keras.utils.set_random_seed(0)
+    p = float(train["label"].mean())
+    gprec = GPRec(groups=6, reduce="sum", strategy="ensemble", ensemble_weights="learned",
+                  ensemble_backbone_gradient=False, stop_embedding_gradient=True,
+                  output_bias=float(np.log(p / (1 - p))))
+    model = RankingModel(spec, spec.build_vocabularies(train), backbone={"name": "dcn"},
+                         positive_rate=p, user_level=gprec)
+    check_model(model, ml100k, tmp_path)
+    mixing = model.user_level.combiner.mixing.numpy()
+    assert np.any(mixing != 0)  # the weights trained
+
+
 @pytest.mark.parametrize("strategy", ["input", "dp", "ensemble"])
 def test_every_strategy_joins_a_backbone_with_its_own_logit_terms(ml100k, spec, strategy):
     """GPRec reads h and the backbone's full logit (head + FM / bilinear terms)."""
