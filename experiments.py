@@ -6,6 +6,7 @@
   python experiments.py ml1m_gprec_ablation           # GPRec-1..5 vs GPRec
   python experiments.py ml1m_gprec_hparams            # curves over G and τ (PNG + table)
   python experiments.py ml1m_backbones                # every backbone, GPRec on four (3 seeds)
+  python experiments.py ml1m_gprec_backbones          # session 13's GPRec on those four
   python experiments.py ml1m_baselines                # MMoE ... DGPM vs MLP and GPRec (3 seeds)
   python experiments.py diversity --model-dir DIR     # RQ5 heatmap of the group embeddings
   python experiments.py by_activity --a ... --b ...   # test AUC of A and B by user activity
@@ -282,6 +283,26 @@ def ml1m_backbones(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
             args = ["--backbone", backbone, "--user-level", "gprec", *ZOO_GPREC_ARGS]
             yield row(f"GPRec({name})", args, runner.seeds(args, seeds), command,
                       reference=(name, plain))
+
+
+# Session 13's GPRec on the Table III backbones: the zoo's setting with learned ensemble
+# weights and no gradient from the average into the backbone (chosen on DCN validation,
+# seed 2024; results/ml1m_backbones.md, "Session 13").
+DETACHED_ENSEMBLE_ARGS = [*ZOO_GPREC_ARGS, "--ensemble-weights", "learned",
+                          "--no-ensemble-backbone-gradient"]
+
+
+def ml1m_gprec_backbones(runner: Runner, seeds: Sequence[int], command: str
+                         ) -> Iterator[dict]:
+    """Each Table III backbone alone, then GPRec on it with `DETACHED_ENSEMBLE_ARGS`."""
+    for backbone in ZOO_WITH_GPREC:
+        args = ["--backbone", backbone, "--user-level", "none"]
+        name = BACKBONE_NAMES[backbone]
+        plain = runner.seeds(args, seeds)
+        yield row(name, args, plain, command)
+        args = ["--backbone", backbone, "--user-level", "gprec", *DETACHED_ENSEMBLE_ARGS]
+        yield row(f"GPRec({name})", args, runner.seeds(args, seeds), command,
+                  reference=(name, plain))
 
 
 # The lower half of the GPRec paper's Table II: each user-modeling baseline on the MLP,
@@ -1020,6 +1041,9 @@ TABLES = {
     "ml1m_gprec_hparams": ("GPRec hyper-parameters on ML-1M (paper §IV-D)", ml1m_gprec_hparams),
     "ml1m_backbones": ("Backbone zoo on ML-1M, and GPRec on DCN, GDCN, DESTINE, FinalMLP "
                        "(paper Table III)", ml1m_backbones),
+    "ml1m_gprec_backbones": ("GPRec with learned ensemble weights and no gradient from the "
+                             "average into the backbone, on DCN, GDCN, DESTINE, FinalMLP",
+                             ml1m_gprec_backbones),
     "udg": ("UDG on five base models (UDG paper Tables 2 and 3): base, doubled embedding, "
             "with UDG", udg),
     "udg_cold_start": ("Meta-learned UDG embeddings for new users on ML-100K (UDG paper "
@@ -1038,7 +1062,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                                     "ensemble_heads", *TABLES])
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="default: 5 seeds (2024-2028); ml1m_gprec_hparams: 2024; "
-                        "ml1m_backbones and ml1m_baselines: 2024-2026")
+                        "ml1m_backbones, ml1m_gprec_backbones and ml1m_baselines: 2024-2026")
     p.add_argument("--runs-dir", default="runs/experiments")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--a", default="--user-level none",
@@ -1104,6 +1128,7 @@ def main(argv=None) -> int:
     title, build = TABLES[args.what]
     seeds = args.seeds or {"ml1m_gprec_hparams": [2024],
                            "ml1m_backbones": THREE_SEEDS,
+                           "ml1m_gprec_backbones": THREE_SEEDS,
                            "ml1m_baselines": THREE_SEEDS}.get(args.what, FIVE_SEEDS)
     rows = []
 

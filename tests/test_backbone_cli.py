@@ -53,6 +53,21 @@ def test_backbone_table_rows_library_gaps_and_gprec_p_values(tmp_path, monkeypat
     text = (tmp_path / "ml1m_backbones.md").read_text()
     assert "established library" in text and "| DeepFM |" in text and "partial" not in text
 
+    # Session 13's GPRec table reuses the backbones' runs and adds its own GPRec rows.
+    argv[0] = "ml1m_gprec_backbones"
+    assert experiments.main(argv) == 0
+    rows = json.loads((tmp_path / "ml1m_gprec_backbones.json").read_text())
+    assert [r["model"] for r in rows] == ["GDCN", "GPRec(GDCN)"]
+    assert rows[0]["test_auc"] == json.loads(
+        (tmp_path / "ml1m_backbones.json").read_text())[0]["test_auc"]
+    assert rows[1]["args"][-len(experiments.DETACHED_ENSEMBLE_ARGS):] == (
+        experiments.DETACHED_ENSEMBLE_ARGS)
+    assert rows[1]["p_value_vs"] == "GDCN"
+    run = next((tmp_path / "runs").glob("*ensemble_weights=learned*/seed_1"))
+    config = json.loads((run / "metrics.json").read_text())["config"]
+    assert config["ensemble_weights"] == "learned"
+    assert config["ensemble_backbone_gradient"] is False
+
 
 def test_gprec_options_without_gprec_are_refused(tmp_path, capsys):
     assert train.main(SMOKE + ["--strategy", "ensemble", "--groups", "7",
