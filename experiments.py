@@ -917,24 +917,35 @@ def by_activity(runner: Runner, a: Sequence[str], b: Sequence[str], seeds: Seque
     return rows
 
 
+def load_run_rows(model_dir: Path, data_dir: str | None, split: str = "validation",
+                  rows: int | None = None):
+    """(model, labels [N], looked-up ids {field: [N, ...]}) of a finished run, on the first
+    `rows` rows (None: all) of `split` of the data it was trained on."""
+    from tfrs_userlevel import data
+    from tfrs_userlevel.training import load_trained
+
+    config = json.loads((model_dir / "config.json").read_text())["config"]
+    model = load_trained(model_dir)
+    splits = datasets.load_splits(config["dataset"], config["split"], data_dir,
+                                  history_length=config.get("history_length", 0))
+    columns = {k: v[:rows] for k, v in splits[split].items()
+               if k in model.lookup.spec.names or k == "label"}
+    labels = columns.pop("label")
+    return model, labels, data.lookup_columns(model.lookup, columns)
+
+
 def gprec_scales(model_dir: Path, data_dir: str | None, rows: int = 4096) -> dict:
     """Scale of what a trained GPRec layer reads and makes, on the first `rows` validation
     rows: the root mean square of each tensor and its std across the batch (mean over
     columns), at inference and with Gumbel noise (training=True), and the rms of r_g's
     change from the noise alone (the user embeddings that drive the masks take no dropout)."""
-    from tfrs_userlevel import data, keras, tf
-    from tfrs_userlevel.training import load_trained
+    from tfrs_userlevel import keras, tf
 
-    config = json.loads((model_dir / "config.json").read_text())["config"]
-    model = load_trained(model_dir)
+    model, _, ids = load_run_rows(model_dir, data_dir, rows=rows)
     layer = model.user_level
     if layer is None or not hasattr(layer, "group_embeddings"):
         raise SystemExit(f"error: {model_dir} holds no GPRec model")
-    splits = datasets.load_splits(config["dataset"], config["split"], data_dir,
-                                  history_length=config.get("history_length", 0))
-    columns = {k: v[:rows] for k, v in splits["validation"].items()
-               if k in model.lookup.spec.names}
-    ids = {k: tf.constant(v) for k, v in data.lookup_columns(model.lookup, columns).items()}
+    ids = {k: tf.constant(v) for k, v in ids.items()}
     seen: dict[bool, tuple[dict, dict]] = {}
     call = layer.call
 
@@ -980,20 +991,13 @@ def ensemble_heads(model_dir: Path, data_dir: str | None, split: str = "validati
     """AUC and LogLoss, on a whole split, of each prediction a trained GPRec ensemble
     averages (the backbone's head, the group head MLP_g, MLP_p's head) and of the average
     itself, with the ensemble's weights (1/n each, or the learned ones)."""
-    from tfrs_userlevel import data, tf
+    from tfrs_userlevel import tf
     from tfrs_userlevel.monitoring import exact_auc_logloss
-    from tfrs_userlevel.training import load_trained
 
-    config = json.loads((model_dir / "config.json").read_text())["config"]
-    model = load_trained(model_dir)
+    model, labels, ids = load_run_rows(model_dir, data_dir, split)
     layer = model.user_level
     if layer is None or getattr(layer, "strategy", None) != "ensemble":
         raise SystemExit(f"error: {model_dir} holds no GPRec model with the ensemble strategy")
-    splits = datasets.load_splits(config["dataset"], config["split"], data_dir,
-                                  history_length=config.get("history_length", 0))
-    rows = splits[split]
-    columns = {k: v for k, v in rows.items() if k in model.lookup.spec.names}
-    ids = data.lookup_columns(model.lookup, columns)
     combiner = layer.combiner
     call = combiner.call
     seen: dict[str, list] = {"backbone": [], "group": [], "individual": [], "ensemble": []}
@@ -1012,7 +1016,7 @@ def ensemble_heads(model_dir: Path, data_dir: str | None, split: str = "validati
 
     combiner.call = recording
     try:
-        for start in range(0, len(rows["label"]), 16384):
+        for start in range(0, len(labels), 16384):
             model.score({k: tf.constant(v[start:start + 16384]) for k, v in ids.items()},
                         training=False)
     finally:
@@ -1021,11 +1025,11 @@ def ensemble_heads(model_dir: Path, data_dir: str | None, split: str = "validati
     n = len(heads) - 1
     weights = (tf.nn.softmax(combiner.mixing[:n]).numpy().tolist()
                if combiner.mixing is not None else [1.0 / n] * n)
-    stats = {"model_dir": str(model_dir), "split": split, "rows": len(rows["label"]),
+    stats = {"model_dir": str(model_dir), "split": split, "rows": len(labels),
              "weights": dict(zip(heads[:-1], weights, strict=True))}
     lines = [f"{'prediction':12s} {'weight':>7s} {'AUC':>7s} {'LogLoss':>8s}"]
     for head in heads:
-        auc, logloss = exact_auc_logloss(rows["label"], np.concatenate(seen[head]))
+        auc, logloss = exact_auc_logloss(labels, np.concatenate(seen[head]))
         stats[head] = {"auc": auc, "logloss": logloss}
         weight = f"{stats['weights'][head]:7.3f}" if head in stats["weights"] else " " * 7
         lines.append(f"{head:12s} {weight} {auc:7.4f} {logloss:8.4f}")

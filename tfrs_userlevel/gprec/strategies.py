@@ -175,7 +175,7 @@ class EnsembleStrategy(keras.layers.Layer):
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.dropout = float(dropout)
         self.average = average
-        self.weights_kind = weights
+        self.weights_kind = weights  # `weights` is a Keras Layer property
         self.backbone_gradient = bool(backbone_gradient)
         self.output_bias = float(output_bias)
         self.individual_head = DenseStack(self.hidden_units, 1, dropout=self.dropout,
