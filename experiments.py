@@ -1097,19 +1097,12 @@ def main(argv=None) -> int:
             return 2
         diversity(Path(args.model_dir), Path(args.out))
         return 0
-    if args.what == "gprec_scales":
+    probes = {"gprec_scales": gprec_scales, "ensemble_heads": ensemble_heads}
+    if args.what in probes:  # read one finished run; print, and write JSON with --name
         if not args.model_dir:
-            print("error: gprec_scales needs --model-dir", file=sys.stderr)
+            print(f"error: {args.what} needs --model-dir", file=sys.stderr)
             return 2
-        stats = gprec_scales(Path(args.model_dir), args.data_dir)
-        if args.name:
-            write_json_atomic(RESULTS / f"{args.name}.json", {**stats, "command": command})
-        return 0
-    if args.what == "ensemble_heads":
-        if not args.model_dir:
-            print("error: ensemble_heads needs --model-dir", file=sys.stderr)
-            return 2
-        stats = ensemble_heads(Path(args.model_dir), args.data_dir)
+        stats = probes[args.what](Path(args.model_dir), args.data_dir)
         if args.name:
             write_json_atomic(RESULTS / f"{args.name}.json", {**stats, "command": command})
         return 0
