@@ -268,21 +268,29 @@ BACKBONE_NAMES = {"mlp": "MLP", "wd": "W&D", "deepfm": "DeepFM", "ipnn": "IPNN",
                   "finalmlp": "FinalMLP", "destine": "DESTINE", "din": "DIN", "dien": "DIEN"}
 
 
-def ml1m_backbones(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
-    # Each Table III backbone is followed by GPRec on it, so that a partial table
-    # already answers "does GPRec improve it"; the other backbones come last.
-    order = ZOO_WITH_GPREC + [b for b in ZOO if b not in ZOO_WITH_GPREC]
-    for backbone in order:
+def backbone_rows(runner: Runner, seeds: Sequence[int], command: str,
+                  backbones: Sequence[str], gprec_args: Sequence[str],
+                  with_gprec: Sequence[str]) -> Iterator[dict]:
+    """Each backbone alone, each of `with_gprec` followed by GPRec on it with
+    `gprec_args` (its p-value against the backbone alone)."""
+    for backbone in backbones:
         args = ["--backbone", backbone, "--user-level", "none"]
         name = BACKBONE_NAMES[backbone]
         plain = runner.seeds(args, seeds)
         r = row(name, args, plain, command)
         r["library_auc"] = LIBRARY_AUC.get(backbone)
         yield r
-        if backbone in ZOO_WITH_GPREC:
-            args = ["--backbone", backbone, "--user-level", "gprec", *ZOO_GPREC_ARGS]
+        if backbone in with_gprec:
+            args = ["--backbone", backbone, "--user-level", "gprec", *gprec_args]
             yield row(f"GPRec({name})", args, runner.seeds(args, seeds), command,
                       reference=(name, plain))
+
+
+def ml1m_backbones(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
+    # Each Table III backbone is followed by GPRec on it, so that a partial table
+    # already answers "does GPRec improve it"; the other backbones come last.
+    order = ZOO_WITH_GPREC + [b for b in ZOO if b not in ZOO_WITH_GPREC]
+    yield from backbone_rows(runner, seeds, command, order, ZOO_GPREC_ARGS, ZOO_WITH_GPREC)
 
 
 # Session 13's GPRec on the Table III backbones: the zoo's setting with learned ensemble
@@ -295,14 +303,8 @@ DETACHED_ENSEMBLE_ARGS = [*ZOO_GPREC_ARGS, "--ensemble-weights", "learned",
 def ml1m_gprec_backbones(runner: Runner, seeds: Sequence[int], command: str
                          ) -> Iterator[dict]:
     """Each Table III backbone alone, then GPRec on it with `DETACHED_ENSEMBLE_ARGS`."""
-    for backbone in ZOO_WITH_GPREC:
-        args = ["--backbone", backbone, "--user-level", "none"]
-        name = BACKBONE_NAMES[backbone]
-        plain = runner.seeds(args, seeds)
-        yield row(name, args, plain, command)
-        args = ["--backbone", backbone, "--user-level", "gprec", *DETACHED_ENSEMBLE_ARGS]
-        yield row(f"GPRec({name})", args, runner.seeds(args, seeds), command,
-                  reference=(name, plain))
+    yield from backbone_rows(runner, seeds, command, ZOO_WITH_GPREC, DETACHED_ENSEMBLE_ARGS,
+                             ZOO_WITH_GPREC)
 
 
 # The lower half of the GPRec paper's Table II: each user-modeling baseline on the MLP,

@@ -184,6 +184,30 @@ def test_dgpm_starts_as_the_plain_mlp_and_its_groups_then_matter():
     np.testing.assert_allclose(assignment.sum(1), 1, rtol=1e-5)
 
 
+def test_dgpm_group_kernels_mix_each_groups_weights_by_the_assignment():
+    """Kernel form: layer l computes h·(W + Σ_g a_g ΔW_g) + b + a·Δb, from the plain MLP."""
+    layer = baselines.get("dgpm", dropout=0.0, groups=3, hidden_units=(5,),
+                          group_parameters="kernel")
+    embeddings, context = _normal(4, 2, 3), _context(4)
+    plain = layer(embeddings, context=context)["hidden"].numpy()
+    x = embeddings.numpy().reshape(4, 6)
+    dense = layer.dense[0]
+    np.testing.assert_allclose(
+        plain, np.maximum(x @ dense.kernel.numpy() + dense.bias.numpy(), 0), rtol=1e-5,
+        atol=1e-6)
+    layer.group_kernels[0].assign(_normal(3, 6, 5))
+    layer.memory.values.assign(_normal(3, 5))
+    a = layer.assignment(context).numpy()
+    kernels = layer.group_kernels[0].numpy()
+    per_user = dense.kernel.numpy()[None] + np.einsum("bg,gio->bio", a, kernels)
+    expected = np.maximum(np.einsum("bi,bio->bo", x, per_user) + dense.bias.numpy()
+                          + a @ layer.memory.values.numpy(), 0)
+    np.testing.assert_allclose(layer(embeddings, context=context)["hidden"].numpy(), expected,
+                               rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="group_parameters must be one of"):
+        baselines.get("dgpm", group_parameters="matrix")
+
+
 def test_the_ranking_model_passes_the_domain_index_of_the_raw_value(ml100k, spec):
     train = ml100k["train"]
     vocabularies = spec.build_vocabularies(train)
@@ -226,13 +250,14 @@ def test_bad_domain_field_and_options_are_refused(ml100k, spec):
         TrainConfig(baseline_options={"rank": 2})
 
 
-@pytest.mark.parametrize("name", sorted(baselines.BASELINES))
-def test_every_baseline_fits_saves_and_reloads(ml100k, spec, tmp_path, name):
+@pytest.mark.parametrize("name, options", [(name, {}) for name in sorted(baselines.BASELINES)]
+                         + [("dgpm", {"group_parameters": "kernel"})])
+def test_every_baseline_fits_saves_and_reloads(ml100k, spec, tmp_path, name, options):
     train = ml100k["train"]
     keras.utils.set_random_seed(0)
     p = float(train["label"].mean())
-    model = RankingModel(spec, spec.build_vocabularies(train), backbone={"name": name},
-                         positive_rate=p)
+    model = RankingModel(spec, spec.build_vocabularies(train),
+                         backbone={"name": name, **options}, positive_rate=p)
     check_model(model, ml100k, tmp_path)
     config = model.backbone.get_config()
     assert type(model.backbone).from_config(config).get_config() == config
