@@ -21,7 +21,8 @@ Our reading, since the DGPM text is not available here:
   - "kernel": a whole weight matrix and bias per group, added to the shared ones:
     H_l = act(H_{l−1}·(W_l + Σ_g a_g·ΔW_{l,g}) + b_l + Σ_g a_g·Δb_{l,g}), the
     literal "prediction parameters of each group fed to the prediction MLP";
-    computed as Σ_g a_g·(H_{l−1}·ΔW_{l,g}), never as a per-user matrix.
+    computed as Σ_g a_g·(H_{l−1}·ΔW_{l,g}), never as a per-user matrix
+    (G times the layer's multiply-adds).
   Either starts at zero, so training starts from the plain MLP.
 """
 
@@ -147,10 +148,12 @@ class DGPMBaseline(UserModelingBackbone):
             shifts = tf.split(memory["value"], self.hidden_units, axis=1)
             for dense, kernel, shift in zip(self.dense, self.group_kernels, shifts,
                                             strict=True):
-                # Σ_g a_g·(h·ΔW_g) = ((a ⊗ h) flattened [B, G·n]) · ΔW [G·n, units].
-                mixed = tf.reshape(assignment[:, :, None] * h[:, None, :],
-                                   [-1, kernel.shape[0] * kernel.shape[1]])
-                delta = mixed @ tf.reshape(kernel, [-1, kernel.shape[2]])
+                # Σ_g a_g·(h·ΔW_g): h times every group's kernel at once, [B, G, units].
+                groups, width, units = kernel.shape
+                per_group = tf.reshape(
+                    h @ tf.reshape(tf.transpose(kernel, [1, 0, 2]), [width, groups * units]),
+                    [-1, groups, units])
+                delta = tf.einsum("bg,bgu->bu", assignment, per_group)
                 h = self.act(dense(h) + delta + shift, training)
             return {"hidden": h, "logit": self.head(h)}
         scales, shifts = tf.split(memory["value"], 2, axis=1)
