@@ -81,7 +81,8 @@ LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {
                  "stop_embedding_gradient": False, "head_units": None,
                  "individual_units": [64], "gprec_base": "hidden",
                  "group_init_stddev": None, "noisy_prediction": True,
-                 "ensemble_weights": "equal", "ensemble_backbone_gradient": True}
+                 "ensemble_weights": "equal", "ensemble_backbone_gradient": True,
+                 "schedule_monitor": "auc"}
 
 
 def effective(config: dict) -> dict:

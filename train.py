@@ -33,6 +33,7 @@ from tfrs_userlevel.training import (
     DISTRIBUTE_STRATEGIES,
     GPREC_OPTIONS,
     LR_SCHEDULES,
+    SCHEDULE_MONITORS,
     USER_LEVELS,
     TrainConfig,
     run,
@@ -210,6 +211,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-norm", action="store_true")
     p.add_argument("--patience", type=int, default=DEFAULTS.patience,
                    help="early stopping patience on validation AUC")
+    p.add_argument("--schedule-monitor", default=DEFAULTS.schedule_monitor,
+                   choices=SCHEDULE_MONITORS,
+                   help="the validation AUC that reduce-on-plateau and early stopping follow: "
+                        "the prediction's (auc) or, with GPRec, the backbone's own logit's "
+                        "(backbone_auc), so that GPRec's heads do not move the backbone's "
+                        "learning-rate cuts; the best epoch is always the prediction's")
     p.add_argument("--steps-per-execution", type=int, default=DEFAULTS.steps_per_execution)
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--seeds", type=int, nargs="+", default=None,
@@ -236,7 +243,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         lr_plateau_factor=args.lr_plateau_factor, lr_plateau_patience=args.lr_plateau_patience,
         embedding_dim=args.embedding_dim, embedding_l2=args.embedding_l2,
         hidden_units=tuple(args.hidden_units), dropout=args.dropout, batch_norm=args.batch_norm,
-        patience=args.patience, seed=seed, max_steps=args.max_steps,
+        patience=args.patience, schedule_monitor=args.schedule_monitor, seed=seed,
+        max_steps=args.max_steps,
         steps_per_execution=args.steps_per_execution, deterministic=args.deterministic,
         distribute=args.distribute,
         history_length=args.history_length, udg_dim=args.udg_dim,

@@ -11,7 +11,7 @@ import experiments
 import train
 from tfrs_userlevel import tf
 from tfrs_userlevel.significance import one_sided_ttest
-from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained
+from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, schedule_callbacks
 
 SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "15",
          "--batch-size", "1024", "--groups", "6"]
@@ -73,6 +73,30 @@ def test_ablation_flag_reaches_the_layer(tmp_path):
     assert "orthogonal_loss" not in model.loss_names
 
 
+def test_the_schedule_can_follow_the_backbones_own_auc(tmp_path):
+    """--schedule-monitor backbone_auc: reduce-on-plateau and early stopping read the
+    backbone logit's validation AUC, which the run logs beside the prediction's."""
+    assert [c.monitor for c in schedule_callbacks(TrainConfig(user_level="gprec"))] == [
+        "val_auc", "val_auc"]
+    config = TrainConfig(user_level="gprec", schedule_monitor="backbone_auc")
+    assert [c.monitor for c in schedule_callbacks(config)] == ["val_backbone_auc"] * 2
+    argv = SMOKE + ["--user-level", "gprec", "--strategy", "ensemble", "--ensemble-weights",
+                    "learned", "--no-ensemble-backbone-gradient", "--schedule-monitor",
+                    "backbone_auc", "--epochs", "2", "--max-steps", "100",
+                    "--model-dir", str(tmp_path)]
+    assert train.main(argv) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["config"]["schedule_monitor"] == "backbone_auc"
+    accumulator = event_accumulator.EventAccumulator(
+        str(tmp_path / "logs" / "validation"), size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    values = {tag: [float(tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+              for tag in ("epoch_auc", "epoch_backbone_auc")}
+    assert len(values["epoch_backbone_auc"]) == 2
+    assert all(0.5 < v < 1 for v in values["epoch_backbone_auc"])
+    assert values["epoch_backbone_auc"] != values["epoch_auc"]
+
+
 def test_gprec_options_are_validated():
     with pytest.raises(ConfigError, match="ablation needs user_level gprec"):
         TrainConfig(ablation="gprec-1")
@@ -87,6 +111,10 @@ def test_gprec_options_are_validated():
     with pytest.raises(ConfigError, match="needs backbone_weight > 0"):
         TrainConfig(user_level="gprec", strategy="ensemble", ensemble_backbone_gradient=False,
                     backbone_weight=0)
+    with pytest.raises(ConfigError, match="schedule_monitor 'backbone_auc' needs user_level"):
+        TrainConfig(schedule_monitor="backbone_auc")
+    with pytest.raises(ConfigError, match="schedule_monitor must be one of"):
+        TrainConfig(user_level="gprec", schedule_monitor="val_auc")
     with pytest.raises(SystemExit):
         train.parse_args(["--strategy", "stack", "--model-dir", "x"])
     with pytest.raises(SystemExit):

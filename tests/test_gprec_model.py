@@ -22,6 +22,16 @@ def _gprec_model(spec, train, **gprec):
                                          **gprec))
 
 
+def _rank_auc(labels, scores) -> float:
+    """Exact AUC: the share of (positive, negative) pairs ranked correctly."""
+    ranks = np.empty(len(scores))
+    ranks[np.argsort(scores)] = np.arange(1, len(scores) + 1)
+    labels = np.asarray(labels) > 0
+    positives, negatives = labels.sum(), (~labels).sum()
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2)
+                 / (positives * negatives))
+
+
 @pytest.mark.parametrize("strategy,options", [
     ("input", {}), ("dp", {}), ("ensemble", {}), ("ensemble", {"ensemble_weights": "learned"}),
     ("input", {"base": "embeddings", "prediction_units": (32, 16)})])
@@ -44,6 +54,13 @@ def test_ranking_model_with_gprec_learns_logs_every_term_and_round_trips(
                              return_dict=True, verbose=0)
     assert metrics["auc"] > 0.70, metrics
     assert "val_group_loss" not in metrics and "group_loss" in metrics
+    # backbone_auc scores the backbone's own logit, not the prediction.
+    scored = model.score({k: tf.constant(v) for k, v in test_ids.items()})
+    backbone = _rank_auc(test["label"], scored["backbone_logit"].numpy()[:, 0])
+    assert metrics["backbone_auc"] == pytest.approx(backbone, abs=1e-3)
+    if strategy == "ensemble":
+        final = _rank_auc(test["label"], scored["logit"].numpy()[:, 0])
+        assert abs(final - backbone) > 1e-3 and metrics["auc"] == pytest.approx(final, abs=1e-3)
 
     raw = {k: tf.constant(v[:256]) for k, v in test.items() if k in spec.names}
     expected = model(raw).numpy()

@@ -234,6 +234,11 @@ class RankingModel(tfrs.Model):
             name: keras.metrics.Mean(name=name) for name in ("loss",) + self.loss_names
             + ("regularization_loss",)
         }
+        # With a user-level layer, the backbone's own logit is scored too (validation
+        # only): "backbone_auc", which a schedule can follow (TrainConfig.schedule_monitor).
+        self._backbone_auc = (keras.metrics.AUC(num_thresholds=metrics_lib.AUC_THRESHOLDS,
+                                                from_logits=True, name="backbone_auc")
+                              if user_level is not None else None)
 
     def _item_rows_table(self, field) -> tf.Tensor:
         """int32 [V_item, 1 + A]: per known item (vocabulary order), the fused ids of the
@@ -283,7 +288,8 @@ class RankingModel(tfrs.Model):
 
         The user-level layer computes its auxiliary losses only when `labels`
         are given; its whole output (GPRec: "masks" [B, G, 2], "group",
-        "individual") is under "user_level" when there is one; with UDG the
+        "individual") is under "user_level" when there is one, and the backbone's
+        own logit [B, 1] under "backbone_logit"; with UDG the
         gates (list of [B, width_l]) are under "gates"; `udg_embedding`
         [B, udg_dim] replaces the UDG user embeddings (meta-learning).
         """
@@ -348,7 +354,7 @@ class RankingModel(tfrs.Model):
             inputs["labels"] = labels
         output = self.user_level(inputs, training=training)
         return {"logit": output["logit"], "losses": {**losses, **output.get("losses", {})},
-                "user_level": output, **extra}
+                "user_level": output, "backbone_logit": logit, **extra}
 
     def user_index(self, ids: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """int32 [B]: each row's user id as an index of its vocabulary (0 = unseen user)."""
@@ -373,6 +379,8 @@ class RankingModel(tfrs.Model):
         output = self.score(ids, training=training, labels=labels)
         per_example = self.task(labels=labels, predictions=output["logit"], training=training,
                                 compute_metrics=not training)
+        if not training and self._backbone_auc is not None:
+            self._backbone_auc.update_state(labels, output["backbone_logit"])
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         main = tf.nn.compute_average_loss(per_example)
         self._loss_trackers["main_loss"].update_state(main * replicas)
@@ -415,7 +423,8 @@ class RankingModel(tfrs.Model):
 
     @property
     def metrics(self):
-        return list(self._loss_trackers.values()) + list(self.task.metrics)
+        extra = [self._backbone_auc] if self._backbone_auc is not None else []
+        return list(self._loss_trackers.values()) + list(self.task.metrics) + extra
 
     # -- serialization -------------------------------------------------------
 

@@ -55,6 +55,7 @@ from tfrs_userlevel.udg import UserDependentGating
 
 USER_LEVELS = ("none", "gprec", "udg", "gprec+udg")
 LR_SCHEDULES = ("constant", "step", "plateau")
+SCHEDULE_MONITORS = ("auc", "backbone_auc")
 
 
 class ConfigError(ValueError):
@@ -88,6 +89,10 @@ class TrainConfig:
     dropout: float = 0.2
     batch_norm: bool = False
     patience: int = 4
+    # The validation metric that reduce-on-plateau and early stopping follow: "auc" (the
+    # model's prediction) or "backbone_auc" (the backbone's own logit, with a user-level
+    # layer). The best epoch is always chosen by the prediction's validation AUC.
+    schedule_monitor: str = "auc"
     seed: int = 2024
     max_steps: int | None = None
     steps_per_execution: int = 25
@@ -217,6 +222,11 @@ class TrainConfig:
             (self.embedding_dim >= 1, "embedding_dim must be >= 1"),
             (0.0 <= self.dropout < 1.0, "dropout must lie in [0, 1)"),
             (self.patience >= 1, "patience must be >= 1"),
+            (self.schedule_monitor in SCHEDULE_MONITORS,
+             f"schedule_monitor must be one of {list(SCHEDULE_MONITORS)}"),
+            (self.schedule_monitor == "auc" or "gprec" in self.user_level,
+             "schedule_monitor 'backbone_auc' needs user_level gprec or gprec+udg: without "
+             "GPRec the backbone's logit is the prediction"),
             (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
             (self.steps_per_execution >= 1, "steps_per_execution must be >= 1"),
             (len(self.hidden_units) >= 1, "hidden_units must name at least one layer"),
@@ -540,6 +550,24 @@ def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_
     return metrics
 
 
+def schedule_callbacks(config: TrainConfig) -> list:
+    """The learning-rate schedule and early stopping of a run; both follow
+    `val_<config.schedule_monitor>`."""
+    monitor = f"val_{config.schedule_monitor}"
+    callbacks = []
+    if config.lr_schedule == "step":
+        callbacks.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch: config.learning_rate
+            * config.lr_gamma ** (epoch // config.lr_step_epochs)))
+    if config.lr_schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode="max", factor=config.lr_plateau_factor,
+            patience=config.lr_plateau_patience, min_delta=0.0, min_lr=1e-6))
+    callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, mode="max",
+                                                   patience=config.patience))
+    return callbacks
+
+
 def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         feature_spec: FeatureSpec | Sequence[Mapping[str, Any]], model_dir: str | os.PathLike,
         verbose: int | None = None, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
@@ -657,7 +685,6 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         NonFiniteGuard(model_dir / "checkpoint"),
         timer,
         best,
-        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=config.patience),
         LearningRateLogger(),
         # Before TensorBoard: it adds train AUC/LogLoss to the logs TensorBoard writes.
         UserLevelMonitor(model_dir / "logs", train_ids, train_labels,
@@ -666,14 +693,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
                                     write_graph=False, profile_batch=0),
         *extra_callbacks,
     ]
-    if config.lr_schedule == "step":
-        callbacks.insert(0, keras.callbacks.LearningRateScheduler(
-            lambda epoch: config.learning_rate
-            * config.lr_gamma ** (epoch // config.lr_step_epochs)))
-    if config.lr_schedule == "plateau":
-        callbacks.insert(0, keras.callbacks.ReduceLROnPlateau(
-            monitor="val_auc", mode="max", factor=config.lr_plateau_factor,
-            patience=config.lr_plateau_patience, min_delta=0.0, min_lr=1e-6))
+    callbacks[:0] = schedule_callbacks(config)
     # Resume after a kill: weights, optimizer and epoch from the last finished epoch, and
     # the callbacks' counters (TrainingState, last so that it restores after their resets).
     callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
