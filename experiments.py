@@ -682,10 +682,16 @@ def cold_start_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+# GPRec(MLP) in the baselines table: the detached, learned ensemble with the schedule on
+# the backbone's own AUC, GPRec(MLP)'s best 5-seed validation AUC against the same MLP
+# runs (session 14, results/ml1m_gprec_tuning.md).
+BASELINE_GPREC_ARGS = [*DETACHED_ENSEMBLE_ARGS, "--schedule-monitor", "backbone_auc"]
+
+
 def ml1m_baselines(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
     mlp_args = ["--user-level", "none"]
     mlp = runner.seeds(mlp_args, seeds)
-    gprec_args = ["--user-level", "gprec", *ZOO_GPREC_ARGS]
+    gprec_args = ["--user-level", "gprec", *BASELINE_GPREC_ARGS]
     for name, args in [("MLP", mlp_args), *BASELINE_ROWS, ("GPRec(MLP)", gprec_args)]:
         results = mlp if name == "MLP" else runner.seeds(args, seeds)
         r = row(name, args, results, command,
