@@ -7,6 +7,7 @@ import tensorflow_recommenders as tfrs
 import datasets
 from tfrs_userlevel import FeatureSpec, RankingModel, data, keras, tf
 from tfrs_userlevel.gprec import GPRec
+from tfrs_userlevel.monitoring import exact_auc_logloss
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +21,6 @@ def _gprec_model(spec, train, **gprec):
     return RankingModel(spec, spec.build_vocabularies(train), positive_rate=p,
                         user_level=GPRec(groups=8, output_bias=float(np.log(p / (1 - p))),
                                          **gprec))
-
-
-def _rank_auc(labels, scores) -> float:
-    """Exact AUC: the share of (positive, negative) pairs ranked correctly."""
-    ranks = np.empty(len(scores))
-    ranks[np.argsort(scores)] = np.arange(1, len(scores) + 1)
-    labels = np.asarray(labels) > 0
-    positives, negatives = labels.sum(), (~labels).sum()
-    return float((ranks[labels].sum() - positives * (positives + 1) / 2)
-                 / (positives * negatives))
 
 
 @pytest.mark.parametrize("strategy,options", [
@@ -56,10 +47,10 @@ def test_ranking_model_with_gprec_learns_logs_every_term_and_round_trips(
     assert "val_group_loss" not in metrics and "group_loss" in metrics
     # backbone_auc scores the backbone's own logit, not the prediction.
     scored = model.score({k: tf.constant(v) for k, v in test_ids.items()})
-    backbone = _rank_auc(test["label"], scored["backbone_logit"].numpy()[:, 0])
+    backbone = exact_auc_logloss(test["label"], scored["backbone_logit"].numpy())[0]
     assert metrics["backbone_auc"] == pytest.approx(backbone, abs=1e-3)
     if strategy == "ensemble":
-        final = _rank_auc(test["label"], scored["logit"].numpy()[:, 0])
+        final = exact_auc_logloss(test["label"], scored["logit"].numpy())[0]
         assert abs(final - backbone) > 1e-3 and metrics["auc"] == pytest.approx(final, abs=1e-3)
 
     raw = {k: tf.constant(v[:256]) for k, v in test.items() if k in spec.names}
