@@ -26,6 +26,7 @@ against the reference's: H1 = the candidate's mean AUC is higher.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -59,7 +60,14 @@ TEMPERATURES = [0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
 FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input",
                    "prediction_units": [64, 32, 16], "stop_embedding_gradient": False,
                    "classifier_shared": False, "classifier_units": [4],
-                   "head_units": [64, 32, 16], "individual_units": [64]}
+                   "head_units": [64, 32, 16], "individual_units": [64],
+                   "ensemble_weights": "equal", "ensemble_backbone_gradient": True,
+                   "gprec_dropout": 0.0, "schedule_monitor": "auc"}
+# The ensemble strategy as the paper averages it (equal weights, the average trains the
+# backbone) and without dropout in GPRec's MLPs: train.py's defaults for the ensemble
+# before session 15, pinned in the tables made before it.
+PAPER_ENSEMBLE = ["--ensemble-weights", "equal", "--ensemble-backbone-gradient",
+                  "--gprec-dropout", "0"]
 # The paper's per-group classifier MLPs (eq. 2), pinned in every table made before session 8.
 PER_GROUP_CLASSIFIER = ["--no-classifier-shared"]
 # The group head as wide as the backbone's MLP and a 64-unit MLP_p, pinned in every table
@@ -67,9 +75,12 @@ PER_GROUP_CLASSIFIER = ["--no-classifier-shared"]
 WIDE_HEADS = ["--head-units", "64", "32", "16", "--individual-units", "64"]
 # The paper's form of GPRec that the ml1m_gprec, ablation and hyper-parameter tables use,
 # written out so that they do not follow train.py's defaults.
-PAPER_GPREC = ["--no-stop-embedding-gradient", *PER_GROUP_CLASSIFIER, *WIDE_HEADS]
+PAPER_GPREC = ["--no-stop-embedding-gradient", *PER_GROUP_CLASSIFIER, *WIDE_HEADS,
+               *PAPER_ENSEMBLE]
 PAPER_INPUT_MLP = ["--prediction-units", "64", "32", "16"]
 
+
+SLUG_LIMIT = 255  # longest run folder name (a file system limit); longer ones end in a hash
 
 # Options added after runs were cached, with the value those runs had.
 LATER_OPTIONS = {"backbone_options": {}, "baseline": None, "baseline_options": {},
@@ -113,7 +124,11 @@ class Runner:
         changed = [f"{k}={v}" for k, v in sorted(effective(config).items())
                    if k != "seed" and v != FOLDER_BASELINE.get(k)]
         text = "_".join(changed) or "defaults"
-        return re.sub(r"[^A-Za-z0-9.=_+-]+", "_", text.replace(" ", ""))
+        slug = re.sub(r"[^A-Za-z0-9.=_+-]+", "_", text.replace(" ", ""))
+        if len(slug) > SLUG_LIMIT:  # file systems cap a name at 255 bytes
+            digest = hashlib.sha1(slug.encode()).hexdigest()[:16]
+            slug = f"{slug[:SLUG_LIMIT - 17]}_{digest}"
+        return slug
 
     def _resolve(self, args: Sequence[str], seed: int):
         """(parsed train.py args, TrainConfig, run folder) of one configuration and seed."""
@@ -263,7 +278,7 @@ ZOO_WITH_GPREC = ["gdcn", "dcn", "finalmlp", "destine"]  # the paper's Table III
 # GPRec's configuration on these backbones: the best validation AUC of six tried on GDCN,
 # seed 2024 (results/ml1m_backbones.md, "Choosing GPRec's configuration").
 ZOO_GPREC_ARGS = ["--strategy", "ensemble", "--stop-embedding-gradient", *PER_GROUP_CLASSIFIER,
-                  *WIDE_HEADS]
+                  *WIDE_HEADS, *PAPER_ENSEMBLE]
 BACKBONE_NAMES = {"mlp": "MLP", "wd": "W&D", "deepfm": "DeepFM", "ipnn": "IPNN",
                   "opnn": "OPNN", "dcn": "DCN", "dcnv2": "DCNv2", "gdcn": "GDCN",
                   "finalmlp": "FinalMLP", "destine": "DESTINE", "din": "DIN", "dien": "DIEN"}
@@ -298,7 +313,7 @@ def ml1m_backbones(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
 # weights and no gradient from the average into the backbone (chosen on DCN validation,
 # seed 2024; results/ml1m_backbones.md, "Session 13").
 DETACHED_ENSEMBLE_ARGS = [*ZOO_GPREC_ARGS, "--ensemble-weights", "learned",
-                          "--no-ensemble-backbone-gradient"]
+                          "--no-ensemble-backbone-gradient", "--schedule-monitor", "auc"]
 
 
 def ml1m_gprec_backbones(runner: Runner, seeds: Sequence[int], command: str

@@ -181,18 +181,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(the paper; default); --no-noisy-prediction: from the noise-free "
                         "masks that inference uses (the group head and the contrastive and "
                         "orthogonal losses keep the sampled ones)")
-    g.add_argument("--ensemble-weights", default=DEFAULTS.ensemble_weights,
-                   choices=ENSEMBLE_WEIGHTS,
+    g.add_argument("--ensemble-weights", default=None, choices=ENSEMBLE_WEIGHTS,
                    help="equal: the ensemble strategy averages its predictions (the paper); "
                         "learned: softmax weights over them, trained from the plain average "
-                        "(not in the paper)")
+                        "(not in the paper; the default with the ensemble strategy)")
     g.add_argument("--ensemble-backbone-gradient", action=argparse.BooleanOptionalAction,
-                   default=DEFAULTS.ensemble_backbone_gradient,
-                   help="the ensemble strategy's average trains the backbone (the paper; "
-                        "default); --no-ensemble-backbone-gradient: the backbone learns from "
-                        "its own BCE term alone (not in the paper)")
-    g.add_argument("--gprec-dropout", type=float, default=DEFAULTS.gprec_dropout,
-                   help="dropout of GPRec's MLPs (default: --dropout)")
+                   default=None,
+                   help="the ensemble strategy's average trains the backbone (the paper); "
+                        "--no-ensemble-backbone-gradient (the default with the ensemble "
+                        "strategy): the backbone learns from its own BCE term alone, as it "
+                        "would without GPRec")
+    g.add_argument("--gprec-dropout", type=float, default=None,
+                   help="dropout of GPRec's MLPs (default: --dropout with the ensemble "
+                        "strategy, 0 with input and dp)")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
@@ -211,12 +212,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-norm", action="store_true")
     p.add_argument("--patience", type=int, default=DEFAULTS.patience,
                    help="early stopping patience on validation AUC")
-    p.add_argument("--schedule-monitor", default=DEFAULTS.schedule_monitor,
-                   choices=SCHEDULE_MONITORS,
+    p.add_argument("--schedule-monitor", default=None, choices=SCHEDULE_MONITORS,
                    help="the validation AUC that reduce-on-plateau and early stopping follow: "
                         "the prediction's (auc) or, with GPRec, the backbone's own logit's "
                         "(backbone_auc), so that GPRec's heads do not move the backbone's "
-                        "learning-rate cuts; the best epoch is always the prediction's")
+                        "learning-rate cuts; the best epoch is always the prediction's "
+                        "(default: backbone_auc for a GPRec ensemble that does not train "
+                        "its backbone, auc otherwise)")
     p.add_argument("--steps-per-execution", type=int, default=DEFAULTS.steps_per_execution)
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--seeds", type=int, nargs="+", default=None,

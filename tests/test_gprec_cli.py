@@ -58,7 +58,7 @@ def test_ensemble_heads_scores_each_averaged_prediction(tmp_path, capsys):
     # The averaged prediction is the model's own: its exact AUC is train.py's validation AUC.
     assert stats["ensemble"]["auc"] == pytest.approx(metrics["val"]["auc"], abs=2e-3)
     assert "individual" in capsys.readouterr().out
-    assert train.main(SMOKE + ["--user-level", "gprec", "--model-dir",
+    assert train.main(SMOKE + ["--user-level", "gprec", "--strategy", "input", "--model-dir",
                                str(tmp_path / "input")]) == 0
     with pytest.raises(SystemExit, match="ensemble strategy"):
         experiments.ensemble_heads(tmp_path / "input", None)
@@ -76,9 +76,9 @@ def test_ablation_flag_reaches_the_layer(tmp_path):
 def test_the_schedule_can_follow_the_backbones_own_auc(tmp_path):
     """--schedule-monitor backbone_auc: reduce-on-plateau and early stopping read the
     backbone logit's validation AUC, which the run logs beside the prediction's."""
-    assert [c.monitor for c in schedule_callbacks(TrainConfig(user_level="gprec"))] == [
-        "val_auc", "val_auc"]
-    config = TrainConfig(user_level="gprec", schedule_monitor="backbone_auc")
+    assert [c.monitor for c in schedule_callbacks(
+        TrainConfig(user_level="gprec", strategy="input"))] == ["val_auc", "val_auc"]
+    config = TrainConfig(user_level="gprec", strategy="input", schedule_monitor="backbone_auc")
     assert [c.monitor for c in schedule_callbacks(config)] == ["val_backbone_auc"] * 2
     argv = SMOKE + ["--user-level", "gprec", "--strategy", "ensemble", "--ensemble-weights",
                     "learned", "--no-ensemble-backbone-gradient", "--schedule-monitor",
@@ -107,7 +107,7 @@ def test_gprec_options_are_validated():
     with pytest.raises(ConfigError, match="every width of hidden_units must be >= 1"):
         TrainConfig(hidden_units=(64, -32))
     with pytest.raises(ConfigError, match="ensemble_weights 'learned' needs strategy"):
-        TrainConfig(user_level="gprec", ensemble_weights="learned")
+        TrainConfig(user_level="gprec", strategy="input", ensemble_weights="learned")
     with pytest.raises(ConfigError, match="needs backbone_weight > 0"):
         TrainConfig(user_level="gprec", strategy="ensemble", ensemble_backbone_gradient=False,
                     backbone_weight=0)
@@ -200,27 +200,41 @@ def test_gprec_options_name_exactly_the_gprec_fields_of_the_config():
 
 
 def test_gprec_defaults_are_the_chosen_form_and_the_paper_form_is_spelled_out():
-    """train.py --user-level gprec: input strategy, a linear layer on [h, r_g, r_p], the
-    embeddings left to the backbone, one 16-unit classifier MLP shared by the groups, a
-    16-unit group head and MLP_p; dp and ensemble keep the backbone-sized MLP; the
-    per-group classifier has 4 units."""
+    """train.py --user-level gprec: the ensemble strategy with learned weights, no gradient
+    from the average into the backbone, GPRec dropout as the backbone's and the schedule
+    on the backbone's own AUC (session 15); the embeddings left to the backbone, one
+    16-unit classifier MLP shared by the groups, a 16-unit group head and MLP_p. The input
+    strategy keeps its own defaults (a linear layer on [h, r_g, r_p], no GPRec dropout,
+    the paper's ensemble options unused); the per-group classifier has 4 units."""
     def config(*flags):
         parsed = train.parse_args(["--user-level", "gprec", *flags, "--model-dir", "x"])
         return train.config_from_args(parsed, 2024)
 
     default = config()
-    assert (default.strategy, default.prediction_units, default.stop_embedding_gradient) == (
-        "input", (), True)
+    assert (default.strategy, default.ensemble_weights, default.ensemble_backbone_gradient,
+            default.gprec_dropout, default.schedule_monitor) == (
+        "ensemble", "learned", False, default.dropout, "backbone_auc")
+    assert default.stop_embedding_gradient is True
     assert (default.classifier_shared, default.classifier_units) == (True, (16,))
     assert (default.head_units, default.individual_units) == ((16,), (16,))
+    # Each strategy-dependent default follows the strategy, and an explicit flag wins.
+    before = config("--strategy", "input")
+    assert (before.prediction_units, before.ensemble_weights, before.ensemble_backbone_gradient,
+            before.gprec_dropout, before.schedule_monitor) == ((), "equal", True, 0.0, "auc")
+    assert config("--ensemble-backbone-gradient").schedule_monitor == "auc"
+    assert config("--backbone-weight", "0").ensemble_backbone_gradient is True
+    assert config("--gprec-dropout", "0").gprec_dropout == 0.0
+    assert config("--schedule-monitor", "auc").schedule_monitor == "auc"
+    assert TrainConfig().schedule_monitor == "auc"  # without GPRec nothing changes
     assert config("--head-units").head_units == ()
     assert config("--no-classifier-shared").classifier_units == (4,)
     assert config("--classifier-units", "8").classifier_units == (8,)
     assert config("--strategy", "dp").prediction_units == default.hidden_units == (64, 32, 16)
     assert config("--strategy", "ensemble", "--hidden-units", "32", "16").prediction_units == (
         32, 16)
-    paper = config("--no-stop-embedding-gradient", "--no-classifier-shared",
-                   "--prediction-units", "64", "32", "16", *experiments.WIDE_HEADS)
+    paper = config("--strategy", "input", "--no-stop-embedding-gradient",
+                   "--no-classifier-shared", "--prediction-units", "64", "32", "16",
+                   *experiments.WIDE_HEADS)
     assert (paper.stop_embedding_gradient, paper.prediction_units) == (False, (64, 32, 16))
     assert (paper.classifier_shared, paper.classifier_units) == (False, (4,))
     assert (paper.head_units, paper.individual_units) == ((64, 32, 16), (64,))
@@ -276,3 +290,19 @@ def test_by_activity_rescores_the_saved_runs_and_matches_their_test_auc(tmp_path
     assert sorted(rows[0]["auc_a"] + rows[0]["auc_b"]) == pytest.approx(recorded, abs=2e-3)
     assert all(0.5 < auc < 1 for r in rows for auc in r["auc_a"] + r["auc_b"])
     assert "| all users |" in (tmp_path / "results" / "act.md").read_text()
+
+
+def test_run_folder_names_stay_within_the_file_system_limit():
+    """A configuration far from the folder baseline (GPRec's defaults on DCN list a dozen
+    options) gets a name cut to SLUG_LIMIT with a hash of the whole, so that two such
+    configurations still get different folders; short names are unchanged."""
+    def config(*flags):
+        parsed = train.parse_args([*flags, "--model-dir", "x"])
+        return train.config_from_args(parsed, 2024).to_dict()
+
+    long_a = experiments.Runner._slug(config("--backbone", "dcn", "--user-level", "gprec"), 2024)
+    long_b = experiments.Runner._slug(config("--backbone", "dcnv2", "--user-level", "gprec"),
+                                      2024)
+    assert len(long_a) <= experiments.SLUG_LIMIT and len(long_b) <= experiments.SLUG_LIMIT
+    assert long_a != long_b
+    assert experiments.Runner._slug(config("--backbone", "dcn"), 2024) == "backbone=dcn"

@@ -91,8 +91,10 @@ class TrainConfig:
     patience: int = 4
     # The validation metric that reduce-on-plateau and early stopping follow: "auc" (the
     # model's prediction) or "backbone_auc" (the backbone's own logit, with a user-level
-    # layer). The best epoch is always chosen by the prediction's validation AUC.
-    schedule_monitor: str = "auc"
+    # layer). The best epoch is always chosen by the prediction's validation AUC. None:
+    # "backbone_auc" for a GPRec ensemble that does not train its backbone (train.py's GPRec
+    # default since session 15), "auc" otherwise.
+    schedule_monitor: str | None = None
     seed: int = 2024
     max_steps: int | None = None
     steps_per_execution: int = 25
@@ -112,11 +114,13 @@ class TrainConfig:
     meta: bool = False  # add the meta-embedding generator for unseen users
     meta_steps: int = 300  # Algorithm 1 steps after base training (with meta)
     # GPRec (--user-level gprec), SPEC §2–§5.
-    # The defaults of strategy, prediction_units and stop_embedding_gradient together are
-    # GPRec(MLP)'s best 5-seed validation AUC (results/ml1m_gprec_tuning.md, session 6);
+    # The default strategy, with its defaults of ensemble_weights, ensemble_backbone_gradient,
+    # gprec_dropout and schedule_monitor, is GPRec(MLP)'s best 5-seed validation AUC
+    # (results/ml1m_gprec_tuning.md, session 15); stop_embedding_gradient since session 6;
     # classifier_shared, head_units and individual_units are within that AUC's noise and
-    # make it cheaper (sessions 8 and 9, results/training_throughput*.json).
-    strategy: str = "input"
+    # make it cheaper (sessions 8 and 9, results/training_throughput*.json). Before
+    # session 15 the default was the input strategy with GPRec dropout 0.
+    strategy: str = "ensemble"
     groups: int = 60
     temperature: float = 0.5
     reduce: str = "sum"
@@ -138,7 +142,9 @@ class TrainConfig:
     # speed against 57 % (session 9, results/ml1m_gprec_lean.md).
     head_units: tuple[int, ...] | None = (16,)
     individual_units: tuple[int, ...] = (16,)
-    gprec_dropout: float | None = 0.0  # dropout of GPRec's MLPs; None: same as `dropout`
+    # Dropout of GPRec's MLPs. None: the strategy's default, `dropout` for ensemble (its
+    # heads overfit without it, session 15) and 0 for input and dp (sessions 1-14).
+    gprec_dropout: float | None = None
     # GPRec strategy MLP; None: the strategy's default, () (a linear layer on [h, r_g, r_p])
     # for input and hidden_units for dp and ensemble. (Runs made before session 7 record
     # None and meant hidden_units for every strategy.)
@@ -156,10 +162,12 @@ class TrainConfig:
     noisy_prediction: bool = True
     # "learned": the ensemble strategy's average is weighted by trained softmax weights,
     # starting from the paper's plain average (GPRec layer ensemble_weights; not in the paper).
-    ensemble_weights: str = "equal"
+    # None: "learned" with the ensemble strategy, "equal" (the paper's) otherwise.
+    ensemble_weights: str | None = None
     # False: the ensemble's average does not train the backbone, which learns from its own
-    # BCE term alone (GPRec layer ensemble_backbone_gradient; not in the paper).
-    ensemble_backbone_gradient: bool = True
+    # BCE term alone (GPRec layer ensemble_backbone_gradient; not in the paper). None: False
+    # with the ensemble strategy and backbone_weight > 0, True (the paper's) otherwise.
+    ensemble_backbone_gradient: bool | None = None
 
     def __post_init__(self) -> None:
         self.hidden_units = tuple(int(u) for u in self.hidden_units)
@@ -175,6 +183,7 @@ class TrainConfig:
         if self.prediction_units is None:
             self.prediction_units = () if self.strategy == "input" else self.hidden_units
         self.prediction_units = tuple(int(u) for u in self.prediction_units)
+        self._resolve_strategy_defaults()
         checks = [
             (self.backbone in BACKBONES, f"backbone must be one of {sorted(BACKBONES)}"),
             (self.user_level in USER_LEVELS, f"user_level must be one of {list(USER_LEVELS)}"),
@@ -283,6 +292,20 @@ class TrainConfig:
             raise ConfigError(f"unknown option(s) {unknown}; valid options are {sorted(known)}")
         return cls(**values)
 
+    def _resolve_strategy_defaults(self) -> None:
+        """Fills the options left at None with their strategy's defaults (see the fields)."""
+        ensemble = self.strategy == "ensemble"
+        if self.ensemble_weights is None:
+            self.ensemble_weights = "learned" if ensemble else "equal"
+        if self.ensemble_backbone_gradient is None:  # (with backbone_weight 0 nothing else
+            self.ensemble_backbone_gradient = not ensemble or self.backbone_weight == 0  # would)
+        if self.gprec_dropout is None:
+            self.gprec_dropout = self.dropout if ensemble else 0.0
+        if self.schedule_monitor is None:
+            detached = (ensemble and "gprec" in self.user_level
+                        and not self.ensemble_backbone_gradient)
+            self.schedule_monitor = "backbone_auc" if detached else "auc"
+
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["hidden_units"] = list(self.hidden_units)
@@ -375,7 +398,7 @@ def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.
         "classifier_shared": config.classifier_shared,
         "head_units": config.head_units,
         "individual_units": config.individual_units,
-        "dropout": config.dropout if config.gprec_dropout is None else config.gprec_dropout,
+        "dropout": config.gprec_dropout,
         "group_weight": config.group_weight,
         "contrast_weight": config.contrast_weight,
         "orthogonal_weight": config.orthogonal_weight,
