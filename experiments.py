@@ -64,10 +64,11 @@ FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input",
                    "ensemble_weights": "equal", "ensemble_backbone_gradient": True,
                    "gprec_dropout": 0.0, "schedule_monitor": "auc"}
 # The ensemble strategy as the paper averages it (equal weights, the average trains the
-# backbone) and without dropout in GPRec's MLPs: train.py's defaults for the ensemble
-# before session 15, pinned in the tables made before it.
+# backbone), without dropout in GPRec's MLPs and with an MLP_p head as wide as the
+# backbone's MLP: train.py's defaults for the ensemble before session 15, pinned in the
+# tables made before it (each with the default --hidden-units 64 32 16).
 PAPER_ENSEMBLE = ["--ensemble-weights", "equal", "--ensemble-backbone-gradient",
-                  "--gprec-dropout", "0"]
+                  "--gprec-dropout", "0", "--prediction-units", "64", "32", "16"]
 # The paper's per-group classifier MLPs (eq. 2), pinned in every table made before session 8.
 PER_GROUP_CLASSIFIER = ["--no-classifier-shared"]
 # The group head as wide as the backbone's MLP and a 64-unit MLP_p, pinned in every table

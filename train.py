@@ -156,9 +156,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--dp-rank", type=int, default=DEFAULTS.dp_rank,
                    help="rank of the dynamic-parameter layers")
     g.add_argument("--prediction-units", type=int, nargs="*", default=None,
-                   help="hidden widths of the strategy's MLP (default: a linear layer for "
-                        "input, --hidden-units for dp and ensemble; the flag alone: a "
-                        "linear layer)")
+                   help="hidden widths of the strategy's MLP: MLP_pred of input, the "
+                        "generated layers of dp, the MLP_p head of ensemble (default: a "
+                        "linear layer for input and ensemble, --hidden-units for dp; the "
+                        "flag alone: a linear layer)")
     g.add_argument("--residual", action="store_true",
                    help="not in the paper: final logit = backbone logit + a learned scale "
                         "(starting at 0) x the strategy's output (input and dp strategies)")

@@ -201,9 +201,10 @@ def test_gprec_options_name_exactly_the_gprec_fields_of_the_config():
 
 def test_gprec_defaults_are_the_chosen_form_and_the_paper_form_is_spelled_out():
     """train.py --user-level gprec: the ensemble strategy with learned weights, no gradient
-    from the average into the backbone, GPRec dropout as the backbone's and the schedule
-    on the backbone's own AUC (session 15); the embeddings left to the backbone, one
-    16-unit classifier MLP shared by the groups, a 16-unit group head and MLP_p. The input
+    from the average into the backbone, GPRec dropout as the backbone's, the schedule on
+    the backbone's own AUC and a linear MLP_p head (session 15); the embeddings left to
+    the backbone, one 16-unit classifier MLP shared by the groups, a 16-unit group head
+    and MLP_p. The input
     strategy keeps its own defaults (a linear layer on [h, r_g, r_p], no GPRec dropout,
     the paper's ensemble options unused); the per-group classifier has 4 units."""
     def config(*flags):
@@ -212,8 +213,8 @@ def test_gprec_defaults_are_the_chosen_form_and_the_paper_form_is_spelled_out():
 
     default = config()
     assert (default.strategy, default.ensemble_weights, default.ensemble_backbone_gradient,
-            default.gprec_dropout, default.schedule_monitor) == (
-        "ensemble", "learned", False, default.dropout, "backbone_auc")
+            default.gprec_dropout, default.schedule_monitor, default.prediction_units) == (
+        "ensemble", "learned", False, default.dropout, "backbone_auc", ())
     assert default.stop_embedding_gradient is True
     assert (default.classifier_shared, default.classifier_units) == (True, (16,))
     assert (default.head_units, default.individual_units) == ((16,), (16,))
@@ -230,8 +231,8 @@ def test_gprec_defaults_are_the_chosen_form_and_the_paper_form_is_spelled_out():
     assert config("--no-classifier-shared").classifier_units == (4,)
     assert config("--classifier-units", "8").classifier_units == (8,)
     assert config("--strategy", "dp").prediction_units == default.hidden_units == (64, 32, 16)
-    assert config("--strategy", "ensemble", "--hidden-units", "32", "16").prediction_units == (
-        32, 16)
+    assert config("--strategy", "dp", "--hidden-units", "32", "16").prediction_units == (32, 16)
+    assert config("--hidden-units", "32", "16").prediction_units == ()  # ensemble: linear
     paper = config("--strategy", "input", "--no-stop-embedding-gradient",
                    "--no-classifier-shared", "--prediction-units", "64", "32", "16",
                    *experiments.WIDE_HEADS)

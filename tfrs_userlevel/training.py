@@ -145,9 +145,10 @@ class TrainConfig:
     # Dropout of GPRec's MLPs. None: the strategy's default, `dropout` for ensemble (its
     # heads overfit without it, session 15) and 0 for input and dp (sessions 1-14).
     gprec_dropout: float | None = None
-    # GPRec strategy MLP; None: the strategy's default, () (a linear layer on [h, r_g, r_p])
-    # for input and hidden_units for dp and ensemble. (Runs made before session 7 record
-    # None and meant hidden_units for every strategy.)
+    # GPRec strategy MLP; None: the strategy's default, () for input (a linear layer on
+    # [h, r_g, r_p]) and ensemble (a linear MLP_p head on [r_p, e_i], since session 15;
+    # hidden_units before), hidden_units for dp. (Runs made before session 7 record None
+    # and meant hidden_units for every strategy.)
     prediction_units: tuple[int, ...] | None = None
     residual: bool = False  # GPRec output added to the backbone's logit (not in the paper)
     stop_embedding_gradient: bool = True  # GPRec does not train the embeddings (ditto)
@@ -181,7 +182,7 @@ class TrainConfig:
             self.hidden_units if self.head_units is None else self.head_units))
         self.individual_units = tuple(int(u) for u in self.individual_units)
         if self.prediction_units is None:
-            self.prediction_units = () if self.strategy == "input" else self.hidden_units
+            self.prediction_units = self.hidden_units if self.strategy == "dp" else ()
         self.prediction_units = tuple(int(u) for u in self.prediction_units)
         self._resolve_strategy_defaults()
         checks = [
