@@ -698,10 +698,15 @@ def cold_start_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-# GPRec(MLP) in the baselines table: the detached, learned ensemble with the schedule on
-# the backbone's own AUC, GPRec(MLP)'s best 5-seed validation AUC against the same MLP
-# runs (session 14, results/ml1m_gprec_tuning.md).
-BASELINE_GPREC_ARGS = [*DETACHED_ENSEMBLE_ARGS, "--schedule-monitor", "backbone_auc"]
+# GPRec(MLP) in the baselines table: train.py's GPRec defaults since session 15, spelled
+# out so that a later change of the defaults does not move the row: the detached,
+# learned ensemble with the schedule on the backbone's own AUC, GPRec dropout and a
+# linear MLP_p head (results/ml1m_gprec_tuning.md, "Session 15"). Session 14's row had
+# the wide heads without dropout: [*DETACHED_ENSEMBLE_ARGS, "--schedule-monitor",
+# "backbone_auc"].
+BASELINE_GPREC_ARGS = ["--strategy", "ensemble", "--ensemble-weights", "learned",
+                       "--no-ensemble-backbone-gradient", "--schedule-monitor",
+                       "backbone_auc", "--gprec-dropout", "0.2", "--prediction-units"]
 
 
 def ml1m_baselines(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
