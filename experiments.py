@@ -41,7 +41,7 @@ import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 import train
 from tfrs_userlevel.monitoring import cosine_similarity
-from tfrs_userlevel.significance import one_sided_ttest
+from tfrs_userlevel.significance import one_sided_ttest, paired_one_sided_ttest
 from tfrs_userlevel.training import GPREC_OPTIONS, TrainConfig, run, write_json_atomic
 
 REPO = Path(__file__).resolve().parent
@@ -186,6 +186,9 @@ def row(name: str, args: Sequence[str], results: dict[int, dict], command: str,
         ref_name, ref_results = reference
         out["p_value"] = one_sided_ttest(auc, [r["test"]["auc"] for r in ref_results.values()])
         out["p_value_vs"] = ref_name
+        if list(ref_results) == list(results):  # the same seeds: also the paired test
+            out["p_value_paired"] = paired_one_sided_ttest(
+                auc, [ref_results[seed]["test"]["auc"] for seed in results])
     return out
 
 
@@ -194,6 +197,8 @@ def markdown_table(rows: Sequence[dict]) -> str:
              "p (one-sided) vs |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         p = "" if r["p_value"] is None else f"{r['p_value']:.2g} vs {r['p_value_vs']}"
+        if r.get("p_value_paired") is not None:
+            p += f" (paired by seed: {r['p_value_paired']:.2g})"
         model = r["model"] + (f", {r['phase']}" if r.get("phase") else "")
         val = "" if r.get("val_auc_mean") is None else f"{r['val_auc_mean']:.4f}"
         lines.append(

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing import event_accumulator
 import experiments
 import train
 from tfrs_userlevel import tf
-from tfrs_userlevel.significance import one_sided_ttest
+from tfrs_userlevel.significance import one_sided_ttest, paired_one_sided_ttest
 from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, schedule_callbacks
 
 SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "15",
@@ -132,6 +132,21 @@ def test_one_sided_ttest_direction_and_guard():
     assert one_sided_ttest(better, better) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="at least two"):
         one_sided_ttest([0.8], worse)
+
+
+def test_paired_ttest_sees_a_small_gain_that_the_seed_spread_hides():
+    """Seeds move both models together (0.818 to 0.826); the candidate is +0.0004 on
+    every seed. Welch's test cannot separate them, the paired test can; a gain on
+    some seeds and a loss on others stays unproven either way."""
+    reference = np.array([0.818, 0.822, 0.826, 0.820, 0.824])
+    candidate = reference + np.array([0.0004, 0.0005, 0.0003, 0.0004, 0.0004])
+    assert one_sided_ttest(candidate, reference) > 0.3
+    assert paired_one_sided_ttest(candidate, reference) < 1e-3
+    mixed = reference + np.array([0.0004, -0.0004, 0.0003, -0.0003, 0.0001])
+    assert paired_one_sided_ttest(mixed, reference) > 0.2
+    assert paired_one_sided_ttest(reference, candidate) > 0.999
+    with pytest.raises(ValueError, match="one per seed"):
+        paired_one_sided_ttest(candidate[:4], reference)
 
 
 def test_compare_trains_both_configs_reuses_runs_and_writes_rows(tmp_path, monkeypatch):
