@@ -277,13 +277,17 @@ def unused_gprec_options(config: TrainConfig) -> list[str]:
     """GPRec options set away from their defaults on a run without GPRec."""
     if "gprec" in config.user_level:
         return []
-    # prediction_units defaults per strategy and hidden_units, classifier_units per
-    # classifier_shared: compare them with those defaults.
-    own_default = dataclasses.replace(DEFAULTS, strategy=config.strategy,
-                                      hidden_units=config.hidden_units, prediction_units=None,
-                                      classifier_shared=config.classifier_shared,
-                                      classifier_units=None)
-    resolved = ("prediction_units", "classifier_units")
+    # prediction_units, ensemble_weights, ensemble_backbone_gradient and gprec_dropout
+    # default per strategy (and hidden_units, backbone_weight, dropout), classifier_units
+    # per classifier_shared: compare them with those defaults.
+    own_default = dataclasses.replace(
+        DEFAULTS, strategy=config.strategy, hidden_units=config.hidden_units,
+        dropout=config.dropout, backbone_weight=config.backbone_weight,
+        classifier_shared=config.classifier_shared, prediction_units=None,
+        classifier_units=None, ensemble_weights=None, ensemble_backbone_gradient=None,
+        gprec_dropout=None)
+    resolved = ("prediction_units", "classifier_units", "ensemble_weights",
+                "ensemble_backbone_gradient", "gprec_dropout")
     return [name for name in GPREC_OPTIONS if getattr(config, name) != getattr(
         own_default if name in resolved else DEFAULTS, name)]
 

@@ -70,8 +70,16 @@ def test_backbone_table_rows_library_gaps_and_gprec_p_values(tmp_path, monkeypat
 
 
 def test_gprec_options_without_gprec_are_refused(tmp_path, capsys):
-    assert train.main(SMOKE + ["--strategy", "ensemble", "--groups", "7",
+    assert train.main(SMOKE + ["--strategy", "input", "--groups", "7",
                                "--model-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--strategy, --groups only apply to GPRec" in err
     assert not (tmp_path / "metrics.json").exists()
+    # Options that default per strategy are judged against their strategy's defaults.
+    for flags, unused in [(["--strategy", "input"], ["strategy"]), (["--dropout", "0.3"], []),
+                          (["--backbone-weight", "0"], ["backbone_weight"])]:
+        config = train.config_from_args(train.parse_args([*flags, "--model-dir", "x"]), 2024)
+        assert train.unused_gprec_options(config) == unused, flags
+    config = train.config_from_args(train.parse_args(
+        ["--gprec-dropout", "0.5", "--model-dir", "x"]), 2024)
+    assert train.unused_gprec_options(config) == ["gprec_dropout"]
