@@ -115,8 +115,9 @@ class TrainConfig:
     meta_steps: int = 300  # Algorithm 1 steps after base training (with meta)
     # GPRec (--user-level gprec), SPEC §2–§5.
     # The default strategy, with its defaults of ensemble_weights, ensemble_backbone_gradient,
-    # gprec_dropout and schedule_monitor, is GPRec(MLP)'s best 5-seed validation AUC
-    # (results/ml1m_gprec_tuning.md, session 15); stop_embedding_gradient since session 6;
+    # gprec_dropout, prediction_units and schedule_monitor, is GPRec(MLP)'s best 5-seed
+    # validation AUC (results/ml1m_gprec_tuning.md, session 15); stop_embedding_gradient
+    # since session 6;
     # classifier_shared, head_units and individual_units are within that AUC's noise and
     # make it cheaper (sessions 8 and 9, results/training_throughput*.json). Before
     # session 15 the default was the input strategy with GPRec dropout 0.
@@ -298,8 +299,9 @@ class TrainConfig:
         ensemble = self.strategy == "ensemble"
         if self.ensemble_weights is None:
             self.ensemble_weights = "learned" if ensemble else "equal"
-        if self.ensemble_backbone_gradient is None:  # (with backbone_weight 0 nothing else
-            self.ensemble_backbone_gradient = not ensemble or self.backbone_weight == 0  # would)
+        if self.ensemble_backbone_gradient is None:
+            # With backbone_weight 0 the average is all that trains the backbone.
+            self.ensemble_backbone_gradient = not ensemble or self.backbone_weight == 0
         if self.gprec_dropout is None:
             self.gprec_dropout = self.dropout if ensemble else 0.0
         if self.schedule_monitor is None:
