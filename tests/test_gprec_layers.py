@@ -154,6 +154,30 @@ def test_dual_group_embedding_selects_positive_or_negative_and_contrast_swaps():
     assert averaged.output_dim == 4
 
 
+@pytest.mark.parametrize("reduce", ["concat", "sum", "mean"])
+def test_group_and_contrast_pair_equals_two_separate_lookups(reduce):
+    """with_contrast(m) shares one product for "sum"/"mean"; its values and gradients must
+    be those of from_inside(m) and from_inside(1 − m)."""
+    layer = DualGroupEmbedding(groups=5, embedding_dim=4, reduce=reduce)
+    inside = tf.Variable(tf.random.stateless_uniform([8, 5], seed=[3, 4]))
+    layer.from_inside(inside)
+    weights = [inside] + layer.trainable_variables
+    upstream = tf.random.stateless_normal([2, 8, layer.output_dim], seed=[5, 6])
+
+    def run(paired):
+        with tf.GradientTape() as tape:
+            pair = (layer.with_contrast(inside) if paired
+                    else (layer.from_inside(inside), layer.from_inside(1.0 - inside)))
+            loss = tf.reduce_sum(pair[0] * upstream[0]) + tf.reduce_sum(pair[1] * upstream[1])
+        return [p.numpy() for p in pair], [g.numpy() for g in tape.gradient(loss, weights)]
+
+    (values, grads), (expected_values, expected_grads) = run(True), run(False)
+    for got, want in zip(values + grads, expected_values + expected_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # The contrast is the group representation with the masks swapped (not a copy of it).
+    assert not np.allclose(values[0], values[1])
+
+
 def test_single_group_embedding_is_a_softmax_weighted_sum():
     layer = SingleGroupEmbedding(groups=4, embedding_dim=3)
     scores = tf.constant([[[0.0], [1.0], [2.0], [-1.0]]], tf.float32)

@@ -277,8 +277,8 @@ class GPRec(keras.layers.Layer):
             difference = self.classifier.difference(inputs["user"])
             inside = self.mask.inside(difference, training=training)
             masks = tf.stack([inside, 1.0 - inside], axis=-1)
-            group = (self.group_table.factored(inside) if factored
-                     else self.group_table.from_inside(inside))
+            # r̄_g (eq. 9) is built beside r_g: for "sum"/"mean" the two share one product.
+            group, contrast = self.group_table.with_contrast(inside, factored=factored)
             prediction_group = group
             if training and not self.noisy_prediction:
                 clean = self.mask.inside(difference, training=False)
@@ -330,8 +330,6 @@ class GPRec(keras.layers.Layer):
             if "group_loss" in self.loss_names:
                 losses["group_loss"] = self.group_weight * _bce(labels, group_logit)
             if "contrastive_loss" in self.loss_names:
-                contrast = (self.group_table.factored(1.0 - inside) if factored
-                            else self.group_table.from_inside(1.0 - inside))
                 # The head as a fixed function: frozen weights, and no dropout either.
                 contrast_logit = self.group_head([contrast, item], training=False,
                                                  frozen=True)
