@@ -121,28 +121,16 @@ def _matmul(x, kernel: tf.Tensor) -> tf.Tensor:
 
 
 def _matmul_parts(parts, kernel: tf.Tensor) -> tf.Tensor:
-    """concat(parts)·kernel: neighbouring tensors are concatenated and meet their rows in
-    one matmul; a factored part applies its own `matmul` to its rows."""
-    total, pending, pending_rows, start = None, [], 0, 0
-
-    def add(term):
-        return term if total is None else total + term
-
+    """concat(parts)·kernel as Σ_k part_k·kernel_k, kernel_k the rows that read part k: no
+    [B, Σ D_k] concatenation is built (on CPU that copy, and the slicing of its gradient,
+    cost more than the extra matmuls); a factored part applies its own `matmul`."""
+    total, start = None, 0
     for part in parts:
         rows = int(part.shape[-1])
-        if not hasattr(part, "materialize"):  # a tensor
-            pending.append(part)
-            pending_rows += rows
-        else:
-            if pending:
-                block = pending[0] if len(pending) == 1 else tf.concat(pending, axis=-1)
-                total = add(tf.matmul(block, kernel[start - pending_rows:start]))
-                pending, pending_rows = [], 0
-            total = add(part.matmul(kernel[start:start + rows]))
+        block = kernel[start:start + rows]
+        term = part.matmul(block) if hasattr(part, "materialize") else tf.matmul(part, block)
+        total = term if total is None else total + term
         start += rows
-    if pending:
-        block = pending[0] if len(pending) == 1 else tf.concat(pending, axis=-1)
-        total = add(tf.matmul(block, kernel[start - pending_rows:start]))
     if start != int(kernel.shape[0]):
         raise ValueError(f"DenseStack: the parts are {start} wide, the first layer reads "
                          f"{int(kernel.shape[0])}")
