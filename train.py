@@ -30,6 +30,8 @@ from tfrs_userlevel.gprec.strategies import ENSEMBLE_WEIGHTS
 from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import (
+    DERIVED_FIELDS,
+    DERIVED_FROM,
     DISTRIBUTE_STRATEGIES,
     GPREC_OPTIONS,
     LR_SCHEDULES,
@@ -277,19 +279,13 @@ def unused_gprec_options(config: TrainConfig) -> list[str]:
     """GPRec options set away from their defaults on a run without GPRec."""
     if "gprec" in config.user_level:
         return []
-    # prediction_units, ensemble_weights, ensemble_backbone_gradient and gprec_dropout
-    # default per strategy (and hidden_units, backbone_weight, dropout), classifier_units
-    # per classifier_shared: compare them with those defaults.
+    # Options resolved from other fields (per strategy, say) are compared with the values
+    # they resolve to from this run's fields.
     own_default = dataclasses.replace(
-        DEFAULTS, strategy=config.strategy, hidden_units=config.hidden_units,
-        dropout=config.dropout, backbone_weight=config.backbone_weight,
-        classifier_shared=config.classifier_shared, prediction_units=None,
-        classifier_units=None, ensemble_weights=None, ensemble_backbone_gradient=None,
-        gprec_dropout=None)
-    resolved = ("prediction_units", "classifier_units", "ensemble_weights",
-                "ensemble_backbone_gradient", "gprec_dropout")
+        DEFAULTS, **{name: getattr(config, name) for name in DERIVED_FROM},
+        **dict.fromkeys(DERIVED_FIELDS))
     return [name for name in GPREC_OPTIONS if getattr(config, name) != getattr(
-        own_default if name in resolved else DEFAULTS, name)]
+        own_default if name in DERIVED_FIELDS else DEFAULTS, name)]
 
 
 def format_table(rows: list[tuple[str, dict]]) -> str:

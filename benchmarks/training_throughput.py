@@ -38,7 +38,7 @@ the strategies), all in the same run as the MLP.
 
   python benchmarks/training_throughput.py --user-levels none gprec --rounds 3
 
-measures every model 3 times, round by round (MLP, GPRec, MLP, GPRec, ...):
+measures every model 3 times, round by round (MLP, GPRec, then GPRec, MLP, ...):
 the row keeps the median examples/s and each round's, and `ratio_vs_backbone`
 is the median of the ratios within each round, so that a slow spell of the
 machine does not land on one model alone.
@@ -120,11 +120,13 @@ def main() -> None:
         fields = {"model": f"baseline {baseline}", "backbone": "mlp", "user_level": "none",
                   "baseline": baseline}
         jobs.append((fields["model"], "mlp", fields, {"baseline": baseline}, baseline))
-    # Every round measures every model once, in the same order: a slow spell of the
-    # machine lands on one round's models together, not on one model.
+    # Every round measures every model once: a slow spell of the machine lands on one
+    # round's models together, not on one model. Odd rounds run the models in reverse
+    # order (A B, B A, ...), so that a drift of the machine's speed within rounds does not
+    # favour the model that always runs first.
     speeds: dict[str, list[float]] = {model: [] for model, *_ in jobs}
     for round_index in range(args.rounds):
-        for model, _, _, options, _ in jobs:
+        for model, _, _, options, _ in (jobs if round_index % 2 == 0 else jobs[::-1]):
             # patience > epochs: every epoch runs, whatever the validation AUC does.
             config = TrainConfig(dataset=args.dataset, epochs=args.epochs,
                                  patience=args.epochs + 1, **options)

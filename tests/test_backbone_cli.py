@@ -1,12 +1,13 @@
 """The backbone zoo from the command line: --backbone, --backbone-options, the table."""
 
+import dataclasses
 import json
 
 import pytest
 
 import experiments
 import train
-from tfrs_userlevel.training import ConfigError, load_trained
+from tfrs_userlevel.training import DERIVED_FIELDS, ConfigError, TrainConfig, load_trained
 
 SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "10",
          "--batch-size", "1024"]
@@ -67,6 +68,15 @@ def test_backbone_table_rows_library_gaps_and_gprec_p_values(tmp_path, monkeypat
     config = json.loads((run / "metrics.json").read_text())["config"]
     assert config["ensemble_weights"] == "learned"
     assert config["ensemble_backbone_gradient"] is False
+
+
+def test_derived_fields_list_every_field_resolved_after_init():
+    """DERIVED_FIELDS (read by train.unused_gprec_options) must name every field that
+    defaults to None and is filled in by TrainConfig.__post_init__, and only those."""
+    config = TrainConfig()
+    resolved = {field.name for field in dataclasses.fields(TrainConfig)
+                if field.default is None and getattr(config, field.name) is not None}
+    assert resolved == set(DERIVED_FIELDS)
 
 
 def test_gprec_options_without_gprec_are_refused(tmp_path, capsys):

@@ -325,6 +325,13 @@ class TrainConfig:
 # Backbone options that TrainConfig sets from its own fields (or the ranking model sets).
 BACKBONE_SHARED_OPTIONS = ("hidden_units", "dropout", "batch_norm", "output_bias")
 
+# TrainConfig fields left at None by default and resolved in __post_init__ from the fields
+# of DERIVED_FROM (per strategy, per classifier_shared, from hidden_units and dropout).
+DERIVED_FIELDS = ("classifier_units", "prediction_units", "ensemble_weights",
+                  "ensemble_backbone_gradient", "gprec_dropout", "schedule_monitor")
+DERIVED_FROM = ("strategy", "user_level", "hidden_units", "dropout", "backbone_weight",
+                "classifier_shared")
+
 # The TrainConfig fields that only matter with user_level "gprec".
 GPREC_OPTIONS = ("strategy", "groups", "temperature", "reduce", "ablation", "group_weight",
                  "contrast_weight", "orthogonal_weight", "backbone_weight", "contrast",
