@@ -74,9 +74,13 @@ MIRRORED = textwrap.dedent("""
         "single": float(single_loss), "mirrored": float(total),
         "replica_losses": [float(x) for x in local],
         "terms": list(model.loss_names),
-        # Largest difference relative to that gradient's largest entry (float32 sums).
+        # Largest difference relative to that gradient's largest entry (float32 sums),
+        # floored at 1e-2: some gradients are sums of cancelling per-example terms (the
+        # ensemble's mixing weights start at the plain average, gradient entries ~6e-4),
+        # and their rounding follows the terms, not the small sum. A replica-scaling error
+        # is a gap of the gradient's own size, far above the 1e-5 asserted below.
         "gradient_gap": max(float(tf.reduce_max(tf.abs(a - b))
-                                  / tf.maximum(tf.reduce_max(tf.abs(a)), 1e-3))
+                                  / tf.maximum(tf.reduce_max(tf.abs(a)), 1e-2))
                             for a, b in zip(single_gradients, summed)),
     }))
 """)
