@@ -1035,30 +1035,15 @@ def ensemble_heads(model_dir: Path, data_dir: str | None, split: str = "validati
     layer = model.user_level
     if layer is None or getattr(layer, "strategy", None) != "ensemble":
         raise SystemExit(f"error: {model_dir} holds no GPRec model with the ensemble strategy")
+    seen: dict[str, list] = {}
+    for start in range(0, len(labels), 16384):
+        output = model.score({k: tf.constant(v[start:start + 16384]) for k, v in ids.items()},
+                             training=False)
+        predictions = {**output["user_level"]["heads"], "ensemble": output["logit"]}
+        for head, logit in predictions.items():
+            seen.setdefault(head, []).append(logit.numpy())
     combiner = layer.combiner
-    call = combiner.call
-    seen: dict[str, list] = {"backbone": [], "group": [], "individual": [], "ensemble": []}
-
-    def recording(hidden, group, individual=None, item=None, group_logit=None,
-                  backbone_logit=None, training=False):
-        output = call(hidden, group, individual, item=item, group_logit=group_logit,
-                      backbone_logit=backbone_logit, training=training)
-        seen["backbone"].append(backbone_logit.numpy())
-        seen["group"].append(group_logit.numpy())
-        if individual is not None:
-            seen["individual"].append(combiner.individual_head(
-                [individual, item], training=False).numpy())
-        seen["ensemble"].append(output.numpy())
-        return output
-
-    combiner.call = recording
-    try:
-        for start in range(0, len(labels), 16384):
-            model.score({k: tf.constant(v[start:start + 16384]) for k, v in ids.items()},
-                        training=False)
-    finally:
-        combiner.call = call
-    heads = [k for k, v in seen.items() if v]
+    heads = list(seen)
     n = len(heads) - 1
     weights = (tf.nn.softmax(combiner.mixing[:n]).numpy().tolist()
                if combiner.mixing is not None else [1.0 / n] * n)

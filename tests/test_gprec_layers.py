@@ -237,6 +237,30 @@ def test_ensemble_averages_probabilities_of_its_three_heads():
         ensemble(x["hidden"], None, individual, item=item)
 
 
+def test_gprec_returns_the_ensembles_heads_and_they_recombine_into_its_logit():
+    """output["heads"]: the backbone's, MLP_g's and MLP_p's logits, which the learned
+    weights average (in probability) into the output logit; GPRec-2 has two heads."""
+    x = _inputs()
+    for overrides, names in (({}, ["backbone", "group", "individual"]),
+                             ({"individual": False}, ["backbone", "group"])):
+        layer = GPRec(groups=4, reduce="sum", strategy="ensemble", ensemble_weights="learned",
+                      **overrides)
+        layer(x)
+        layer.combiner.mixing.assign([0.5, -1.0, 0.3])
+        out = layer(x)
+        assert list(out["heads"]) == names
+        np.testing.assert_allclose(out["heads"]["backbone"], x["logit"], atol=1e-6)
+        assert all(h.shape == (B, 1) for h in out["heads"].values())
+        weights = tf.nn.softmax(layer.combiner.mixing[:len(names)]).numpy()
+        probs = tf.sigmoid(tf.concat(list(out["heads"].values()), -1)).numpy() @ weights
+        np.testing.assert_allclose(tf.sigmoid(out["logit"]).numpy()[:, 0], probs, atol=1e-5)
+        # The group head's logit is MLP_g([r_g, e_i]) of eq. 7.
+        item = tf.reshape(x["item"], [B, -1])
+        np.testing.assert_allclose(out["heads"]["group"],
+                                   layer.group_head([out["group"], item]), atol=1e-5)
+    assert GPRec(groups=4, reduce="sum", strategy="input")(x)["heads"] == {}
+
+
 def test_learned_ensemble_weights_start_at_the_average_and_move_to_the_better_head():
     x = _inputs()
     item = tf.reshape(x["item"], [B, -1])

@@ -129,7 +129,8 @@ class GPRec(keras.layers.Layer):
     Returns:
       {"logit": [B, 1], "losses": {name: weighted scalar}, "masks": [B, G, 2]
       (or softmax weights [B, G, 1] for GPRec-1), "group": r_g,
-      "individual": r_p or None}.
+      "individual": r_p or None, "heads": the ensemble's averaged logits by name
+      ({"backbone", "group", "individual"}, each [B, 1]; {} for input and dp)}.
     """
 
     def __init__(self, groups: int = 60, temperature: float = 0.5, reduce: str = "concat",
@@ -311,9 +312,18 @@ class GPRec(keras.layers.Layer):
         if self.base == "embeddings":  # E [B, F, d], trained through the strategy
             base = inputs["embeddings"]
             base = tf.reshape(base, [-1, base.shape[1] * base.shape[2]])
-        logit = self.combiner(base, prediction_group, individual, item=item,
-                              group_logit=group_logit, backbone_logit=backbone_logit,
-                              training=training)
+        heads = {}
+        if self.strategy == "ensemble":
+            logit, averaged = self.combiner(base, prediction_group, individual, item=item,
+                                            group_logit=group_logit,
+                                            backbone_logit=backbone_logit,
+                                            training=training, return_heads=True)
+            names = ("backbone", "group", "individual")[:averaged.shape[-1]]
+            heads = dict(zip(names, tf.split(averaged, len(names), axis=-1), strict=True))
+        else:
+            logit = self.combiner(base, prediction_group, individual, item=item,
+                                  group_logit=group_logit, backbone_logit=backbone_logit,
+                                  training=training)
         if self.residual:
             if backbone_logit is None:
                 raise ValueError("GPRec: residual=True needs inputs['logit'], the backbone's")
@@ -346,7 +356,8 @@ class GPRec(keras.layers.Layer):
                 self.add_loss(tf.add_n(list(losses.values())))
         # Built here only if a caller reads them (unused ops leave the traced graph).
         return {"logit": logit, "losses": losses, "masks": masks,
-                "group": materialize(group), "individual": materialize(individual)}
+                "group": materialize(group), "individual": materialize(individual),
+                "heads": heads}
 
     def group_embeddings(self) -> dict[str, Any]:
         """The group tables as numpy: {"positive", "negative"} (dual) or {"table"}."""

@@ -156,10 +156,13 @@ class EnsembleStrategy(keras.layers.Layer):
       backbone_gradient: Whether the average trains the backbone (the paper).
       output_bias: Initial bias of the individual head's logit.
 
-    Call: as `InputStrategy`; needs `group_logit` and `backbone_logit`.
+    Call: as `InputStrategy`; needs `group_logit` and `backbone_logit`;
+      `return_heads=True` also returns the averaged logits.
 
     Returns:
-      logit [B, 1] of the averaged probability (or the averaged logit).
+      logit [B, 1] of the averaged probability (or the averaged logit); with
+      `return_heads`, (logit, heads [B, n]): the backbone's, the group head's
+      and (with r_p) the individual head's logit, in the order of `mixing`.
     """
 
     def __init__(self, hidden_units: Sequence[int] = (64, 32, 16), dropout: float = 0.2,
@@ -188,7 +191,7 @@ class EnsembleStrategy(keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, hidden, group, individual=None, item=None, group_logit=None,
-             backbone_logit=None, training: bool = False) -> tf.Tensor:
+             backbone_logit=None, training: bool = False, return_heads: bool = False):
         if group_logit is None or backbone_logit is None:
             raise ValueError("EnsembleStrategy needs the group head's and the backbone's logits")
         if not self.backbone_gradient:
@@ -203,12 +206,17 @@ class EnsembleStrategy(keras.layers.Layer):
         else:
             log_w = tf.fill([n], -tf.math.log(float(n)))
         if self.average == "logit":
-            return tf.reduce_sum(logits * tf.exp(log_w), axis=-1, keepdims=True)
-        # logit(Σ w·σ(z)) in log space, stable for large |z|: log σ(z) = −softplus(−z) and
-        # log(1 − σ(z)) = −softplus(z); the weights sum to 1, so 1 − Σ w·σ(z) = Σ w·σ(−z).
-        log_p = tf.reduce_logsumexp(log_w - tf.nn.softplus(-logits), axis=-1, keepdims=True)
-        log_q = tf.reduce_logsumexp(log_w - tf.nn.softplus(logits), axis=-1, keepdims=True)
-        return log_p - log_q
+            logit = tf.reduce_sum(logits * tf.exp(log_w), axis=-1, keepdims=True)
+        else:
+            # logit(Σ w·σ(z)) in log space, stable for large |z|: log σ(z) = −softplus(−z)
+            # and log(1 − σ(z)) = −softplus(z); the weights sum to 1, so
+            # 1 − Σ w·σ(z) = Σ w·σ(−z).
+            log_p = tf.reduce_logsumexp(log_w - tf.nn.softplus(-logits), axis=-1,
+                                        keepdims=True)
+            log_q = tf.reduce_logsumexp(log_w - tf.nn.softplus(logits), axis=-1,
+                                        keepdims=True)
+            logit = log_p - log_q
+        return (logit, logits) if return_heads else logit
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
