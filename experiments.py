@@ -1042,11 +1042,8 @@ def ensemble_heads(model_dir: Path, data_dir: str | None, split: str = "validati
         predictions = {**output["user_level"]["heads"], "ensemble": output["logit"]}
         for head, logit in predictions.items():
             seen.setdefault(head, []).append(logit.numpy())
-    combiner = layer.combiner
     heads = list(seen)
-    n = len(heads) - 1
-    weights = (tf.nn.softmax(combiner.mixing[:n]).numpy().tolist()
-               if combiner.mixing is not None else [1.0 / n] * n)
+    weights = tf.exp(layer.combiner.log_weights(len(heads) - 1)).numpy().tolist()
     stats = {"model_dir": str(model_dir), "split": split, "rows": len(labels),
              "weights": dict(zip(heads[:-1], weights, strict=True))}
     lines = [f"{'prediction':12s} {'weight':>7s} {'AUC':>7s} {'LogLoss':>8s}"]

@@ -314,12 +314,10 @@ class GPRec(keras.layers.Layer):
             base = tf.reshape(base, [-1, base.shape[1] * base.shape[2]])
         heads = {}
         if self.strategy == "ensemble":
-            logit, averaged = self.combiner(base, prediction_group, individual, item=item,
-                                            group_logit=group_logit,
-                                            backbone_logit=backbone_logit,
-                                            training=training, return_heads=True)
-            names = ("backbone", "group", "individual")[:averaged.shape[-1]]
-            heads = dict(zip(names, tf.split(averaged, len(names), axis=-1), strict=True))
+            logit, heads = self.combiner(base, prediction_group, individual, item=item,
+                                         group_logit=group_logit,
+                                         backbone_logit=backbone_logit,
+                                         training=training, return_heads=True)
         else:
             logit = self.combiner(base, prediction_group, individual, item=item,
                                   group_logit=group_logit, backbone_logit=backbone_logit,

@@ -18,6 +18,7 @@ from tfrs_userlevel.dense_stack import DenseStack
 STRATEGIES = ("input", "dp", "ensemble")
 ENSEMBLE_AVERAGES = ("probability", "logit")
 ENSEMBLE_WEIGHTS = ("equal", "learned")
+ENSEMBLE_HEADS = ("backbone", "group", "individual")  # the averaged predictions, in order
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
@@ -161,8 +162,9 @@ class EnsembleStrategy(keras.layers.Layer):
 
     Returns:
       logit [B, 1] of the averaged probability (or the averaged logit); with
-      `return_heads`, (logit, heads [B, n]): the backbone's, the group head's
-      and (with r_p) the individual head's logit, in the order of `mixing`.
+      `return_heads`, (logit, {name: [B, 1]}): the logits it averaged, named by
+      `ENSEMBLE_HEADS` (the backbone's, the group head's and, with r_p, the
+      individual head's), in the order of `mixing`.
     """
 
     def __init__(self, hidden_units: Sequence[int] = (64, 32, 16), dropout: float = 0.2,
@@ -196,15 +198,11 @@ class EnsembleStrategy(keras.layers.Layer):
             raise ValueError("EnsembleStrategy needs the group head's and the backbone's logits")
         if not self.backbone_gradient:
             backbone_logit = tf.stop_gradient(backbone_logit)
-        logits = [backbone_logit, group_logit]
+        heads = [backbone_logit, group_logit]
         if individual is not None:
-            logits.append(self.individual_head([individual, item], training=training))
-        logits = tf.concat(logits, axis=-1)  # [B, n]
-        n = logits.shape[-1]
-        if self.weights_kind == "learned":  # v [3]; GPRec-2 (no r_p) reads its first two
-            log_w = tf.nn.log_softmax(self.mixing[:n])  # [n]
-        else:
-            log_w = tf.fill([n], -tf.math.log(float(n)))
+            heads.append(self.individual_head([individual, item], training=training))
+        logits = tf.concat(heads, axis=-1)  # [B, n]
+        log_w = self.log_weights(len(heads))  # [n]
         if self.average == "logit":
             logit = tf.reduce_sum(logits * tf.exp(log_w), axis=-1, keepdims=True)
         else:
@@ -216,7 +214,16 @@ class EnsembleStrategy(keras.layers.Layer):
             log_q = tf.reduce_logsumexp(log_w - tf.nn.softplus(logits), axis=-1,
                                         keepdims=True)
             logit = log_p - log_q
-        return (logit, logits) if return_heads else logit
+        if return_heads:
+            return logit, dict(zip(ENSEMBLE_HEADS[:len(heads)], heads, strict=True))
+        return logit
+
+    def log_weights(self, n: int) -> tf.Tensor:
+        """log w [n] of the average over the first n of `ENSEMBLE_HEADS`: log softmax(v[:n])
+        ("learned"; GPRec-2, without r_p, reads two entries of v [3]) or log(1/n)."""
+        if self.weights_kind == "learned":
+            return tf.nn.log_softmax(self.mixing[:n])
+        return tf.fill([n], -tf.math.log(float(n)))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "hidden_units": list(self.hidden_units),
