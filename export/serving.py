@@ -120,7 +120,9 @@ def warmup_rows(model: RankingModel, batch_size: int) -> dict[str, np.ndarray]:
     rows = {}
     for field in model.feature_spec.fields:
         owner = field.shared_vocabulary_with or field.name
-        vocabulary = model.vocabularies[owner]
+        vocabulary = model.vocabularies.get(owner) or (
+            [f"value{i}" for i in range(batch_size)] if field.dtype == "string"
+            else list(range(batch_size)))  # a hashed field has no vocabulary
         values = [vocabulary[i % len(vocabulary)] for i in range(batch_size)]
         if field.role == "behavior":
             column = np.full((batch_size, field.max_length), BEHAVIOR_PADDING, np.int64)

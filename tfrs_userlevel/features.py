@@ -53,6 +53,9 @@ class Field:
         only item ids, and each position is embedded as the item's embedding
         plus its attributes' (items never seen in training get the
         attribute's OOV row).
+      hash_buckets: Map values to this many rows by a fingerprint hash
+        instead of a vocabulary (no vocabulary is learned or stored; two
+        values may share a row). None: a vocabulary.
     """
 
     name: str
@@ -64,6 +67,7 @@ class Field:
     min_count: int = 1
     shared_vocabulary_with: str | None = None
     attributes: tuple[str, ...] = ()
+    hash_buckets: int | None = None
 
     def __post_init__(self) -> None:
         where = f"field {self.name!r}"
@@ -85,6 +89,14 @@ class Field:
             raise FeatureSpecError(
                 f"{where}: attributes need a behavior field that shares an item field's "
                 "vocabulary (shared_vocabulary_with)")
+        if self.hash_buckets is not None:
+            if self.hash_buckets < 1:
+                raise FeatureSpecError(
+                    f"{where}: hash_buckets must be >= 1, got {self.hash_buckets}")
+            if self.role == "behavior" or self.shared_vocabulary_with or self.attributes:
+                raise FeatureSpecError(
+                    f"{where}: hash_buckets applies to a field with its own values, not to a "
+                    "behavior list or a field that shares a vocabulary")
         if self.multivalued and self.dtype == "string" and not self.separator:
             raise FeatureSpecError(f"{where}: a multi-valued string field needs a separator")
 
@@ -132,6 +144,10 @@ class FeatureSpec:
                 raise FeatureSpecError(
                     f"field {field.name!r}: shared_vocabulary_with names unknown field "
                     f"{target_name!r}")
+            if target.hash_buckets is not None:
+                raise FeatureSpecError(
+                    f"field {field.name!r}: shares the vocabulary of {target_name!r}, which "
+                    "hashes its values (hash_buckets) and has none")
             if target.shared_vocabulary_with is not None:
                 raise FeatureSpecError(
                     f"field {field.name!r}: shares with {target_name!r}, which itself shares; "
@@ -199,6 +215,8 @@ class FeatureSpec:
         sources: dict[str, list[np.ndarray]] = {}
         for field in self.fields:
             owner = field.shared_vocabulary_with or field.name
+            if field.hash_buckets is not None:
+                continue
             if field.name not in columns:
                 raise FeatureSpecError(
                     f"field {field.name!r}: no such column in the training data; "
@@ -242,11 +260,33 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def field_rows(field: Field, vocabularies: Mapping[str, list]) -> int:
+    """Rows an owning field takes in the fused id space, without its OOV row: its
+    hash buckets or its vocabulary's size."""
+    if field.hash_buckets is not None:
+        return field.hash_buckets
+    return len(vocabularies[field.name])
+
+
 def fused_vocabulary_size(spec: FeatureSpec, vocabularies: Mapping[str, list]) -> int:
     """Rows of the fused id space `FeatureLookup` builds: each owning field's
-    vocabulary plus its OOV row."""
-    return sum(len(vocabularies[f.name]) + 1 for f in spec.fields
+    vocabulary (or hash buckets) plus its OOV row."""
+    return sum(field_rows(f, vocabularies) + 1 for f in spec.fields
                if f.shared_vocabulary_with is None)
+
+
+class _HashedValues:
+    """The lookup of a `hash_buckets` field: fingerprint hash of the value's string form,
+    into the rows after the field's OOV row (`lookup` has a hash table's interface)."""
+
+    def __init__(self, field: Field, offset: int):
+        self.buckets = int(field.hash_buckets)
+        self.offset = int(offset)
+        self.is_string = field.dtype == "string"
+
+    def lookup(self, values: tf.Tensor) -> tf.Tensor:
+        text = values if self.is_string else tf.strings.as_string(values)
+        return tf.strings.to_hash_bucket_fast(text, self.buckets) + (self.offset + 1)
 
 
 # The value that pads integer behavior lists; it is never a vocabulary entry.
@@ -277,7 +317,8 @@ class FeatureLookup(keras.layers.Layer):
         self.spec = spec if isinstance(spec, FeatureSpec) else FeatureSpec.from_config(spec)
         missing = [
             f.name for f in self.spec.fields
-            if f.shared_vocabulary_with is None and f.name not in vocabularies
+            if f.shared_vocabulary_with is None and f.hash_buckets is None
+            and f.name not in vocabularies
         ]
         if missing:
             raise FeatureSpecError(f"no vocabulary for field(s) {missing}")
@@ -288,7 +329,7 @@ class FeatureLookup(keras.layers.Layer):
         for field in self.spec.fields:
             if field.shared_vocabulary_with is not None:
                 continue
-            size = len(self.vocabularies[field.name]) + 1  # + OOV row
+            size = field_rows(field, self.vocabularies) + 1  # + OOV row
             self.offsets[field.name] = offset
             self.sizes[field.name] = size
             offset += size
@@ -296,6 +337,9 @@ class FeatureLookup(keras.layers.Layer):
         self._tables = {}
         for owner in self.offsets:
             field = self.spec[owner]
+            if field.hash_buckets is not None:
+                self._tables[owner] = _HashedValues(field, self.offsets[owner])
+                continue
             keys = self.vocabularies[owner]
             key_dtype = tf.string if field.dtype == "string" else tf.int64
             values = tf.range(1, len(keys) + 1, dtype=tf.int64) + self.offsets[owner]
@@ -333,6 +377,11 @@ class FeatureLookup(keras.layers.Layer):
 
     def _owner(self, field: Field) -> str:
         return field.shared_vocabulary_with or field.name
+
+    def vocabulary_size(self, name: str) -> int:
+        """Values of field `name` with a row of their own (its vocabulary or hash
+        buckets), without the OOV row."""
+        return self.sizes[self._owner(self.spec[name])] - 1
 
     def oov_id(self, name: str) -> int:
         """Fused id of field `name`'s OOV row (its vocabulary owner's first row)."""

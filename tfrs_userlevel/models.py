@@ -204,7 +204,7 @@ class RankingModel(tfrs.Model):
         if gating is not None:
             if self._user_field is None:
                 raise ValueError("RankingModel: UDG needs a user_personal (user id) field")
-            expected = len(self.vocabularies[self._user_field])
+            expected = self.lookup.vocabulary_size(self._user_field)
             if gating.num_users != expected:
                 raise ValueError(f"RankingModel: the UDG table has {gating.num_users} users, "
                                  f"the vocabulary of {self._user_field!r} has {expected}")

@@ -56,7 +56,7 @@ def write_tfrecords(chunks: Iterable[Mapping[str, np.ndarray]], spec: FeatureSpe
     out_dir.mkdir(parents=True, exist_ok=True)
     names = list(spec.names)
     counts: dict[str, Counter] = {f.shared_vocabulary_with or f.name: Counter()
-                                  for f in spec.fields}
+                                  for f in spec.fields if f.hash_buckets is None}
     rows = positives = blocks = 0
     shards: list[str] = []
     writer, in_shard = None, 0
@@ -80,6 +80,8 @@ def write_tfrecords(chunks: Iterable[Mapping[str, np.ndarray]], spec: FeatureSpe
             raise ValueError(f"write_tfrecords: chunk {number}, row {row}: label must be 0 or "
                              f"1, got {labels[row]!r}")
         for field in spec.fields:
+            if field.hash_buckets is not None:
+                continue  # hashed: no vocabulary to count
             values = np.asarray(chunk[field.name])
             if field.multivalued and field.dtype == "int64":
                 values = values[values != BEHAVIOR_PADDING]

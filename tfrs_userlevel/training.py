@@ -20,6 +20,7 @@ The test split is evaluated once, after training, with the best weights.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -27,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,10 @@ from tfrs_userlevel.backbones import options as backbone_options
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.baselines import options as baseline_option_names
+from tfrs_userlevel.config.errors import ConfigError
 from tfrs_userlevel.distribute import STRATEGIES as DISTRIBUTE_STRATEGIES
 from tfrs_userlevel.distribute import cluster_spec, is_chief, make_strategy
-from tfrs_userlevel.features import FeatureSpec, fused_vocabulary_size
+from tfrs_userlevel.features import FeatureSpec, field_rows, fused_vocabulary_size
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES, GPRec
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import BASES, CONTRASTS
@@ -54,12 +56,10 @@ from tfrs_userlevel.resilience import NonFiniteGuard, TrainingState
 from tfrs_userlevel.udg import UserDependentGating
 
 USER_LEVELS = ("none", "gprec", "udg", "gprec+udg")
+# (feature spec, vocabularies, positive rate of the training rows) -> an unbuilt model.
+ModelBuilder = Callable[[FeatureSpec, Mapping[str, list], float], RankingModel]
 LR_SCHEDULES = ("constant", "step", "plateau")
 SCHEDULE_MONITORS = ("auc", "backbone_auc")
-
-
-class ConfigError(ValueError):
-    """An unknown option or an invalid value in a training config."""
 
 
 @dataclasses.dataclass
@@ -277,7 +277,7 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ConfigError(f"invalid config: {message} (got {self.to_dict()})")
+                raise ConfigError(f"invalid config: {message}")
         self.backbone_options = dict(self.backbone_options)
         self.baseline_options = dict(self.baseline_options)
         _check_options("backbone", self.backbone, self.backbone_options,
@@ -321,6 +321,12 @@ class TrainConfig:
         values["prediction_units"] = list(self.prediction_units)
         return values
 
+
+# The TrainConfig fields of the training loop: the `train` section of a run configuration.
+TRAIN_FIELDS = ("epochs", "batch_size", "learning_rate", "lr_schedule", "lr_step_epochs",
+                "lr_gamma", "lr_plateau_factor", "lr_plateau_patience", "patience",
+                "schedule_monitor", "seed", "max_steps", "steps_per_execution",
+                "eval_batch_size", "deterministic", "distribute", "meta_steps")
 
 # Backbone options that TrainConfig sets from its own fields (or the ranking model sets).
 BACKBONE_SHARED_OPTIONS = ("hidden_units", "dropout", "batch_norm", "output_bias")
@@ -387,10 +393,10 @@ def build_gating(config: TrainConfig, feature_spec: FeatureSpec,
     personal = [f for f in feature_spec.fields if f.role == "user_personal"]
     if not personal:
         raise ConfigError("invalid config: UDG needs a user_personal (user id) field")
-    owner = personal[0].shared_vocabulary_with or personal[0].name
+    owner = feature_spec[personal[0].shared_vocabulary_with or personal[0].name]
     vocabulary_size = fused_vocabulary_size(feature_spec, vocabularies)
     return UserDependentGating(
-        num_users=len(vocabularies[owner]), udg_dim=config.udg_dim or config.embedding_dim,
+        num_users=field_rows(owner, vocabularies), udg_dim=config.udg_dim or config.embedding_dim,
         hidden_units=config.udg_units, gate_scale=config.gate_scale, l2=config.udg_l2,
         stop_item_gradient=config.udg_stop_item_gradient, gated_layers=config.udg_layers,
         meta=config.meta,
@@ -525,7 +531,8 @@ def _evaluate(model: RankingModel, dataset: tf.data.Dataset,
 
 
 def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path,
-                          strategy, vocabularies, verbose) -> dict[str, Any]:
+                          strategy, vocabularies, verbose, model_builder: ModelBuilder,
+                          record: dict[str, Any]) -> dict[str, Any]:
     """`run` on the coordinator of a ParameterServerStrategy cluster (SPEC §10 outputs).
 
     Variables live on the parameter servers, sharded by the strategy's partitioner (the
@@ -536,14 +543,14 @@ def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_
     """
     model_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(model_dir / "config.json",
-                      {"config": config.to_dict(), "feature_spec": spec.get_config()})
+                      {"config": record, "feature_spec": spec.get_config()})
     keras.utils.set_random_seed(config.seed)
     train_columns = splits["train"]
     positive_rate = float(np.mean(train_columns["label"]))
     if vocabularies is None:
         vocabularies = spec.build_vocabularies(train_columns)
     with strategy.scope():
-        model = build_model(config, spec, vocabularies, positive_rate)
+        model = model_builder(spec, vocabularies, positive_rate)
         model(model.example_features())
         model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                       steps_per_execution=config.steps_per_execution)
@@ -577,7 +584,7 @@ def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_
         "train_loss": [float(v) for v in history.history.get("loss", [])],
         "parameter_servers": {"count": len(cluster_spec()["cluster"]["ps"]),
                               "sharded_variables": shards},
-        "config": config.to_dict(),
+        "config": record,
     }
     write_json_atomic(model_dir / "metrics.json", metrics)
     return metrics
@@ -605,7 +612,9 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         feature_spec: FeatureSpec | Sequence[Mapping[str, Any]], model_dir: str | os.PathLike,
         verbose: int | None = None, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
         vocabularies: Mapping[str, list] | None = None,
-        tfrecord_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+        tfrecord_dir: str | os.PathLike | None = None,
+        model_builder: ModelBuilder | None = None,
+        record: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Trains one model and writes its outputs under `model_dir`.
 
     Args:
@@ -622,6 +631,10 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         `tfrecord_dir` holds (`tfrs_userlevel.streaming.write_tfrecords`,
         prefixes "train", "validation", "test") instead of `splits` (which may
         then be None); the vocabularies come from the train manifest.
+      model_builder: (feature spec, vocabularies, positive rate) -> the model;
+        default: `build_model` from `config`'s own model options.
+      record: The configuration written to config.json and metrics.json (a
+        run configuration's resolved tree); default: `config.to_dict()`.
 
     Returns:
       The content of metrics.json.
@@ -629,9 +642,12 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     spec = (feature_spec if isinstance(feature_spec, FeatureSpec)
             else FeatureSpec.from_config(feature_spec))
     strategy = make_strategy(config.distribute)
+    if model_builder is None:
+        model_builder = functools.partial(build_model, config)
+    record = dict(config.to_dict() if record is None else record)
     if config.distribute == "parameter_server":
         return _run_parameter_server(config, splits, spec, Path(model_dir), strategy,
-                                     vocabularies, verbose)
+                                     vocabularies, verbose, model_builder, record)
     model_dir = Path(model_dir)
     if not is_chief(strategy):
         # Every worker of a multi-worker cluster saves (saving is collective), only the
@@ -641,12 +657,12 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
     backup_dir = model_dir / "backup"
     if backup_dir.exists() and (model_dir / "config.json").exists():
         previous = json.loads((model_dir / "config.json").read_text()).get("config")
-        if previous != config.to_dict():
+        if previous != record:
             raise ConfigError(
                 f"{model_dir} holds an interrupted run with another config; resume it with "
                 f"the same options, or delete {backup_dir} (train.py --overwrite) to start over")
     write_json_atomic(model_dir / "config.json",
-                      {"config": config.to_dict(), "feature_spec": spec.get_config()})
+                      {"config": record, "feature_spec": spec.get_config()})
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -662,7 +678,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         if vocabularies is None:
             vocabularies = spec.build_vocabularies(train_columns)
     with strategy.scope():
-        model = build_model(config, spec, vocabularies, positive_rate)
+        model = model_builder(spec, vocabularies, positive_rate)
         model(model.example_features())  # built before fit: BackupAndRestore restores into it
     write_json_atomic(model_dir / "model.json", keras.layers.serialize(model))
     if tfrecord_dir is not None:
@@ -759,7 +775,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         "epochs": (state.resumed_epoch or 0) + len(history.history.get("loss", [])),
         "best_epoch": best.best_epoch,
         "train_examples_per_second": timer.examples_per_second(),
-        "config": config.to_dict(),
+        "config": record,
     }
     if meta is not None:
         metrics["meta_generator"] = meta

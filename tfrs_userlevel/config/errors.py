@@ -1,0 +1,105 @@
+"""The error of a run configuration, and how a validation failure becomes one."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from collections.abc import Iterable, Sequence
+
+
+class ConfigError(ValueError):
+    """An unknown key or an invalid value in a run configuration.
+
+    The message names the path of each bad key (`model.user_level.groups`),
+    what was expected and what was found.
+    """
+
+
+def dotted(path: Iterable[object]) -> str:
+    """("model", "user_level", "groups") -> "model.user_level.groups"."""
+    return ".".join(str(part) for part in path)
+
+
+def suggestion(key: str, valid: Sequence[str]) -> str:
+    """" (did you mean groups?)" for a near miss of a valid key, else ""."""
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def from_validation_error(error, prefix: Sequence[str], model) -> ConfigError:
+    """One ConfigError with a line per problem of a pydantic `ValidationError`.
+
+    Unknown keys say which keys the section has and the nearest one.
+    """
+    lines = []
+    for problem in error.errors():
+        location = [*prefix, *_visible(model, problem["loc"])]
+        if problem["type"] == "extra_forbidden":
+            section = _section_fields(model, problem["loc"][:-1])
+            key = str(problem["loc"][-1])
+            lines.append(f"{dotted(location)}: unknown key{suggestion(key, section)}; valid keys "
+                         f"are {sorted(section)}")
+        else:
+            found = problem.get("input")
+            lines.append(f"{dotted(location)}: {problem['msg']} (found {found!r})")
+    return ConfigError("\n".join(lines))
+
+
+def _walk(model, location: Sequence[object]):
+    """Yields (part, is_key) along `location`, and returns the model it ends in.
+
+    pydantic puts the chosen member of a tagged union (the `by` of a split, say)
+    into an error's location; such parts are not keys of the file.
+    """
+    current, candidates = model, []
+    for part in location:
+        if candidates:
+            chosen = [m for m in candidates if _tag(m) == part]
+            if chosen:
+                current, candidates = chosen[0], []
+                yield part, False
+                continue
+            candidates = []
+        fields = getattr(current, "model_fields", None)
+        if isinstance(part, int) or fields is None:
+            yield part, True
+            continue
+        field = fields.get(part)
+        yield part, True
+        if field is None:
+            current = None
+            continue
+        models = _models_in(field.annotation)
+        current = models[0] if len(models) == 1 else None
+        candidates = models if len(models) > 1 else []
+    return current
+
+
+def _visible(model, location: Sequence[object]) -> list[object]:
+    return [part for part, is_key in _walk(model, location) if is_key]
+
+
+def _section_fields(model, location: Sequence[object]) -> list[str]:
+    """The keys of the (nested) section at `location`."""
+    walker = _walk(model, location)
+    try:
+        while True:
+            next(walker)
+    except StopIteration as stop:
+        return list(getattr(stop.value, "model_fields", {}) or {})
+
+
+def _tag(model) -> object:
+    field = getattr(model, "model_fields", {}).get("by")
+    args = typing.get_args(field.annotation) if field is not None else ()
+    return args[0] if args else None
+
+
+def _models_in(annotation) -> list:
+    """The pydantic models inside an annotation such as `list[Model]` or `A | B`."""
+    if hasattr(annotation, "model_fields"):
+        return [annotation]
+    found = []
+    for argument in typing.get_args(annotation):
+        found += _models_in(argument)
+    return found
