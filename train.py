@@ -2,6 +2,7 @@
 
   python train.py --dataset movielens_1m --backbone mlp --epochs 30 --model-dir runs/mlp
   python train.py --model-dir runs/mlp3 --seeds 2024 2025 2026   # mean ± std
+  python train.py --config run.yaml --set model.user_level.groups=40 --model-dir runs/own
 
 Writes metrics.json, checkpoint/ and logs/ (TensorBoard) under --model-dir
 (one sub-folder per seed with --seeds, plus summary.json).
@@ -20,9 +21,10 @@ import numpy as np
 
 import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
-from tfrs_userlevel import streaming
+from tfrs_userlevel import streaming, tables
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.baselines import BASELINES
+from tfrs_userlevel.config import ConfigError, load_run_config
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import BASES, CONTRASTS
@@ -56,9 +58,44 @@ def json_object(text: str) -> dict:
     return value
 
 
+# With --config, these flags stand for keys of the run configuration.
+SHORTHANDS = {
+    "epochs": "train.epochs", "batch_size": "train.batch_size",
+    "learning_rate": "train.learning_rate", "seed": "train.seed", "max_steps": "train.max_steps",
+    "deterministic": "train.deterministic", "patience": "train.patience",
+    "lr_schedule": "train.lr_schedule", "steps_per_execution": "train.steps_per_execution",
+    "schedule_monitor": "train.schedule_monitor", "embedding_dim": "model.embedding_dim",
+    "embedding_l2": "model.embedding_l2", "backbone": "model.backbone.name",
+    "hidden_units": "model.backbone.hidden_units", "dropout": "model.backbone.dropout",
+    "user_level": "model.user_level.name", "groups": "model.user_level.groups",
+    "temperature": "model.user_level.temperature", "strategy": "model.user_level.strategy",
+}
+# Flags that mean the same with and without --config.
+RUN_FLAGS = ("config", "set", "model_dir", "overwrite", "seeds")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def explicit_options(argv) -> dict:
+    """The options given on the command line (not left at their defaults)."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+        action.required = False
+    return vars(parser.parse_args(argv))
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", default=None,
+                   help="a run configuration (YAML or JSON: data, model, train) for your own "
+                        "click logs; the flags listed in train.SHORTHANDS override its keys")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --config: override one key, e.g. model.user_level.groups=40 "
+                        "(repeatable; the value is read as YAML)")
     p.add_argument("--dataset", default=DEFAULTS.dataset,
                    choices=sorted(datasets.DATASETS) + ["synthetic"],
                    help="synthetic: generated clicks with planted user groups "
@@ -234,7 +271,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--deterministic", action="store_true",
                    help="enable TensorFlow's op determinism: the same seed gives the same "
                         "metrics on the same machine")
-    return p.parse_args(argv)
+    return p
 
 
 def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
@@ -341,14 +378,64 @@ def load_data(args: argparse.Namespace):
     return splits, spec
 
 
+def configured_run(argv, args: argparse.Namespace):
+    """The run configuration of `--config`, with the shorthand flags and `--set` applied."""
+    given = explicit_options(argv)
+    unknown = sorted(set(given) - set(SHORTHANDS) - set(RUN_FLAGS))
+    if unknown:
+        flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
+        raise ConfigError(f"{flags}: no key of the run configuration; with --config set "
+                          "options with --set KEY=VALUE (e.g. --set model.user_level.dp_rank=8)")
+    overrides = [f"{SHORTHANDS[name]}={json.dumps(value)}" for name, value in given.items()
+                 if name in SHORTHANDS]
+    return load_run_config(args.config, [*overrides, *args.set])
+
+
+def run_configured(args: argparse.Namespace, run_config, model_dir: Path) -> dict:
+    """Trains each seed of a run configuration; returns {seed: metrics}."""
+    seeds = args.seeds or [run_config.train.seed]
+    spec, splits = tables.read_splits(run_config.data, run_config.base_dir)
+    for entry in run_config.data.fields:  # config.yaml records the dtypes read from the data
+        entry.dtype = spec[entry.name].dtype
+    results = {}
+    for seed in seeds:
+        out = model_dir / f"seed_{seed}" if args.seeds else model_dir
+        if args.seeds and (out / "metrics.json").exists() and not args.overwrite:
+            results[seed] = json.loads((out / "metrics.json").read_text())
+            continue
+        if args.overwrite and (out / "backup").exists():
+            shutil.rmtree(out / "backup")
+        seeded = run_config.model_copy(deep=True)
+        seeded.train.seed = seed
+        seeded.write_yaml(out / "config.yaml")
+        results[seed] = run(seeded.train_config(), splits, spec, out,
+                            model_builder=seeded.build_model, record=seeded.to_dict())
+    return results
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     model_dir = Path(args.model_dir)
+    if args.config is None and args.set:
+        print("error: --set overrides keys of a run configuration; give --config FILE",
+              file=sys.stderr)
+        return 2
     if (model_dir / "metrics.json").exists() or (model_dir / "summary.json").exists():
         if not args.overwrite:
             print(f"error: {model_dir} already holds results (metrics.json/summary.json); "
                   "pass --overwrite or choose another --model-dir", file=sys.stderr)
             return 2
+    if args.config is not None:
+        try:
+            run_config = configured_run(argv if argv is not None else sys.argv[1:], args)
+            results = run_configured(args, run_config, model_dir)
+        except (ConfigError, tables.DataError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except NonFiniteLossError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 3
+        return report(args, results, {"config": run_config.to_dict()}, model_dir)
     seeds = args.seeds or [args.seed]
     configs = {seed: config_from_args(args, seed) for seed in seeds}  # validate all first
     unused = unused_gprec_options(configs[seeds[0]])
@@ -373,11 +460,17 @@ def main(argv=None) -> int:
         except NonFiniteLossError as error:
             print(f"error: {error}", file=sys.stderr)
             return 3
+    return report(args, results, {"config": configs[seeds[0]].to_dict()}, model_dir)
+
+
+def report(args: argparse.Namespace, results: dict, described: dict, model_dir: Path) -> int:
+    """Prints the metrics of every seed (and their mean ± std with --seeds)."""
+    seeds = list(results)
     print()
     print(format_table([(f"seed {s}", r) for s, r in results.items()]))
     if args.seeds:
         summary = summarize(results)
-        summary["config"] = configs[seeds[0]].to_dict() | {"seeds": seeds}
+        summary["config"] = described["config"] | {"seeds": seeds}
         write_json_atomic(model_dir / "summary.json", summary)
         print("\nmean ± std over seeds", seeds)
         for split in ("val", "test"):

@@ -43,6 +43,7 @@ _PROBE_VALUES = {"num_users": 2, "vocabulary_size": 4, "num_domains": 2, "embedd
 USER_LEVELS = {"gprec": GPRec, "udg": UserDependentGating}
 PRESET_TABLES = {"gprec": gprec_presets, "udg": udg_presets}
 USER_LEVEL_NAMES = ("none", "gprec", "udg", "gprec+udg")
+DEFAULT_PRESET = "recommended"
 
 
 def layer_class(factory: Callable) -> type:
@@ -118,7 +119,8 @@ def validate_component(kind: str, section: Mapping[str, Any], path: tuple[str, .
     if name not in factories(kind):
         raise ConfigError(f"{dotted((*path, 'name'))}: {name!r} is not a {kind}"
                           f"{suggestion(str(name), choices)}; valid choices are {choices}")
-    preset = section.pop("preset", None)
+    # A configuration's GPRec and UDG take the recommended form unless told otherwise.
+    preset = section.pop("preset", DEFAULT_PRESET if presets(kind) else None)
     if preset is not None and preset not in presets(kind):
         raise ConfigError(f"{dotted((*path, 'preset'))}: unknown preset {preset!r}; valid "
                           f"presets are {list(presets(kind))}"

@@ -77,7 +77,8 @@ class RunConfig(Section):
         if "gprec" not in self.user_levels():
             return False
         section = self.component("gprec")
-        preset = components.PRESET_TABLES["gprec"].get(section.get("preset"), {})
+        preset = components.PRESET_TABLES["gprec"].get(
+            section.get("preset", components.DEFAULT_PRESET), {})
         merged = {**preset, **section}
         return (merged.get("strategy", "input") == "ensemble"
                 and merged.get("ensemble_backbone_gradient", True) is False)

@@ -117,6 +117,9 @@ class DataSection(Section):
             raise ValueError(f"fields {repeated} are declared more than once")
         if self.label.column in names:
             raise ValueError(f"the label column {self.label.column!r} is also a field")
+        if "label" in names:
+            raise ValueError("a field cannot be named 'label' (the name the training data "
+                             "gives the label); rename the column or leave it out")
         return self
 
 

@@ -1,0 +1,368 @@
+"""Reading the user's click logs (CSV, Parquet, TFRecord) into split columns.
+
+`read_splits(data, base_dir)` turns a run configuration's `data` section
+(`tfrs_userlevel.config.sections.DataSection`) into the feature specification
+and `{"train"|"validation"|"test": {column: numpy [N]}}` with a 0/1 "label"
+column, which the training loop takes as it takes the built-in datasets.
+
+CSV and Parquet are read with pyarrow, TFRecord (`tf.train.Example`, one row
+per record) with tf.data. Every row is checked: a missing column, a value of
+the wrong type, an empty value in a field without a `default`, a label that
+is not 0/1 (and has no `positive_above` rule), a glob that matches nothing
+and an empty split each raise `DataError` naming the file, the line (CSV;
+the header is line 1), row (Parquet) or record (TFRecord), and the column.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from tfrs_userlevel.features import FeatureSpec, Field
+
+SPLITS = ("train", "validation", "test")
+LABEL = "label"
+
+
+class DataError(ValueError):
+    """A file, column or row of the user's data that cannot be read as configured."""
+
+
+# Files --------------------------------------------------------------------------------------
+def expand(pattern: str | Sequence[str], base_dir: str | os.PathLike | None,
+           where: str) -> list[Path]:
+    """The sorted files of a glob (or a list of globs); relative ones start at base_dir."""
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    files: list[Path] = []
+    for text in patterns:
+        path = Path(os.path.expanduser(text))
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir) / path
+        matched = sorted(Path(p) for p in glob.glob(str(path), recursive=True)
+                         if Path(p).is_file())
+        if not matched:
+            raise DataError(f"{where}: {text!r} matches no file (looked for {path})")
+        files += matched
+    return files
+
+
+def _place(path: Path, fmt: str, row: int) -> str:
+    """Where row `row` (0-based, of the data) of a file is, in the words of its format."""
+    if fmt == "csv":
+        return f"{path}, line {row + 2}"
+    return f"{path}, {'record' if fmt == 'tfrecord' else 'row'} {row + 1}"
+
+
+def read_table(path: Path, fmt: str, columns: Sequence[str],
+               types: Mapping[str, pa.DataType], delimiter: str = ",") -> pa.Table:
+    """The named columns of one file, with the given arrow types where given."""
+    if fmt == "csv":
+        return _read_csv(path, columns, types, delimiter)
+    if fmt == "parquet":
+        return _read_parquet(path, columns, types)
+    return _read_tfrecord(path, columns, types)
+
+
+def _missing(path: Path, have: Sequence[str], columns: Sequence[str]) -> None:
+    absent = [c for c in columns if c not in have]
+    if absent:
+        raise DataError(f"{path}: no column {absent[0]!r}; the file's columns are "
+                        f"{list(have)}")
+
+
+def _read_csv(path, columns, types, delimiter) -> pa.Table:
+    parse = pa_csv.ParseOptions(delimiter=delimiter)
+    try:
+        with pa_csv.open_csv(path, parse_options=parse) as reader:
+            header = reader.schema.names
+    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot be read as CSV: {error}") from None
+    _missing(path, header, columns)
+    convert = pa_csv.ConvertOptions(include_columns=list(columns), column_types=dict(types),
+                                    strings_can_be_null=False)
+    try:
+        return pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid as error:
+        raise DataError(f"{path}: {_csv_message(str(error), header)}") from None
+
+
+def _csv_message(message: str, header: Sequence[str]) -> str:
+    """pyarrow's "In CSV column #3: Row #7: ..." in terms of column names and lines."""
+    text = message.removeprefix("CSV parse error: ").removeprefix("In CSV column #")
+    if text != message.removeprefix("CSV parse error: ") and ":" in text:
+        number, rest = text.split(":", 1)
+        if number.isdigit() and int(number) < len(header):
+            text = f"column {header[int(number)]!r}:{rest}"
+    return text.replace("Row #", "line ")
+
+
+def _read_parquet(path, columns, types) -> pa.Table:
+    try:
+        schema = pq.read_schema(path)
+        _missing(path, schema.names, columns)
+        table = pq.read_table(path, columns=list(columns))
+    except (pa.ArrowInvalid, OSError) as error:
+        raise DataError(f"{path}: cannot be read as Parquet: {error}") from None
+    for name, wanted in types.items():
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 _cast(table[name], wanted, path, "parquet", name))
+    return table
+
+
+def _cast(column: pa.ChunkedArray, wanted: pa.DataType, path: Path, fmt: str,
+          name: str) -> pa.ChunkedArray:
+    if column.type == wanted:
+        return column
+    try:
+        return column.cast(wanted)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        for row, value in enumerate(column.to_pylist()):
+            try:
+                pa.array([value]).cast(wanted)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise DataError(f"{_place(path, fmt, row)}: column {name!r} holds {value!r}, "
+                                f"expected {wanted}") from None
+        raise
+
+
+def _read_tfrecord(path, columns, types) -> pa.Table:
+    from tfrs_userlevel.backend import tf
+
+    values: dict[str, list] = {name: [] for name in columns}
+    try:
+        records = list(tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+    except tf.errors.OpError as error:
+        raise DataError(f"{path}: cannot be read as TFRecord: {error.message}") from None
+    for number, record in enumerate(records):
+        try:
+            example = tf.train.Example.FromString(record)
+        except Exception:  # noqa: BLE001  (protobuf's DecodeError has no stable home)
+            raise DataError(f"{_place(path, 'tfrecord', number)}: not a tf.train.Example"
+                            ) from None
+        feature = example.features.feature
+        for name in columns:
+            if name not in feature:
+                raise DataError(f"{_place(path, 'tfrecord', number)}: no feature {name!r}; "
+                                f"the record has {sorted(feature)}")
+            kind = feature[name].WhichOneof("kind")
+            items = list(getattr(feature[name], kind).value) if kind else []
+            if len(items) != 1:
+                raise DataError(f"{_place(path, 'tfrecord', number)}: feature {name!r} holds "
+                                f"{len(items)} values, expected one per row (join the "
+                                "values of a multi-valued field with its separator)")
+            item = items[0]
+            values[name].append(item.decode("utf-8", "replace") if isinstance(item, bytes)
+                                else item)
+    table = pa.table({name: pa.array(items) for name, items in values.items()})
+    for name, wanted in types.items():
+        table = table.set_column(table.schema.get_field_index(name), name,
+                                 _cast(table[name], wanted, path, "tfrecord", name))
+    return table
+
+
+# Columns ------------------------------------------------------------------------------------
+def field_dtype(entry, column: pa.ChunkedArray, path: Path) -> str:
+    """The field's dtype: declared, or inferred from the column's arrow type."""
+    if entry.dtype is not None:
+        return entry.dtype
+    kind = column.type
+    if entry.separator is not None or pa.types.is_string(kind) or pa.types.is_large_string(
+            kind):
+        return "string"
+    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        return "int64"
+    if pa.types.is_null(kind):
+        raise DataError(f"{path}: column {entry.name!r} is empty in every row; declare its "
+                        "dtype and a default, or leave the field out")
+    raise DataError(f"{path}: column {entry.name!r} holds {kind} values; a field is a "
+                    "category: declare dtype: string to use each value as a category, or "
+                    "bucketize the column before training")
+
+
+def _arrow_type(dtype: str) -> pa.DataType:
+    return pa.string() if dtype == "string" else pa.int64()
+
+
+def field_values(entry, dtype: str, column: pa.ChunkedArray, path: Path, fmt: str
+                 ) -> np.ndarray:
+    """A field's column as numpy (str or int64), empties filled by `default` or refused."""
+    column = column.cast(_arrow_type(dtype))
+    empty = column.is_null()
+    if dtype == "string":
+        empty = pc.or_(empty, pc.equal(column, ""))
+    if pc.any(empty).as_py():
+        if entry.default is None:
+            row = int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
+            raise DataError(f"{_place(path, fmt, row)}: field {entry.name!r} is empty; give "
+                            "the field a default (e.g. default: \"\" or default: -1) or fill "
+                            "the rows")
+        default = str(entry.default) if dtype == "string" else int(entry.default)
+        column = pc.if_else(empty, pa.scalar(default, _arrow_type(dtype)), column)
+    values = column.to_numpy(zero_copy_only=False)
+    return values.astype(str) if dtype == "string" else values.astype(np.int64)
+
+
+def label_values(label, column: pa.ChunkedArray, path: Path, fmt: str) -> np.ndarray:
+    """0/1 labels: the column itself, or `column > positive_above`."""
+    name = label.column
+    try:
+        numbers = column.cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        numbers = None
+    if numbers is None or numbers.null_count:
+        values = column.to_pylist()
+        row = next(i for i, v in enumerate(values)
+                   if v is None or not _is_number(v))
+        raise DataError(f"{_place(path, fmt, row)}: label column {name!r} holds "
+                        f"{values[row]!r}, expected a number")
+    values = numbers.to_numpy(zero_copy_only=False)
+    bad = np.isnan(values)
+    if label.positive_above is None:
+        bad |= ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        rule = ("" if label.positive_above is not None else
+                "; expected 0 or 1 (set label.positive_above to turn a rating into a click)")
+        raise DataError(f"{_place(path, fmt, row)}: label column {name!r} holds "
+                        f"{values[row]!r}{rule}")
+    if label.positive_above is not None:
+        return (values > label.positive_above).astype(np.int64)
+    return values.astype(np.int64)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# Splits -------------------------------------------------------------------------------------
+def split_rows(rule, table: pa.Table, places: Sequence[str]) -> dict[str, np.ndarray]:
+    """Row indices of each split of one table, by the configured rule."""
+    n = table.num_rows
+    if rule.by == "ratio":
+        order = np.random.default_rng(rule.seed).permutation(n)
+        return _by_fraction(order, rule)
+    if rule.by == "time":
+        column = table[rule.column]
+        if column.null_count:
+            row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
+            raise DataError(f"{places[row]}: time column {rule.column!r} is empty")
+        order = np.argsort(column.to_numpy(zero_copy_only=False), kind="stable")
+        return _by_fraction(order, rule)
+    values = table[rule.column].cast(pa.string()).to_numpy(zero_copy_only=False)
+    rows, known = {}, []
+    for split in SPLITS:
+        wanted = getattr(rule, split)
+        wanted = [str(w) for w in (wanted if isinstance(wanted, list) else [wanted])]
+        known += wanted
+        rows[split] = np.flatnonzero(np.isin(values, wanted))
+    other = np.flatnonzero(~np.isin(values, known))
+    if len(other):
+        raise DataError(f"{places[other[0]]}: split column {rule.column!r} holds "
+                        f"{values[other[0]]!r}, which is none of {known}")
+    return rows
+
+
+def _by_fraction(order: np.ndarray, rule) -> dict[str, np.ndarray]:
+    n = len(order)
+    n_validation, n_test = round(n * rule.validation), round(n * rule.test)
+    n_train = n - n_validation - n_test
+    parts = {"train": order[:n_train], "validation": order[n_train:n_train + n_validation],
+             "test": order[n_train + n_validation:]}
+    return {split: np.sort(rows) if rule.by == "ratio" else rows
+            for split, rows in parts.items()}
+
+
+# The whole section --------------------------------------------------------------------------
+def read_splits(data, base_dir: str | os.PathLike | None = None
+                ) -> tuple[FeatureSpec, dict[str, dict[str, np.ndarray]]]:
+    """The feature specification and the split columns of a `data` section.
+
+    Returns:
+      (spec, {"train"|"validation"|"test": {field: numpy [N], "label": int64 [N]}}).
+    """
+    entries = list(data.fields)
+    if isinstance(data.files, dict):
+        sources = {split: expand(data.files[split], base_dir, f"data.files.{split}")
+                   for split in SPLITS}
+    else:
+        sources = {None: expand(data.files, base_dir, "data.files")}
+    split_column = getattr(data.split, "column", None)
+    columns = [e.name for e in entries] + [data.label.column]
+    if split_column is not None and split_column not in columns:
+        columns.append(split_column)
+    declared = {e.name: _arrow_type(e.dtype) for e in entries if e.dtype is not None}
+    if data.format == "csv":
+        # Read declared-string and separator fields as text as they are written ("007").
+        declared |= {e.name: pa.string() for e in entries if e.separator is not None}
+    dtypes: dict[str, str] = {}
+    parts: dict[str | None, list[tuple[dict[str, np.ndarray], pa.Table, list[str]]]] = {}
+    for split, files in sources.items():
+        for path in files:
+            table = read_table(path, data.format, columns, declared, data.delimiter)
+            for entry in entries:
+                dtypes.setdefault(entry.name, field_dtype(entry, table[entry.name], path))
+            arrays = {e.name: field_values(e, dtypes[e.name], table[e.name], path, data.format)
+                      for e in entries}
+            arrays[LABEL] = label_values(data.label, table[data.label.column], path,
+                                         data.format)
+            places = _Places(path, data.format)
+            parts.setdefault(split, []).append((arrays, table, places))
+    splits = _assemble(data, parts)
+    spec = FeatureSpec([_field(e, dtypes[e.name], data.min_frequency) for e in entries])
+    return spec, splits
+
+
+class _Places:
+    """Row -> "file, line N" for one file (lazily, only when an error needs it)."""
+
+    def __init__(self, path: Path, fmt: str):
+        self.path, self.fmt = path, fmt
+
+    def __getitem__(self, row: int) -> str:
+        return _place(self.path, self.fmt, int(row))
+
+
+def _assemble(data, parts) -> dict[str, dict[str, np.ndarray]]:
+    if None not in parts:
+        splits = {split: _concatenate([arrays for arrays, _, _ in parts[split]])
+                  for split in SPLITS}
+    else:
+        pieces = {split: [] for split in SPLITS}
+        for arrays, table, places in parts[None]:
+            for split, rows in split_rows(data.split, table, places).items():
+                pieces[split].append({k: v[rows] for k, v in arrays.items()})
+        splits = {split: _concatenate(pieces[split]) for split in SPLITS}
+    for split, columns in splits.items():
+        if len(columns[LABEL]) == 0:
+            raise DataError(f"data: the {split} split is empty; check data.split"
+                            + (" and data.files" if None not in parts else ""))
+    return splits
+
+
+def _concatenate(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
+
+
+def _field(entry, dtype: str, min_frequency: int) -> Field:
+    if entry.separator is not None and dtype != "string":
+        raise DataError(f"data.fields: field {entry.name!r} has a separator, so its values "
+                        f"are text; dtype {dtype!r} does not fit")
+    return Field(name=entry.name, dtype=dtype, role=entry.role,
+                 multivalued=entry.separator is not None or entry.role == "behavior",
+                 separator=entry.separator or "|", max_length=entry.max_length,
+                 min_count=entry.min_frequency or min_frequency,
+                 shared_vocabulary_with=entry.shared_vocabulary_with,
+                 hash_buckets=entry.hash_buckets)
