@@ -79,7 +79,7 @@ def parameters(factory: Callable, kind: str) -> dict[str, tuple[Any, Any]]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema(factory: Callable, kind: str, title: str) -> type[pydantic.BaseModel]:
     fields = {name: (annotation, default)
               for name, (annotation, default) in parameters(factory, kind).items()}
