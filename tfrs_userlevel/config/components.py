@@ -115,7 +115,7 @@ def validate_component(kind: str, section: Mapping[str, Any], path: tuple[str, .
     """
     section = dict(section)
     choices = sorted(factories(kind))
-    name = section.pop("name", None if kind not in ("gprec", "udg") else kind)
+    name = section.pop("name", {"gprec": "gprec", "udg": "udg", "backbone": "mlp"}.get(kind))
     if name not in factories(kind):
         raise ConfigError(f"{dotted((*path, 'name'))}: {name!r} is not a {kind}"
                           f"{suggestion(str(name), choices)}; valid choices are {choices}")
