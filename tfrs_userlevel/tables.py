@@ -15,7 +15,9 @@ the header is line 1), row (Parquet) or record (TFRecord), and the column.
 
 from __future__ import annotations
 
+import csv
 import glob
+import gzip
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -81,18 +83,56 @@ def _missing(path: Path, have: Sequence[str], columns: Sequence[str]) -> None:
 
 def _read_csv(path, columns, types, delimiter) -> pa.Table:
     parse = pa_csv.ParseOptions(delimiter=delimiter)
+    header: list[str] = []
     try:
-        with pa_csv.open_csv(path, parse_options=parse) as reader:
-            header = reader.schema.names
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot be read as CSV: {error}") from None
-    _missing(path, header, columns)
-    convert = pa_csv.ConvertOptions(include_columns=list(columns), column_types=dict(types),
-                                    strings_can_be_null=False)
-    try:
+        header = _header(path, parse)
+        _missing(path, header, columns)
+        convert = pa_csv.ConvertOptions(include_columns=list(columns),
+                                        column_types=dict(types), strings_can_be_null=False)
         return pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid as error:
-        raise DataError(f"{path}: {_csv_message(str(error), header)}") from None
+        problem = _csv_problem(path, str(error), delimiter, header, types)
+        raise DataError(f"{path}: {problem}" if not problem.startswith(",") else
+                        f"{path}{problem}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot be read as CSV: {error}") from None
+
+
+def _open_text(path: Path):
+    return (gzip.open if str(path).endswith(".gz") else open)(
+        path, "rt", newline="", errors="replace")
+
+
+def _header(path: Path, parse: pa_csv.ParseOptions) -> list[str]:
+    """The column names of a CSV file (its first line)."""
+    with _open_text(path) as lines:
+        return next(csv.reader(lines, delimiter=parse.delimiter), [])
+
+
+def _csv_problem(path: Path, message: str, delimiter: str, header=(), types=None) -> str:
+    """pyarrow's message, with the line of a row whose column count is wrong, or of a
+    value that is not of its column's declared type."""
+    message = message.removeprefix("CSV parse error: ")
+    if "conversion error" in message and message.startswith("In CSV column #"):
+        number = message.removeprefix("In CSV column #").split(":", 1)[0]
+        if number.isdigit() and int(number) < len(header):
+            name = header[int(number)]
+            text = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(
+                delimiter=delimiter), convert_options=pa_csv.ConvertOptions(
+                include_columns=[name], column_types={name: pa.string()}))[name]
+            try:
+                _cast(text, (types or {}).get(name, pa.int64()), path, "csv", name)
+            except DataError as located:
+                return str(located).removeprefix(str(path))
+    if message.startswith("Expected ") and " columns, got " in message:
+        with _open_text(path) as lines:
+            reader = csv.reader(lines, delimiter=delimiter)
+            width = len(next(reader, []))
+            for row in reader:
+                if len(row) != width:
+                    return (f"line {reader.line_num}: expected {width} columns, found "
+                            f"{len(row)}: {delimiter.join(row)[:200]!r}")
+    return _csv_message(message, [])
 
 
 def _csv_message(message: str, header: Sequence[str]) -> str:
@@ -222,8 +262,9 @@ def label_values(label, column: pa.ChunkedArray, path: Path, fmt: str) -> np.nda
         values = column.to_pylist()
         row = next(i for i, v in enumerate(values)
                    if v is None or not _is_number(v))
-        raise DataError(f"{_place(path, fmt, row)}: label column {name!r} holds "
-                        f"{values[row]!r}, expected a number")
+        found = "is empty (or NaN)" if values[row] is None else f"holds {values[row]!r}"
+        raise DataError(f"{_place(path, fmt, row)}: label column {name!r} {found}, expected "
+                        "a number")
     values = numbers.to_numpy(zero_copy_only=False)
     bad = np.isnan(values)
     if label.positive_above is None:
@@ -233,7 +274,7 @@ def label_values(label, column: pa.ChunkedArray, path: Path, fmt: str) -> np.nda
         rule = ("" if label.positive_above is not None else
                 "; expected 0 or 1 (set label.positive_above to turn a rating into a click)")
         raise DataError(f"{_place(path, fmt, row)}: label column {name!r} holds "
-                        f"{values[row]!r}{rule}")
+                        f"{values[row].item()!r}{rule}")
     if label.positive_above is not None:
         return (values > label.positive_above).astype(np.int64)
     return values.astype(np.int64)
