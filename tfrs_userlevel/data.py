@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 
 from tfrs_userlevel.backend import tf
 from tfrs_userlevel.features import FeatureLookup
@@ -34,7 +35,12 @@ _STATIC_OPTIONS = _static_options()
 
 def lookup_columns(lookup: FeatureLookup, columns: Mapping[str, np.ndarray],
                    chunk_size: int = 1 << 18) -> dict[str, np.ndarray]:
-    """Runs `lookup` over numpy columns in chunks.
+    """Runs `lookup` over numpy columns: the ids the layer would give.
+
+    Fields with a vocabulary (single values, and separator-joined strings)
+    are looked up on the host with pyarrow's hash lookup, several times
+    faster than the layer's tables on CPU; a spec with hashed fields or
+    behavior lists runs the layer itself, in chunks.
 
     Args:
       lookup: The model's `FeatureLookup`.
@@ -52,6 +58,8 @@ def lookup_columns(lookup: FeatureLookup, columns: Mapping[str, np.ndarray],
     for name in names:
         if len(columns[name]) != n:
             raise ValueError(f"column {name!r} has {len(columns[name])} rows, expected {n}")
+    if all(f.hash_buckets is None and f.role != "behavior" for f in lookup.spec.fields):
+        return _host_lookup(lookup, columns, n)
     parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, max(n, 1), chunk_size):
         chunk = {name: tf.constant(np.asarray(columns[name][start:start + chunk_size]))
@@ -59,6 +67,43 @@ def lookup_columns(lookup: FeatureLookup, columns: Mapping[str, np.ndarray],
         for key, value in lookup(chunk).items():
             parts.setdefault(key, []).append(value.numpy())
     return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def _host_lookup(lookup: FeatureLookup, columns: Mapping[str, np.ndarray], n: int
+                 ) -> dict[str, np.ndarray]:
+    """`lookup`'s output for vocabulary fields, computed on the host.
+
+    Each column is factorized (pandas' hash factorization), each distinct value is
+    looked up once, and the ids are gathered back by code.
+    """
+    single, outputs = [], {}
+    for field in lookup.spec.fields:
+        owner = field.shared_vocabulary_with or field.name
+        # list(): the layer holds its vocabularies in Keras' tracking wrappers.
+        index = {value: position + lookup.offsets[owner] + 1
+                 for position, value in enumerate(list(lookup.vocabularies[owner]))}
+        oov = lookup.offsets[owner]
+        values = np.asarray(columns[field.name])
+        if field.dtype == "string" and values.dtype.kind not in "OUS":
+            values = values.astype(str)
+        codes, uniques = pd.factorize(values.astype(object) if values.dtype.kind == "U"
+                                      else values)
+        if not field.multivalued:
+            keys = [str(u) for u in uniques] if field.dtype == "string" else [
+                int(u) for u in uniques]
+            ids = np.fromiter((index.get(k, oov) for k in keys), np.int64, len(keys))
+            single.append(ids[codes])
+            continue
+        rows = np.full((len(uniques), field.max_length), -1, np.int32)
+        for row, joined in enumerate(uniques):
+            parts = [part for part in str(joined).split(field.separator) if part]
+            kept = parts[len(parts) - field.max_length:] if len(parts) > field.max_length \
+                else parts
+            rows[row, :len(kept)] = [index.get(part, oov) for part in kept]
+        outputs[field.name] = rows[codes]
+    if single:
+        outputs["ids"] = np.stack(single, axis=1).astype(np.int32)
+    return outputs
 
 
 def _labels(labels: np.ndarray) -> np.ndarray:

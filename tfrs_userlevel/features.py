@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from tfrs_userlevel.backend import keras, tf
 
@@ -222,25 +223,26 @@ class FeatureSpec:
                     f"field {field.name!r}: no such column in the training data; "
                     f"columns are {sorted(columns)}")
             values = np.asarray(columns[field.name])
-            if field.multivalued and field.dtype == "string":
-                values = np.asarray(
-                    [v for s in values.astype(str) for v in s.split(field.separator) if v],
-                    dtype=object)
-            elif field.multivalued:
+            if self[owner].dtype == "string":
+                values = _string_counts(values, field.separator if field.multivalued
+                                        else None)
+            else:
                 values = values.reshape(-1)
-                values = values[values != BEHAVIOR_PADDING]
-            sources.setdefault(owner, []).append(values.reshape(-1))
+                if field.multivalued:
+                    values = values[values != BEHAVIOR_PADDING]
+            sources.setdefault(owner, []).append(values)
         vocabularies = {}
         for owner, parts in sources.items():
             field = self[owner]
-            values = np.concatenate(parts)
             if field.dtype == "string":
-                values = values.astype(str)
-            else:
-                values = values.astype(np.int64)
+                counts = pd.concat(parts).groupby(level=0).sum()
+                vocabularies[owner] = sorted(str(v) for v in
+                                             counts.index[counts.to_numpy() >= field.min_count])
+                continue
+            values = np.concatenate(parts).astype(np.int64)
             uniques, counts = np.unique(values, return_counts=True)
             kept = uniques[counts >= field.min_count]
-            vocabularies[owner] = [v.item() if hasattr(v, "item") else v for v in kept]
+            vocabularies[owner] = [v.item() for v in kept]
         for field in self.fields:
             for attribute in field.attributes:
                 items = np.asarray(columns[field.shared_vocabulary_with])
@@ -249,6 +251,25 @@ class FeatureSpec:
                 vocabularies[attribute_key(field.name, attribute)] = [
                     [_plain(k), _plain(v)] for k, v in zip(keys, values[first], strict=True)]
         return vocabularies
+
+
+def _string_counts(values: np.ndarray, separator: str | None) -> pd.Series:
+    """value -> rows holding it, for a string column (each part of a joined one)."""
+    values = values.reshape(-1)
+    if values.dtype.kind not in "OUS":
+        values = values.astype(str)
+    counts = pd.Series(values.astype(object) if values.dtype.kind == "U" else values
+                       ).value_counts(sort=False)
+    counts.index = counts.index.map(str)
+    if separator is None:
+        return counts
+    parts, weights = [], []
+    for joined, count in counts.items():
+        for part in joined.split(separator):
+            if part:
+                parts.append(part)
+                weights.append(count)
+    return pd.Series(weights, index=parts, dtype=np.int64).groupby(level=0).sum()
 
 
 def attribute_key(field: str, attribute: str) -> str:

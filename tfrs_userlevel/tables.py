@@ -247,8 +247,13 @@ def field_values(entry, dtype: str, column: pa.ChunkedArray, path: Path, fmt: st
                             "the rows")
         default = str(entry.default) if dtype == "string" else int(entry.default)
         column = pc.if_else(empty, pa.scalar(default, _arrow_type(dtype)), column)
-    values = column.to_numpy(zero_copy_only=False)
-    return values.astype(str) if dtype == "string" else values.astype(np.int64)
+    if dtype == "string":
+        # An object array of str that shares one str per distinct value (a fixed-width
+        # copy, or a new str per row, costs more than the lookup).
+        encoded = pc.dictionary_encode(column).combine_chunks()
+        return encoded.dictionary.to_numpy(zero_copy_only=False)[
+            encoded.indices.to_numpy(zero_copy_only=False)]
+    return column.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def label_values(label, column: pa.ChunkedArray, path: Path, fmt: str) -> np.ndarray:
@@ -302,18 +307,23 @@ def split_rows(rule, table: pa.Table, places: Sequence[str]) -> dict[str, np.nda
             raise DataError(f"{places[row]}: time column {rule.column!r} is empty")
         order = np.argsort(column.to_numpy(zero_copy_only=False), kind="stable")
         return _by_fraction(order, rule)
-    values = table[rule.column].cast(pa.string()).to_numpy(zero_copy_only=False)
+    values = table[rule.column].cast(pa.string())
     rows, known = {}, []
     for split in SPLITS:
         wanted = getattr(rule, split)
         wanted = [str(w) for w in (wanted if isinstance(wanted, list) else [wanted])]
         known += wanted
-        rows[split] = np.flatnonzero(np.isin(values, wanted))
-    other = np.flatnonzero(~np.isin(values, known))
+        rows[split] = np.flatnonzero(_member(values, wanted))
+    other = np.flatnonzero(~_member(values, known))
     if len(other):
         raise DataError(f"{places[other[0]]}: split column {rule.column!r} holds "
-                        f"{values[other[0]]!r}, which is none of {known}")
+                        f"{values[int(other[0])].as_py()!r}, which is none of {known}")
     return rows
+
+
+def _member(values: pa.ChunkedArray, wanted: Sequence[str]) -> np.ndarray:
+    mask = pc.is_in(values, value_set=pa.array(wanted, pa.string()))
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
 
 
 def _by_fraction(order: np.ndarray, rule) -> dict[str, np.ndarray]:
@@ -394,6 +404,8 @@ def _assemble(data, parts) -> dict[str, dict[str, np.ndarray]]:
 
 
 def _concatenate(chunks: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(chunks) == 1:
+        return chunks[0]
     return {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
 
 
