@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--config", default=None,
                    help="a run configuration (YAML or JSON: data, model, train) for your own "
-                        "click logs; the flags listed in train.SHORTHANDS override its keys")
+                        "click logs, or the name of a built-in one (movielens_1m, "
+                        "movielens_100k, synthetic: datasets/configs/); the flags listed in "
+                        "train.SHORTHANDS override its keys")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --config: override one key, e.g. model.user_level.groups=40 "
                         "(repeatable; the value is read as YAML)")
@@ -388,7 +390,10 @@ def configured_run(argv, args: argparse.Namespace):
                           "options with --set KEY=VALUE (e.g. --set model.user_level.dp_rank=8)")
     overrides = [f"{SHORTHANDS[name]}={json.dumps(value)}" for name, value in given.items()
                  if name in SHORTHANDS]
-    return load_run_config(args.config, [*overrides, *args.set])
+    source = args.config
+    if not Path(source).exists() and source in datasets.DATASETS or source == "synthetic":
+        source = datasets.config_path(source)  # a built-in dataset's configuration
+    return load_run_config(source, [*overrides, *args.set])
 
 
 def run_configured(args: argparse.Namespace, run_config, model_dir: Path) -> dict:

@@ -13,14 +13,17 @@ import os
 
 # TensorFlow Datasets imports TensorFlow: select Keras 2 first (tfrs_userlevel.backend).
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from datasets import behavior, splits
 from datasets.movielens_1m import movielens_1m
 from datasets.movielens_100k import movielens_100k
 from datasets.sources import ENV_VAR, DataNotFoundError
+from tfrs_userlevel import tables
 
 DATASETS = {
     "movielens_1m": movielens_1m,
@@ -139,6 +142,50 @@ def load_splits(
     return result
 
 
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def config_path(name: str) -> Path:
+    """The run configuration of a built-in dataset (`configs/<name>.yaml`)."""
+    path = CONFIGS / f"{name}.yaml"
+    if not path.exists():
+        choices = sorted(p.stem for p in CONFIGS.glob("*.yaml"))
+        raise ValueError(f"no built-in configuration {name!r}; valid choices are {choices}")
+    return path
+
+
+def _movielens_table(name: str):
+    """The reader of `format: <name>`: every column of the dataset, both split columns."""
+
+    def read(data, base_dir) -> pa.Table:
+        data_dir = None
+        if data.files is not None:
+            data_dir = Path(os.path.expanduser(str(data.files)))
+            if not data_dir.is_absolute() and base_dir is not None:
+                data_dir = Path(base_dir) / data_dir
+        dataset_builder = builder(name, "random", data_dir)
+        frame = dataset_builder._read(dataset_builder.locate())
+        return pa.Table.from_pandas(frame, preserve_index=False)
+
+    return read
+
+
+def _synthetic_table(data, base_dir) -> pa.Table:
+    """`format: synthetic`: `rows` generated rows (80/10/10, column "split")."""
+    from datasets import synthetic
+
+    parts = synthetic.SyntheticClicks(seed=0).splits(data.rows or 1_000_000)
+    columns = {key: np.concatenate([part[key] for part in parts.values()])
+               for key in parts["train"]}
+    columns["split"] = np.repeat(list(parts), [len(p["label"]) for p in parts.values()])
+    return pa.table(columns)
+
+
+tables.SOURCES.update({"movielens_1m": _movielens_table("movielens_1m"),
+                       "movielens_100k": _movielens_table("movielens_100k"),
+                       "synthetic": _synthetic_table})
+
+
 def _as_column(values: np.ndarray, dtype: type) -> np.ndarray:
     if dtype is str:
         if values.dtype == object and len(values) and isinstance(values[0], bytes):
@@ -147,5 +194,5 @@ def _as_column(values: np.ndarray, dtype: type) -> np.ndarray:
     return values.astype(np.int64)
 
 
-__all__ = ["BUILDERS", "DATASETS", "DataNotFoundError", "ENV_VAR", "builder", "feature_spec",
+__all__ = ["BUILDERS", "CONFIGS", "DATASETS", "config_path", "DataNotFoundError", "ENV_VAR", "builder", "feature_spec",
            "history_column", "load_splits"]

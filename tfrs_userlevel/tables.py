@@ -19,7 +19,7 @@ import csv
 import glob
 import gzip
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,11 @@ LABEL = "label"
 
 class DataError(ValueError):
     """A file, column or row of the user's data that cannot be read as configured."""
+
+
+# format -> (data section, base_dir) -> the whole table of a built-in dataset. The
+# `datasets` package registers its readers here when it is imported.
+SOURCES: dict[str, Callable[[Any, Any], pa.Table]] = {}
 
 
 # Files --------------------------------------------------------------------------------------
@@ -345,6 +350,8 @@ def read_splits(data, base_dir: str | os.PathLike | None = None
       (spec, {"train"|"validation"|"test": {field: numpy [N], "label": int64 [N]}}).
     """
     entries = list(data.fields)
+    if data.format not in ("csv", "parquet", "tfrecord"):
+        return _read_source(data, base_dir, entries)
     if isinstance(data.files, dict):
         sources = {split: expand(data.files[split], base_dir, f"data.files.{split}")
                    for split in SPLITS}
@@ -372,6 +379,25 @@ def read_splits(data, base_dir: str | os.PathLike | None = None
             places = _Places(path, data.format)
             parts.setdefault(split, []).append((arrays, table, places))
     splits = _assemble(data, parts)
+    spec = FeatureSpec([_field(e, dtypes[e.name], data.min_frequency) for e in entries])
+    return spec, splits
+
+
+def _read_source(data, base_dir, entries) -> tuple[FeatureSpec, dict]:
+    """A built-in dataset: its reader's table, then the same fields, labels and splits."""
+    if data.format not in SOURCES:
+        raise DataError(f"data.format {data.format!r}: the built-in datasets come with this "
+                        "repository's `datasets` package; import datasets first")
+    path = Path(data.format)
+    table = SOURCES[data.format](data, base_dir)
+    columns = [e.name for e in entries] + [data.label.column]
+    split_column = getattr(data.split, "column", None)
+    _missing(path, table.schema.names, columns + ([split_column] if split_column else []))
+    dtypes = {e.name: field_dtype(e, table[e.name], path) for e in entries}
+    arrays = {e.name: field_values(e, dtypes[e.name], table[e.name], path, "source")
+              for e in entries}
+    arrays[LABEL] = label_values(data.label, table[data.label.column], path, "source")
+    splits = _assemble(data, {None: [(arrays, table, _Places(path, "source"))]})
     spec = FeatureSpec([_field(e, dtypes[e.name], data.min_frequency) for e in entries])
     return spec, splits
 

@@ -14,7 +14,11 @@ import pydantic
 from tfrs_userlevel.features import DTYPES, ROLES
 
 SPLITS = ("train", "validation", "test")
-FORMATS = ("csv", "parquet", "tfrecord")
+FILE_FORMATS = ("csv", "parquet", "tfrecord")
+# The built-in datasets (`datasets` package): the rows come from their own readers, with
+# `files` as the data root (optional) and, for synthetic, `rows` generated rows.
+BUILTIN_FORMATS = ("movielens_1m", "movielens_100k", "synthetic")
+FORMATS = FILE_FORMATS + BUILTIN_FORMATS
 
 
 class Section(pydantic.BaseModel):
@@ -93,7 +97,8 @@ class DataSection(Section):
     """Where the rows are and how they become features, labels and splits."""
 
     format: Literal[FORMATS]
-    files: str | list[str] | dict[Literal[SPLITS], str | list[str]]
+    files: str | list[str] | dict[Literal[SPLITS], str | list[str]] | None = None
+    rows: int | None = pydantic.Field(None, ge=10)
     split: Split | None = None
     label: Label
     fields: list[FieldEntry] = pydantic.Field(min_length=1)
@@ -102,6 +107,11 @@ class DataSection(Section):
 
     @pydantic.model_validator(mode="after")
     def _split_or_files(self):
+        if self.format in FILE_FORMATS and self.files is None:
+            raise ValueError(f"format {self.format} reads files: give data.files (a glob, a "
+                             "list, or {train: ..., validation: ..., test: ...})")
+        if self.rows is not None and self.format != "synthetic":
+            raise ValueError("rows applies to format synthetic (the rows it generates)")
         per_split = isinstance(self.files, dict)
         if per_split and self.split is not None:
             raise ValueError("give either files per split ({train: ..., validation: ..., "
