@@ -194,5 +194,5 @@ def _as_column(values: np.ndarray, dtype: type) -> np.ndarray:
     return values.astype(np.int64)
 
 
-__all__ = ["BUILDERS", "CONFIGS", "DATASETS", "config_path", "DataNotFoundError", "ENV_VAR", "builder", "feature_spec",
-           "history_column", "load_splits"]
+__all__ = ["BUILDERS", "CONFIGS", "DATASETS", "DataNotFoundError", "ENV_VAR", "builder",
+           "config_path", "feature_spec", "history_column", "load_splits"]
