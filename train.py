@@ -25,6 +25,7 @@ from tfrs_userlevel import streaming, tables
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.config import ConfigError, load_run_config
+from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import BASES, CONTRASTS
@@ -399,8 +400,18 @@ def configured_run(argv, args: argparse.Namespace):
 def run_configured(args: argparse.Namespace, run_config, model_dir: Path) -> dict:
     """Trains each seed of a run configuration; returns {seed: metrics}."""
     seeds = args.seeds or [run_config.train.seed]
-    spec, splits = tables.read_splits(run_config.data, run_config.base_dir)
-    for entry in run_config.data.fields:  # config.yaml records the dtypes read from the data
+    data, shards = run_config.data, None
+    if data.stream:
+        shards = Path(data.shard_dir) if data.shard_dir else model_dir / "data"
+        if (shards / f"train.{streaming.MANIFEST}").exists():
+            spec = FeatureSpec.from_config(streaming.read_manifest(shards)["feature_spec"])
+        else:
+            print(f"streaming the files into TFRecord shards in {shards}", flush=True)
+            spec = tables.stream_to_shards(data, run_config.base_dir, shards)
+        splits = None
+    else:
+        spec, splits = tables.read_splits(data, run_config.base_dir)
+    for entry in data.fields:  # config.yaml records the dtypes read from the data
         entry.dtype = spec[entry.name].dtype
     results = {}
     for seed in seeds:
@@ -413,7 +424,7 @@ def run_configured(args: argparse.Namespace, run_config, model_dir: Path) -> dic
         seeded = run_config.model_copy(deep=True)
         seeded.train.seed = seed
         seeded.write_yaml(out / "config.yaml")
-        results[seed] = run(seeded.train_config(), splits, spec, out,
+        results[seed] = run(seeded.train_config(), splits, spec, out, tfrecord_dir=shards,
                             model_builder=seeded.build_model, record=seeded.to_dict())
     return results
 

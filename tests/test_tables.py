@@ -170,3 +170,53 @@ def test_bad_data_gives_one_clear_error(tmp_path, case, message):
         changes["split"] = {"by": "column", "column": "part"}
     with pytest.raises(DataError, match=message):
         read_splits(data_section(tmp_path, lines=rows, **changes))
+
+
+def test_a_stream_writes_the_rows_and_vocabularies_of_the_table(tmp_path, monkeypatch):
+    """data.stream: batches of a Parquet file become TFRecord shards holding the same rows
+    per split, and the manifest's vocabularies are those of the training rows."""
+    from tfrs_userlevel import streaming, tables
+
+    monkeypatch.setattr(tables, "STREAM_BATCH_ROWS", 7)  # several batches per file
+    split = {"by": "column", "column": "part", "train": ["t", "r"], "validation": "v",
+             "test": "t2"}
+    lines = [r[:-1] + ("t2" if r.endswith("t") and i % 8 == 3 else r[-1])
+             for i, r in enumerate(ROWS)]
+    spec, splits = read_splits(data_section(tmp_path, lines=lines, split=split))
+    pq.write_table(pa_csv.read_csv(tmp_path / "clicks.csv"), tmp_path / "clicks.parquet")
+    data = data_section(tmp_path, lines=lines, split=split, format="parquet", stream=True,
+                        files=str(tmp_path / "clicks.parquet"))
+    streamed = tables.stream_to_shards(data, None, tmp_path / "shards")
+    assert streamed.get_config() == spec.get_config()
+    manifest = streaming.read_manifest(tmp_path / "shards")
+    assert manifest["vocabularies"] == spec.build_vocabularies(splits["train"])
+    for name in ("train", "validation", "test"):
+        records = tf.data.TFRecordDataset([str(tmp_path / "shards" / f) for f in
+                                           streaming.read_manifest(tmp_path / "shards",
+                                                                   name)["shards"]])
+        rows = []
+        for record in records:
+            feature = tf.train.Example.FromString(record.numpy()).features.feature
+            ages = feature["age"].int64_list.value
+            videos = [v.decode() for v in feature["video"].bytes_list.value]
+            rows += list(zip(ages, videos, feature["label"].int64_list.value, strict=True))
+        expected = list(zip(splits[name]["age"].tolist(), splits[name]["video"].tolist(),
+                            splits[name]["label"].tolist(), strict=True))
+        assert rows == expected, name
+
+
+def test_a_bad_row_in_a_later_batch_of_a_stream_names_its_own_row(tmp_path, monkeypatch):
+    from tfrs_userlevel import tables
+
+    monkeypatch.setattr(tables, "STREAM_BATCH_ROWS", 10)
+    lines = list(ROWS)
+    parts = lines[26].split(",")
+    lines[26] = ",".join(parts[:5] + ["7"] + parts[6:])
+    data_section(tmp_path, lines=lines)
+    pq.write_table(pa_csv.read_csv(tmp_path / "clicks.csv"), tmp_path / "clicks.parquet")
+    data = data_section(tmp_path, lines=lines, format="parquet", stream=True,
+                        files=str(tmp_path / "clicks.parquet"))
+    with pytest.raises(DataError, match=r"clicks\.parquet, row 27: label column 'click' "
+                                        r"holds 7.0"):
+        tables.stream_to_shards(data, None, tmp_path / "shards")
+    assert not list((tmp_path / "shards").glob("*.manifest.json"))

@@ -42,6 +42,8 @@ class DataError(ValueError):
 # format -> (data section, base_dir) -> the whole table of a built-in dataset. The
 # `datasets` package registers its readers here when it is imported.
 SOURCES: dict[str, Callable[[Any, Any], pa.Table]] = {}
+# Rows per batch of a streamed Parquet file (CSV streams in blocks of 32 MB).
+STREAM_BATCH_ROWS = 1 << 18
 
 
 # Files --------------------------------------------------------------------------------------
@@ -164,7 +166,7 @@ def _read_parquet(path, columns, types) -> pa.Table:
 
 
 def _cast(column: pa.ChunkedArray, wanted: pa.DataType, path: Path, fmt: str,
-          name: str) -> pa.ChunkedArray:
+          name: str, start: int = 0) -> pa.ChunkedArray:
     if column.type == wanted:
         return column
     try:
@@ -174,8 +176,8 @@ def _cast(column: pa.ChunkedArray, wanted: pa.DataType, path: Path, fmt: str,
             try:
                 pa.array([value]).cast(wanted)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise DataError(f"{_place(path, fmt, row)}: column {name!r} holds {value!r}, "
-                                f"expected {wanted}") from None
+                raise DataError(f"{_place(path, fmt, start + row)}: column {name!r} holds "
+                                f"{value!r}, expected {wanted}") from None
         raise
 
 
@@ -237,8 +239,8 @@ def _arrow_type(dtype: str) -> pa.DataType:
     return pa.string() if dtype == "string" else pa.int64()
 
 
-def field_values(entry, dtype: str, column: pa.ChunkedArray, path: Path, fmt: str
-                 ) -> np.ndarray:
+def field_values(entry, dtype: str, column: pa.ChunkedArray, path: Path, fmt: str,
+                 start: int = 0) -> np.ndarray:
     """A field's column as numpy (str or int64), empties filled by `default` or refused."""
     column = column.cast(_arrow_type(dtype))
     empty = column.is_null()
@@ -247,9 +249,9 @@ def field_values(entry, dtype: str, column: pa.ChunkedArray, path: Path, fmt: st
     if pc.any(empty).as_py():
         if entry.default is None:
             row = int(np.flatnonzero(empty.to_numpy(zero_copy_only=False))[0])
-            raise DataError(f"{_place(path, fmt, row)}: field {entry.name!r} is empty; give "
-                            "the field a default (e.g. default: \"\" or default: -1) or fill "
-                            "the rows")
+            raise DataError(f"{_place(path, fmt, start + row)}: field {entry.name!r} is "
+                            "empty; give the field a default (e.g. default: \"\" or default: "
+                            "-1) or fill the rows")
         default = str(entry.default) if dtype == "string" else int(entry.default)
         column = pc.if_else(empty, pa.scalar(default, _arrow_type(dtype)), column)
     if dtype == "string":
@@ -261,7 +263,8 @@ def field_values(entry, dtype: str, column: pa.ChunkedArray, path: Path, fmt: st
     return column.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def label_values(label, column: pa.ChunkedArray, path: Path, fmt: str) -> np.ndarray:
+def label_values(label, column: pa.ChunkedArray, path: Path, fmt: str, start: int = 0
+                 ) -> np.ndarray:
     """0/1 labels: the column itself, or `column > positive_above`."""
     name = label.column
     try:
@@ -273,8 +276,8 @@ def label_values(label, column: pa.ChunkedArray, path: Path, fmt: str) -> np.nda
         row = next(i for i, v in enumerate(values)
                    if v is None or not _is_number(v))
         found = "is empty (or NaN)" if values[row] is None else f"holds {values[row]!r}"
-        raise DataError(f"{_place(path, fmt, row)}: label column {name!r} {found}, expected "
-                        "a number")
+        raise DataError(f"{_place(path, fmt, start + row)}: label column {name!r} {found}, "
+                        "expected a number")
     values = numbers.to_numpy(zero_copy_only=False)
     bad = np.isnan(values)
     if label.positive_above is None:
@@ -283,7 +286,7 @@ def label_values(label, column: pa.ChunkedArray, path: Path, fmt: str) -> np.nda
         row = int(np.flatnonzero(bad)[0])
         rule = ("" if label.positive_above is not None else
                 "; expected 0 or 1 (set label.positive_above to turn a rating into a click)")
-        raise DataError(f"{_place(path, fmt, row)}: label column {name!r} holds "
+        raise DataError(f"{_place(path, fmt, start + row)}: label column {name!r} holds "
                         f"{values[row].item()!r}{rule}")
     if label.positive_above is not None:
         return (values > label.positive_above).astype(np.int64)
@@ -357,14 +360,8 @@ def read_splits(data, base_dir: str | os.PathLike | None = None
                    for split in SPLITS}
     else:
         sources = {None: expand(data.files, base_dir, "data.files")}
-    split_column = getattr(data.split, "column", None)
-    columns = [e.name for e in entries] + [data.label.column]
-    if split_column is not None and split_column not in columns:
-        columns.append(split_column)
-    declared = {e.name: _arrow_type(e.dtype) for e in entries if e.dtype is not None}
-    if data.format == "csv":
-        # Read declared-string and separator fields as text as they are written ("007").
-        declared |= {e.name: pa.string() for e in entries if e.separator is not None}
+    # Declared-string and separator fields are read as text as written ("007").
+    columns, declared = _columns_and_types(data, entries)
     dtypes: dict[str, str] = {}
     parts: dict[str | None, list[tuple[dict[str, np.ndarray], pa.Table, list[str]]]] = {}
     for split, files in sources.items():
@@ -402,14 +399,181 @@ def _read_source(data, base_dir, entries) -> tuple[FeatureSpec, dict]:
     return spec, splits
 
 
+# Streaming ------------------------------------------------------------------------------------
+def file_batches(path: Path, fmt: str, columns: Sequence[str],
+                 types: Mapping[str, pa.DataType], delimiter: str = ",",
+                 batch_rows: int | None = None):
+    """Yields (first row, arrow table) of consecutive batches of one file."""
+    if fmt == "tfrecord":  # read a file at a time
+        yield 0, _read_tfrecord(path, columns, types)
+        return
+    if fmt == "parquet":
+        try:
+            handle = pq.ParquetFile(path)
+            _missing(path, handle.schema_arrow.names, columns)
+            batches = handle.iter_batches(batch_size=batch_rows or STREAM_BATCH_ROWS,
+                                          columns=list(columns))
+        except (pa.ArrowInvalid, OSError) as error:
+            raise DataError(f"{path}: cannot be read as Parquet: {error}") from None
+        start = 0
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            for name, wanted in types.items():
+                table = table.set_column(
+                    table.schema.get_field_index(name), name,
+                    _cast(table[name], wanted, path, "parquet", name, start))
+            yield start, table
+            start += table.num_rows
+        return
+    parse = pa_csv.ParseOptions(delimiter=delimiter)
+    header = _header(path, parse)
+    _missing(path, header, columns)
+    convert = pa_csv.ConvertOptions(include_columns=list(columns), column_types=dict(types),
+                                    strings_can_be_null=False)
+    start = 0
+    try:
+        with pa_csv.open_csv(path, parse_options=parse, convert_options=convert,
+                             read_options=pa_csv.ReadOptions(block_size=32 << 20)) as reader:
+            for batch in reader:
+                yield start, pa.Table.from_batches([batch])
+                start += batch.num_rows
+    except pa.ArrowInvalid as error:
+        problem = _csv_problem(path, str(error), delimiter, header, types)
+        raise DataError(f"{path}: {problem}" if not problem.startswith(",") else
+                        f"{path}{problem}") from None
+
+
+def stream_to_shards(data, base_dir, out_dir: str | os.PathLike) -> FeatureSpec:
+    """Reads the configured files batch by batch and writes each split as TFRecord shards.
+
+    One pass: `tfrs_userlevel.streaming.write_tfrecords` counts the training split's
+    vocabularies while it writes (`<split>.manifest.json`). Memory holds a batch, not
+    the table. A ratio split draws each row's split from (seed, file, batch), so it is
+    reproducible but its fractions are approximate.
+
+    Returns:
+      The feature specification (dtypes read from the first batch).
+    """
+    entries = list(data.fields)
+    columns, declared = _columns_and_types(data, entries)
+    if isinstance(data.files, dict):
+        sources = {split: expand(data.files[split], base_dir, f"data.files.{split}")
+                   for split in SPLITS}
+    else:
+        sources = {None: expand(data.files, base_dir, "data.files")}
+    dtypes: dict[str, str] = {}
+
+    def batches():
+        for split, files in sources.items():
+            for number, path in enumerate(files):
+                for index, (start, table) in enumerate(file_batches(
+                        path, data.format, columns, declared, data.delimiter)):
+                    places = _Places(path, data.format, start)
+                    for entry in entries:
+                        dtypes.setdefault(entry.name, field_dtype(entry, table[entry.name],
+                                                                  path))
+                    arrays = {e.name: field_values(e, dtypes[e.name], table[e.name], path,
+                                                   data.format, start)
+                              for e in entries}
+                    arrays[LABEL] = label_values(data.label, table[data.label.column], path,
+                                                 data.format, start)
+                    if split is not None:
+                        yield split, arrays
+                        continue
+                    for part, rows in _stream_split(data.split, table, places,
+                                                    (number, index)).items():
+                        if len(rows):
+                            yield part, {k: v[rows] for k, v in arrays.items()}
+
+    # One pass feeds every split: each split's writer runs in its own thread and takes
+    # that split's batches as they come.
+    writers: dict[str, _SplitWriter] = {}
+    out_dir = Path(out_dir)
+    spec = None
+    for split, arrays in batches():
+        if spec is None:
+            spec = FeatureSpec([_field(e, dtypes[e.name], data.min_frequency)
+                                for e in entries])
+        writers.setdefault(split, _SplitWriter(spec, out_dir, split)).add(arrays)
+    if spec is None:
+        raise DataError("data: the files hold no rows")
+    for split in SPLITS:
+        if split not in writers:
+            raise DataError(f"data: the {split} split is empty; check data.split and "
+                            "data.files")
+        writers[split].close()
+    return spec
+
+
+class _SplitWriter:
+    """Feeds one split's batches to `streaming.write_tfrecords` through a generator."""
+
+    def __init__(self, spec: FeatureSpec, out_dir: Path, prefix: str):
+        import queue
+        import threading
+
+        from tfrs_userlevel import streaming
+
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._error: list[BaseException] = []
+
+        def chunks():
+            while (item := self._queue.get()) is not None:
+                yield item
+
+        def write():
+            try:
+                streaming.write_tfrecords(chunks(), spec, out_dir, prefix=prefix)
+            except BaseException as error:  # noqa: BLE001  (re-raised by close)
+                self._error.append(error)
+                while self._queue.get() is not None:
+                    pass
+
+        self._thread = threading.Thread(target=write, daemon=True)
+        self._thread.start()
+
+    def add(self, arrays: dict[str, np.ndarray]) -> None:
+        if self._error:
+            raise self._error[0]
+        self._queue.put(arrays)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+
+
+def _stream_split(rule, table: pa.Table, places, key: tuple[int, int]
+                  ) -> dict[str, np.ndarray]:
+    if rule.by == "column":
+        return split_rows(rule, table, places)
+    draw = np.random.default_rng([rule.seed, *key]).random(table.num_rows)
+    train, validation = rule.train, rule.train + rule.validation
+    return {"train": np.flatnonzero(draw < train),
+            "validation": np.flatnonzero((draw >= train) & (draw < validation)),
+            "test": np.flatnonzero(draw >= validation)}
+
+
+def _columns_and_types(data, entries) -> tuple[list[str], dict[str, pa.DataType]]:
+    columns = [e.name for e in entries] + [data.label.column]
+    split_column = getattr(data.split, "column", None)
+    if split_column is not None and split_column not in columns:
+        columns.append(split_column)
+    declared = {e.name: _arrow_type(e.dtype) for e in entries if e.dtype is not None}
+    if data.format == "csv":
+        declared |= {e.name: pa.string() for e in entries if e.separator is not None}
+    return columns, declared
+
+
 class _Places:
     """Row -> "file, line N" for one file (lazily, only when an error needs it)."""
 
-    def __init__(self, path: Path, fmt: str):
-        self.path, self.fmt = path, fmt
+    def __init__(self, path: Path, fmt: str, start: int = 0):
+        self.path, self.fmt, self.start = path, fmt, start
 
     def __getitem__(self, row: int) -> str:
-        return _place(self.path, self.fmt, int(row))
+        return _place(self.path, self.fmt, self.start + int(row))
 
 
 def _assemble(data, parts) -> dict[str, dict[str, np.ndarray]]:

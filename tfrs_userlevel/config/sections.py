@@ -99,6 +99,11 @@ class DataSection(Section):
     format: Literal[FORMATS]
     files: str | list[str] | dict[Literal[SPLITS], str | list[str]] | None = None
     rows: int | None = pydantic.Field(None, ge=10)
+    # Stream files larger than memory: one pass writes the rows as TFRecord shards (and
+    # counts the vocabularies of the training split), and training reads the shards.
+    stream: bool = False
+    # Where the shards go (default: <model-dir>/data); reused when they are there.
+    shard_dir: str | None = None
     split: Split | None = None
     label: Label
     fields: list[FieldEntry] = pydantic.Field(min_length=1)
@@ -113,6 +118,11 @@ class DataSection(Section):
         if self.rows is not None and self.format != "synthetic":
             raise ValueError("rows applies to format synthetic (the rows it generates)")
         per_split = isinstance(self.files, dict)
+        if self.stream and self.format not in FILE_FORMATS:
+            raise ValueError("stream applies to files (csv, parquet, tfrecord)")
+        if self.stream and getattr(self.split, "by", None) == "time":
+            raise ValueError("a time split orders the whole table, which a stream never holds;"
+                             " give files per split or a split column when streaming")
         if per_split and self.split is not None:
             raise ValueError("give either files per split ({train: ..., validation: ..., "
                              "test: ...}) or one table with a split rule, not both")
