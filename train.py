@@ -397,6 +397,26 @@ def configured_run(argv, args: argparse.Namespace):
     return load_run_config(source, [*overrides, *args.set])
 
 
+def stream_shards(data, base_dir, shards: Path) -> FeatureSpec:
+    """Streams the configured files into `shards`, written under a temporary name and
+    renamed when whole; a failure leaves nothing behind."""
+    print(f"streaming the files into TFRecord shards in {shards}", flush=True)
+    created = [p for p in (shards.parent, *shards.parent.parents) if not p.exists()]
+    partial = shards.with_name(shards.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        spec = tables.stream_to_shards(data, base_dir, partial)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        for folder in created:  # the folders this call made, deepest first
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+    shutil.rmtree(shards, ignore_errors=True)
+    partial.rename(shards)
+    return spec
+
+
 def run_configured(args: argparse.Namespace, run_config, model_dir: Path) -> dict:
     """Trains each seed of a run configuration; returns {seed: metrics}."""
     seeds = args.seeds or [run_config.train.seed]
@@ -406,8 +426,7 @@ def run_configured(args: argparse.Namespace, run_config, model_dir: Path) -> dic
         if (shards / f"train.{streaming.MANIFEST}").exists():
             spec = FeatureSpec.from_config(streaming.read_manifest(shards)["feature_spec"])
         else:
-            print(f"streaming the files into TFRecord shards in {shards}", flush=True)
-            spec = tables.stream_to_shards(data, run_config.base_dir, shards)
+            spec = stream_shards(data, run_config.base_dir, shards)
         splits = None
     else:
         spec, splits = tables.read_splits(data, run_config.base_dir)

@@ -170,3 +170,19 @@ def test_a_failed_configured_run_leaves_no_results(data_dir, tmp_path, capsys):
     assert train.main(["--config", str(path), "--model-dir", str(tmp_path / "run"),
                        "--dp-rank", "3"]) == 2
     assert "--dp-rank: no key of the run configuration" in capsys.readouterr().err
+
+
+def test_a_stream_that_meets_a_bad_row_leaves_nothing(tmp_path, capsys):
+    rows = ["uid,video,click"] + [f"u{i % 5},v{i % 3},{i % 2}" for i in range(50)]
+    rows[40] = "u1,v1,maybe"
+    (tmp_path / "clicks.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump({"data": {
+        "format": "csv", "files": "clicks.csv", "stream": True,
+        "split": {"by": "ratio"}, "label": {"column": "click"},
+        "fields": [{"name": "uid", "role": "user_personal"},
+                   {"name": "video", "role": "item"}]}}))
+    run_dir = tmp_path / "runs" / "bad"
+    assert train.main(["--config", str(tmp_path / "run.yaml"), "--model-dir",
+                       str(run_dir)]) == 2
+    assert "clicks.csv, line 41: label column 'click' holds 'maybe'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
