@@ -40,7 +40,7 @@ def tree(**model):
     ("model.user_level.preset=tuned", r"model\.user_level\.preset: unknown preset 'tuned'; "
                                       r"valid presets are \['paper', 'recommended'\]"),
     ("data.fields.0.role=viewer", r"data\.fields\.0\.role: Input should be 'item'"),
-    ("data.format=xlsx", r"data\.format: Input should be 'csv', 'parquet' or 'tfrecord'"),
+    ("data.format=xlsx", r"data\.format: Input should be 'csv', 'parquet', 'tfrecord'"),
     ("data.split={by: random}", r"data\.split: .*'ratio', 'column', 'time'"),
     ("data.split.train=0.9", r"data\.split: .*must be 1, got 1.1"),
     ("train.epochs=0", r"train: epochs must be >= 1"),

@@ -177,7 +177,7 @@ def test_a_stream_writes_the_rows_and_vocabularies_of_the_table(tmp_path, monkey
     per split, and the manifest's vocabularies are those of the training rows."""
     from tfrs_userlevel import streaming, tables
 
-    monkeypatch.setattr(tables, "STREAM_BATCH_ROWS", 7)  # several batches per file
+    monkeypatch.setattr(tables.readers, "STREAM_BATCH_ROWS", 7)  # several batches per file
     split = {"by": "column", "column": "part", "train": ["t", "r"], "validation": "v",
              "test": "t2"}
     lines = [r[:-1] + ("t2" if r.endswith("t") and i % 8 == 3 else r[-1])
@@ -208,7 +208,7 @@ def test_a_stream_writes_the_rows_and_vocabularies_of_the_table(tmp_path, monkey
 def test_a_bad_row_in_a_later_batch_of_a_stream_names_its_own_row(tmp_path, monkeypatch):
     from tfrs_userlevel import tables
 
-    monkeypatch.setattr(tables, "STREAM_BATCH_ROWS", 10)
+    monkeypatch.setattr(tables.readers, "STREAM_BATCH_ROWS", 10)
     lines = list(ROWS)
     parts = lines[26].split(",")
     lines[26] = ",".join(parts[:5] + ["7"] + parts[6:])
