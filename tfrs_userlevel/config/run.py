@@ -47,7 +47,11 @@ class RunConfig(Section):
     model: ModelSection = pydantic.Field(default_factory=ModelSection)
     train: TrainSection = pydantic.Field(default_factory=TrainSection)
     # The folder that relative paths in `data.files` start from (the file's own folder).
-    base_dir: str | None = pydantic.Field(None, exclude=True)
+    _base_dir: str | None = pydantic.PrivateAttr(None)
+
+    @property
+    def base_dir(self) -> str | None:
+        return self._base_dir
 
     # The training loop -------------------------------------------------------------------
     def user_levels(self) -> tuple[str, ...]:
@@ -199,11 +203,11 @@ def load_run_config(source: str | os.PathLike | Mapping[str, Any],
         tree, base_dir = read_tree(source), str(Path(source).resolve().parent)
     for assignment in overrides:
         apply_override(tree, assignment)
-    tree.setdefault("base_dir", base_dir)
     try:
         config = RunConfig.model_validate(tree)
     except pydantic.ValidationError as error:
         raise from_validation_error(error, (), RunConfig) from None
+    config._base_dir = base_dir
     _validate_model(config)
     return config
 
