@@ -24,7 +24,8 @@ import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports Te
 from tfrs_userlevel import streaming, tables
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.baselines import BASELINES
-from tfrs_userlevel.config import ConfigError, load_run_config
+from tfrs_userlevel.config import ConfigError, components, load_run_config
+from tfrs_userlevel.config.run import read_tree
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
@@ -68,8 +69,17 @@ SHORTHANDS = {
     "schedule_monitor": "train.schedule_monitor", "embedding_dim": "model.embedding_dim",
     "embedding_l2": "model.embedding_l2", "backbone": "model.backbone.name",
     "hidden_units": "model.backbone.hidden_units", "dropout": "model.backbone.dropout",
-    "user_level": "model.user_level.name", "groups": "model.user_level.groups",
-    "temperature": "model.user_level.temperature", "strategy": "model.user_level.strategy",
+    "user_level": "model.user_level.name", "batch_norm": "model.backbone.batch_norm",
+    "meta_steps": "train.meta_steps",
+}
+# GPRec's and UDG's flags name their layer's constructor options, some with a prefix;
+# with --config they set model.user_level.<option> (model.user_level.<kind>.<option> with
+# gprec+udg). Flags without a layer option (--ablation, say) have no key.
+MODULE_FLAGS = {
+    "gprec": {"gprec_dropout": "dropout", "gprec_base": "base"},
+    "udg": {"udg_units": "hidden_units", "udg_l2": "l2",
+            "udg_stop_item_gradient": "stop_item_gradient", "udg_layers": "gated_layers",
+            "udg_dim": "udg_dim", "gate_scale": "gate_scale", "meta": "meta"},
 }
 # Flags that mean the same with and without --config.
 RUN_FLAGS = ("config", "set", "model_dir", "overwrite", "seeds")
@@ -381,19 +391,34 @@ def load_data(args: argparse.Namespace):
     return splits, spec
 
 
+def flag_key(name: str, user_level: str) -> str | None:
+    """The run-configuration key that flag `name` (its argparse dest) stands for."""
+    if name in SHORTHANDS:
+        return SHORTHANDS[name]
+    both = user_level == "gprec+udg"
+    for kind, renamed in MODULE_FLAGS.items():
+        option = renamed.get(name, name if kind == "gprec" and name in GPREC_OPTIONS else None)
+        if option is not None and option in components.parameters(
+                components.factories(kind)[kind], kind):
+            return f"model.user_level.{kind}.{option}" if both else f"model.user_level.{option}"
+    return None
+
+
 def configured_run(argv, args: argparse.Namespace):
     """The run configuration of `--config`, with the shorthand flags and `--set` applied."""
+    source = args.config
+    if not Path(source).exists() and (source in datasets.DATASETS or source == "synthetic"):
+        source = datasets.config_path(source)  # a built-in dataset's configuration
     given = explicit_options(argv)
-    unknown = sorted(set(given) - set(SHORTHANDS) - set(RUN_FLAGS))
+    user_level = given.get("user_level") or (read_tree(source).get("model") or {}).get(
+        "user_level", {}).get("name", "none")
+    keys = {name: flag_key(name, user_level) for name in given if name not in RUN_FLAGS}
+    unknown = sorted(name for name, key in keys.items() if key is None)
     if unknown:
         flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
         raise ConfigError(f"{flags}: no key of the run configuration; with --config set "
                           "options with --set KEY=VALUE (e.g. --set model.user_level.dp_rank=8)")
-    overrides = [f"{SHORTHANDS[name]}={json.dumps(value)}" for name, value in given.items()
-                 if name in SHORTHANDS]
-    source = args.config
-    if not Path(source).exists() and source in datasets.DATASETS or source == "synthetic":
-        source = datasets.config_path(source)  # a built-in dataset's configuration
+    overrides = [f"{key}={json.dumps(given[name])}" for name, key in keys.items()]
     return load_run_config(source, [*overrides, *args.set])
 
 

@@ -182,3 +182,18 @@ def test_every_option_is_reachable_and_lands_unchanged_in_get_config(kind, name)
                 (option, landed, value)
             checked += 1
     assert checked >= 1
+
+
+@pytest.mark.parametrize("strategy", ["ensemble", "input", "dp"])
+def test_the_recommended_preset_is_train_pys_default_for_each_strategy(strategy):
+    """GPRec.from_preset("recommended", strategy=...) builds the layer that train.py's
+    flags build by default for that strategy (TrainConfig's per-strategy defaults)."""
+    from tfrs_userlevel.training import TrainConfig, build_user_level
+
+    legacy = build_user_level(TrainConfig(user_level="gprec", strategy=strategy), 0.3)
+    preset = GPRec.from_preset("recommended", strategy=strategy, embedding_dim=16,
+                               output_bias=float(np.log(0.3 / 0.7)), name="gprec")
+    assert preset.get_config() == legacy.get_config()
+    config = load_run_config(tree(user_level={"name": "gprec", "strategy": strategy}))
+    assert config.train_config().schedule_monitor == TrainConfig(
+        user_level="gprec", strategy=strategy).schedule_monitor

@@ -186,3 +186,20 @@ def test_a_stream_that_meets_a_bad_row_leaves_nothing(tmp_path, capsys):
                        str(run_dir)]) == 2
     assert "clicks.csv, line 41: label column 'click' holds 'maybe'" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_flags_are_shorthands_for_configuration_keys(data_dir):
+    argv = ["--config", "movielens_1m", "--model-dir", "unused", "--user-level", "gprec",
+            "--groups", "12", "--strategy", "input", "--gprec-dropout", "0.1",
+            "--no-stop-embedding-gradient", "--epochs", "3", "--hidden-units", "32", "16"]
+    config = train.configured_run(argv, train.parse_args(argv))
+    assert config.model.user_level == {
+        "name": "gprec", "preset": "recommended", "groups": 12, "strategy": "input",
+        "dropout": 0.1, "stop_embedding_gradient": False}
+    assert config.train.epochs == 3 and config.model.backbone["hidden_units"] == [32, 16]
+    argv = ["--config", "movielens_1m", "--model-dir", "unused", "--user-level",
+            "gprec+udg", "--groups", "5", "--udg-units", "8", "--udg-l2", "0.001"]
+    config = train.configured_run(argv, train.parse_args(argv))
+    assert config.model.user_level["gprec"]["groups"] == 5
+    assert config.model.user_level["udg"]["hidden_units"] == [8]
+    assert config.model.user_level["udg"]["l2"] == 0.001

@@ -23,6 +23,7 @@ from tfrs_userlevel.config import components
 from tfrs_userlevel.config.errors import ConfigError, dotted, from_validation_error, suggestion
 from tfrs_userlevel.config.sections import DataSection, ModelSection, Section
 from tfrs_userlevel.features import USER_ROLES, FeatureSpec, field_rows, fused_vocabulary_size
+from tfrs_userlevel.gprec.layer import preset_options as gprec_preset_options
 from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.training import TRAIN_FIELDS, TrainConfig
 
@@ -81,9 +82,9 @@ class RunConfig(Section):
         if "gprec" not in self.user_levels():
             return False
         section = self.component("gprec")
-        preset = components.PRESET_TABLES["gprec"].get(
-            section.get("preset", components.DEFAULT_PRESET), {})
-        merged = {**preset, **section}
+        merged = gprec_preset_options(
+            section.get("preset", components.DEFAULT_PRESET),
+            **{k: v for k, v in section.items() if k not in ("name", "preset")})
         return (merged.get("strategy", "input") == "ensemble"
                 and merged.get("ensemble_backbone_gradient", True) is False)
 

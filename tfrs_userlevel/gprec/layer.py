@@ -58,6 +58,29 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ensemble_backbone_gradient": False, "stop_embedding_gradient": True,
     },
 }
+# A preset with another strategy: these replace the preset's own options for it (the
+# recommended form's learned, detached average and dropout belong to the ensemble; with
+# input and dp it is `train.py --strategy input|dp`'s default).
+STRATEGY_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "recommended": {
+        "input": {"ensemble_weights": "equal", "ensemble_backbone_gradient": True,
+                  "dropout": 0.0, "prediction_units": ()},
+        "dp": {"ensemble_weights": "equal", "ensemble_backbone_gradient": True,
+               "dropout": 0.0, "prediction_units": (64, 32, 16)},
+    },
+}
+
+
+def preset_options(preset: str, **overrides) -> dict[str, Any]:
+    """The constructor arguments of a named form with `overrides` on top (a strategy
+    other than the preset's own brings that strategy's options, `STRATEGY_PRESETS`)."""
+    if preset not in PRESETS:
+        raise ValueError(f"GPRec: unknown preset {preset!r}; valid presets are "
+                         f"{sorted(PRESETS)}")
+    options = dict(PRESETS[preset])
+    strategy = overrides.get("strategy", options.get("strategy", "input"))
+    options.update(STRATEGY_PRESETS.get(preset, {}).get(strategy, {}))
+    return {**options, **overrides}
 
 
 def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
@@ -390,11 +413,9 @@ class GPRec(keras.layers.Layer):
 
         Example:
           gprec = GPRec.from_preset("recommended", groups=40, embedding_dim=32)
+          gprec = GPRec.from_preset("recommended", strategy="input")
         """
-        if preset not in PRESETS:
-            raise ValueError(f"GPRec: unknown preset {preset!r}; valid presets are "
-                             f"{sorted(PRESETS)}")
-        return cls(**{**PRESETS[preset], **overrides})
+        return cls(**preset_options(preset, **overrides))
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "groups": self.groups, "temperature": self.temperature,
