@@ -104,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None,
                    help="a run configuration (YAML or JSON: data, model, train) for your own "
                         "click logs, or the name of a built-in one (movielens_1m, "
-                        "movielens_100k, synthetic: datasets/configs/); the flags listed in "
-                        "train.SHORTHANDS override its keys")
+                        "movielens_100k, synthetic: datasets/configs/); the training, model, "
+                        "GPRec and UDG flags given with it override their keys "
+                        "(train.SHORTHANDS, train.MODULE_FLAGS)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="with --config: override one key, e.g. model.user_level.groups=40 "
                         "(repeatable; the value is read as YAML)")
@@ -410,8 +411,10 @@ def configured_run(argv, args: argparse.Namespace):
     if not Path(source).exists() and (source in datasets.DATASETS or source == "synthetic"):
         source = datasets.config_path(source)  # a built-in dataset's configuration
     given = explicit_options(argv)
-    user_level = given.get("user_level") or (read_tree(source).get("model") or {}).get(
-        "user_level", {}).get("name", "none")
+    model = read_tree(source).get("model")
+    section = model.get("user_level") if isinstance(model, dict) else None
+    user_level = given.get("user_level") or (
+        section.get("name", "none") if isinstance(section, dict) else "none")
     keys = {name: flag_key(name, user_level) for name in given if name not in RUN_FLAGS}
     unknown = sorted(name for name, key in keys.items() if key is None)
     if unknown:
