@@ -102,7 +102,8 @@ class OwnRanker(tfrs.Model):
         self.item_embedding = keras.layers.Embedding(items, 16)
         self.backbone = keras.layers.Dense(16, activation="relu")
         self.head = keras.layers.Dense(1)
-        self.gprec = GPRec(groups=10, add_losses=True)  # its terms go to self.losses
+        # The recommended form; its terms go to self.losses.
+        self.gprec = GPRec.from_preset("recommended", groups=10, add_losses=True)
         self.task = tfrs.tasks.Ranking(loss=keras.losses.BinaryCrossentropy(from_logits=True))
 
     def compute_loss(self, inputs, training=False):
