@@ -42,8 +42,10 @@ def tree(**model):
     ("data.fields.0.role=viewer", r"data\.fields\.0\.role: Input should be 'item'"),
     ("data.format=xlsx", r"data\.format: Input should be 'csv', 'parquet', 'tfrecord'"),
     ("data.split={by: random}", r"data\.split: .*'ratio', 'column', 'time'"),
-    ("data.split.train=0.9", r"data\.split: .*must be 1, got 1.1"),
+    ("data.split.train=0.9", r"data\.split: train \+ validation \+ test must be 1, got 1.1$"),
     ("train.epochs=0", r"train: epochs must be >= 1"),
+    ("model.backbone.name=din", r"model\.backbone\.name: din attends over a click history"),
+    ("data.fields.2.role=behavior", r"data: field 'video': role behavior \(a click history\)"),
 ])
 def test_bad_keys_and_values_are_refused_with_their_path(override, message):
     base = tree(user_level={"name": "gprec"})

@@ -41,7 +41,9 @@ def from_validation_error(error, prefix: Sequence[str], model) -> ConfigError:
                          f"are {sorted(section)}")
         else:
             found = problem.get("input")
-            lines.append(f"{dotted(location)}: {problem['msg']} (found {found!r})")
+            message = problem["msg"].removeprefix("Value error, ")
+            shown = "" if isinstance(found, dict | list) else f" (found {found!r})"
+            lines.append(f"{dotted(location)}: {message}{shown}")
     return ConfigError("\n".join(lines))
 
 

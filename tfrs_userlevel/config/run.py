@@ -259,6 +259,12 @@ def _check_roles(config: RunConfig) -> None:
     if "item" not in roles:
         raise ConfigError("data.fields: no field has role item; the model needs at least one")
     listed = ", ".join(f"{f.name} ({f.role})" for f in fields)
+    backbone = config.model.backbone.get("name")
+    if config.model.baseline is None and backbone in ("din", "dien"):
+        raise ConfigError(f"model.backbone.name: {backbone} attends over a click history "
+                          "(a field with role behavior), which a run configuration does not "
+                          "read; use train.py --dataset ... --history-length N, or another "
+                          "backbone")
     kinds = config.user_levels()
     if "gprec" in kinds and not roles & set(USER_ROLES):
         raise ConfigError("model.user_level: GPRec assigns users to groups from their user "

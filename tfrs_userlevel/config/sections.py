@@ -137,6 +137,12 @@ class DataSection(Section):
             raise ValueError(f"fields {repeated} are declared more than once")
         if self.label.column in names:
             raise ValueError(f"the label column {self.label.column!r} is also a field")
+        histories = [f.name for f in self.fields if f.role == "behavior"]
+        if histories:
+            raise ValueError(f"field {histories[0]!r}: role behavior (a click history) is "
+                             "built by the built-in datasets (train.py --history-length), "
+                             "not read from files; declare the columns you have as item, "
+                             "user or context fields")
         if "label" in names:
             raise ValueError("a field cannot be named 'label' (the name the training data "
                              "gives the label); rename the column or leave it out")
