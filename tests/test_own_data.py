@@ -168,8 +168,9 @@ def test_a_failed_configured_run_leaves_no_results(data_dir, tmp_path, capsys):
     assert "model.user_level.grups: unknown key (did you mean groups?)" in (
         capsys.readouterr().err)
     assert train.main(["--config", str(path), "--model-dir", str(tmp_path / "run"),
-                       "--dp-rank", "3"]) == 2
-    assert "--dp-rank: no key of the run configuration" in capsys.readouterr().err
+                       "--ablation", "gprec-2"]) == 2
+    assert "--ablation: no key of the run configuration" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_stream_that_meets_a_bad_row_leaves_nothing(tmp_path, capsys):
