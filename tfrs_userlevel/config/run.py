@@ -76,6 +76,8 @@ class RunConfig(Section):
         if values["schedule_monitor"] is None:
             values["schedule_monitor"] = "backbone_auc" if self._detached_ensemble() else "auc"
         name = self.model.user_level.get("name", "none")
+        # The model comes from `build_model`; of TrainConfig's own model fields only
+        # user_level is read (by its schedule checks), the strategy ones stay neutral.
         return TrainConfig(**values, user_level=name, strategy="input")
 
     def _detached_ensemble(self) -> bool:
