@@ -6,7 +6,7 @@
   python experiments.py ml1m_gprec_ablation           # GPRec-1..5 vs GPRec
   python experiments.py ml1m_gprec_hparams            # curves over G and τ (PNG + table)
   python experiments.py ml1m_backbones                # every backbone, GPRec on four (3 seeds)
-  python experiments.py ml1m_gprec_backbones          # session 13's GPRec on those four
+  python experiments.py ml1m_gprec_backbones          # GPRec (detached ensemble) on those four
   python experiments.py ml1m_baselines                # MMoE ... DGPM vs MLP and GPRec (3 seeds)
   python experiments.py diversity --model-dir DIR     # RQ5 heatmap of the group embeddings
   python experiments.py by_activity --a ... --b ...   # test AUC of A and B by user activity
@@ -54,9 +54,8 @@ TEMPERATURES = [0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
 # Run folders are named by what differs from this fixed configuration (train.py's defaults
 # when the first tables were made; GPRec's strategy default was "input" then).
 # Frozen at those values: GPRec's input strategy with the 64-32-16 MLP_pred and the embeddings
-# trained by every loss (train.py's GPRec defaults changed in session 7).
-# Frozen too: the per-group 4-unit classifier (train.py's default became the shared one in
-# session 8).
+# trained by every loss (train.py's GPRec defaults differ now).
+# Frozen too: the per-group 4-unit classifier (train.py's default is the shared one).
 FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input",
                    "prediction_units": [64, 32, 16], "stop_embedding_gradient": False,
                    "classifier_shared": False, "classifier_units": [4],
@@ -65,14 +64,14 @@ FOLDER_BASELINE = {**TrainConfig().to_dict(), "strategy": "input",
                    "gprec_dropout": 0.0, "schedule_monitor": "auc"}
 # The ensemble strategy as the paper averages it (equal weights, the average trains the
 # backbone), without dropout in GPRec's MLPs and with an MLP_p head as wide as the
-# backbone's MLP: train.py's defaults for the ensemble before session 15, pinned in the
-# tables made before it (each with the default --hidden-units 64 32 16).
+# backbone's MLP: the earlier defaults of train.py's ensemble, pinned in the tables made
+# with them (each with the default --hidden-units 64 32 16).
 PAPER_ENSEMBLE = ["--ensemble-weights", "equal", "--ensemble-backbone-gradient",
                   "--gprec-dropout", "0", "--prediction-units", "64", "32", "16"]
-# The paper's per-group classifier MLPs (eq. 2), pinned in every table made before session 8.
+# The paper's per-group classifier MLPs (eq. 2), pinned in the tables made with it.
 PER_GROUP_CLASSIFIER = ["--no-classifier-shared"]
 # The group head as wide as the backbone's MLP and a 64-unit MLP_p, pinned in every table
-# made before session 9 (train.py's defaults became one 16-unit layer each).
+# made with them (train.py's defaults are one 16-unit layer each).
 WIDE_HEADS = ["--head-units", "64", "32", "16", "--individual-units", "64"]
 # The paper's form of GPRec that the ml1m_gprec, ablation and hyper-parameter tables use,
 # written out so that they do not follow train.py's defaults.
@@ -103,7 +102,7 @@ def effective(config: dict) -> dict:
     if "gprec" not in config.get("user_level", "none"):
         return {k: v for k, v in config.items() if k not in GPREC_OPTIONS}
     for name in ("prediction_units", "head_units"):  # None: hidden_units (as recorded
-        if config.get(name) is None:                  # before sessions 7 and 9)
+        if config.get(name) is None:                  # by the earliest runs)
             config[name] = list(config["hidden_units"])
     return config
 
@@ -315,9 +314,9 @@ def ml1m_backbones(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
     yield from backbone_rows(runner, seeds, command, order, ZOO_GPREC_ARGS, ZOO_WITH_GPREC)
 
 
-# Session 13's GPRec on the Table III backbones: the zoo's setting with learned ensemble
+# GPRec on the Table III backbones: the zoo's setting with learned ensemble
 # weights and no gradient from the average into the backbone (chosen on DCN validation,
-# seed 2024; results/ml1m_backbones.md, "Session 13").
+# seed 2024; results/ml1m_backbones.md).
 DETACHED_ENSEMBLE_ARGS = [*ZOO_GPREC_ARGS, "--ensemble-weights", "learned",
                           "--no-ensemble-backbone-gradient", "--schedule-monitor", "auc"]
 
@@ -341,7 +340,7 @@ BASELINE_ROWS = [
     ("PEPNet", ["--baseline", "pepnet"]),
     ("PPNet", ["--baseline", "pepnet", "--baseline-options", '{"epnet": false}']),
     # Key strength 1 and a weight matrix per group: the best of eight DGPM settings on
-    # validation (seed 2024; sessions 5 and 14, results/ml1m_baselines.md).
+    # validation (seed 2024; results/ml1m_baselines.md).
     ("DGPM", ["--baseline", "dgpm", "--baseline-options",
               '{"initial_strength": 1.0, "group_parameters": "kernel"}']),
 ]
@@ -431,7 +430,7 @@ COLD_START_WARMUP_LR = 1e-3  # Adam step of the new users' rows in each warm-up 
 # with the best mean held-out AUC over the four phases on the VALIDATION new users (half of
 # the new users, drawn once) is reported on the other half.
 COLD_START_GENERATORS = [
-    # Session 5: the profile ids as they are (MetaEmbeddingTrainer's default).
+    # The profile ids as they are (MetaEmbeddingTrainer's default).
     {"alpha": 0.1, "steps": 300, "beta": 1e-3},   # train.py --meta's defaults
     {"alpha": 0.1, "steps": 2000, "beta": 1e-3},
     {"alpha": 1.0, "steps": 2000, "beta": 1e-3},
@@ -441,7 +440,7 @@ COLD_START_GENERATORS = [
     # (on its training rows the base is right whatever the user embedding).
     {"alpha": 0.1, "steps": 2000, "beta": 1e-3, "rows": "validation"},
     {"alpha": 1.0, "steps": 2000, "beta": 1e-3, "rows": "validation"},
-    # Session 8: a profile value no other user holds is read as unseen (its OOV id), as it
+    # A profile value no other user holds is read as unseen (its OOV id), as it
     # is for a new user (MetaEmbeddingTrainer(unshared_profile_as_oov=True)). Most ML-100K
     # zip codes belong to one user: as is, the generator can learn a row per user and
     # leave the zip OOV row that new users read as initialised.
@@ -450,13 +449,13 @@ COLD_START_GENERATORS = [
     {"alpha": 1.0, "steps": 2000, "beta": 1e-3, "profile": "unshared as OOV"},
     {"alpha": 0.1, "steps": 2000, "beta": 1e-3, "rows": "validation",
      "profile": "unshared as OOV"},
-    # Session 9: fewer steps, following the grid's trend (300 steps beat 2,000 for every α).
+    # Fewer steps, following the grid's trend (300 steps beat 2,000 for every α).
     {"alpha": 0.1, "steps": 30, "beta": 1e-3},
     {"alpha": 0.1, "steps": 100, "beta": 1e-3},
 ]
 
 
-# Initialisations that learn nothing, shown for reference (session 9): a new user gets the
+# Initialisations that learn nothing, shown for reference: a new user gets the
 # mean trained UDG row of the active users, overall or of those with the same values of
 # these profile fields. If the profile told the UDG row apart, the second would beat the
 # first; random rows (N(0, 0.01²)) are near the zero vector.
@@ -703,10 +702,10 @@ def cold_start_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-# GPRec(MLP) in the baselines table: train.py's GPRec defaults since session 15, spelled
+# GPRec(MLP) in the baselines table: train.py's GPRec defaults, spelled
 # out so that a later change of the defaults does not move the row: the detached,
 # learned ensemble with the schedule on the backbone's own AUC, GPRec dropout and a
-# linear MLP_p head (results/ml1m_gprec_tuning.md, "Session 15"). Session 14's row had
+# linear MLP_p head (results/ml1m_gprec_tuning.md). An earlier row had
 # the wide heads without dropout: [*DETACHED_ENSEMBLE_ARGS, "--schedule-monitor",
 # "backbone_auc"].
 BASELINE_GPREC_ARGS = ["--strategy", "ensemble", "--ensemble-weights", "learned",

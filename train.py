@@ -204,8 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "reading is --hidden-units (64 32 16); the flag alone: a linear head")
     g.add_argument("--individual-units", type=int, nargs="*",
                    default=list(DEFAULTS.individual_units),
-                   help="hidden widths of the individual-preference MLP_p (eq. 12; 64 "
-                        "before session 9)")
+                   help="hidden widths of the individual-preference MLP_p (eq. 12; the "
+                        "paper's form: 64)")
     g.add_argument("--dp-rank", type=int, default=DEFAULTS.dp_rank,
                    help="rank of the dynamic-parameter layers")
     g.add_argument("--prediction-units", type=int, nargs="*", default=None,

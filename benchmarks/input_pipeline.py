@@ -3,7 +3,7 @@
   TFRS_USERLEVEL_DATA=../shared/data python benchmarks/input_pipeline.py
 
 Prints examples/s per epoch and writes results/input_pipeline.json. The bar
-(issue 2) is >= 1,000,000 examples/s at batch 4096 on 2 cores.
+is >= 1,000,000 examples/s at batch 4096 on 2 cores.
 """
 
 from __future__ import annotations

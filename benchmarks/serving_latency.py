@@ -13,8 +13,8 @@ its `serving_default` signature on real test rows:
 All models are measured in one process, interleaved call by call so that any
 drift of the machine hits every model alike. GPRec's rows carry
 `cost_vs_backbone` = its p50 latency at batch 1 over the MLP's, and
-`throughput_vs_backbone` = its batch-512 throughput over the MLP's (issue 7's
-bar: the cost within 1.3×); so do UDG's (its gates on the MLP's layers, and
+`throughput_vs_backbone` = its batch-512 throughput over the MLP's (target:
+the cost within 1.3×); so do UDG's (its gates on the MLP's layers, and
 with the meta generator that serves unseen users). Writes results/serving_latency.json.
 
   python benchmarks/serving_latency.py --gprec-options '{"prediction_units": []}'

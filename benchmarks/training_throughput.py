@@ -5,7 +5,7 @@
 Trains each requested model on ML-1M for a few epochs with `train.py`'s
 defaults and records the median examples/s over the epochs after the first
 (the first includes graph tracing) in results/training_throughput.json,
-replacing earlier rows of the same model. Issue 2's bar for the MLP is
+replacing earlier rows of the same model. The target for the MLP is
 >= 320,000 examples/s on this 2-core machine.
 
   python benchmarks/training_throughput.py --user-levels none gprec \
@@ -13,19 +13,19 @@ replacing earlier rows of the same model. Issue 2's bar for the MLP is
 
 measures GPRec on each backbone in the same run as the plain backbone and
 adds `ratio_vs_backbone` (GPRec's examples/s over the backbone's, same run;
-issue 3's bar: >= 0.6).
+target: >= 0.6).
 
   python benchmarks/training_throughput.py --backbones mlp wd deepfm ipnn opnn dcn \
       dcnv2 gdcn finalmlp destine
 
 records every backbone, with `ratio_vs_library` against the fastest
 established library's examples/s for that model on this machine (SPEC §9;
-issue 4's bar: >= 1).
+target: >= 1).
 
   python benchmarks/training_throughput.py --backbones mlp \
       --baselines mmoe ple star apg pepnet dgpm
 
-adds the user-modeling baselines (issue 5), each with `ratio_vs_backbone`
+adds the user-modeling baselines, each with `ratio_vs_backbone`
 against the MLP of the same run (and `ratio_vs_library` for APG).
 
   python benchmarks/training_throughput.py --user-levels none gprec \
@@ -65,7 +65,7 @@ from tfrs_userlevel.training import TrainConfig, run, write_json_atomic  # noqa:
 
 # Fastest established library for the same model on this 2-core machine, examples/s end
 # to end (SPEC §9): a Keras library on this TensorFlow for MLP, DeepFM and DCN, a PyTorch
-# library for the others. Issue 4's bar: no backbone slower than its entry here.
+# library for the others. Target: no backbone slower than its entry here.
 LIBRARY_EXAMPLES_PER_SECOND = {"mlp": 307_000, "deepfm": 318_000, "dcn": 235_000,
                                "dcnv2": 101_000, "gdcn": 71_000, "finalmlp": 87_000,
                                "destine": 51_000, "apg": 71_000}

@@ -54,7 +54,7 @@ def test_backbone_table_rows_library_gaps_and_gprec_p_values(tmp_path, monkeypat
     text = (tmp_path / "ml1m_backbones.md").read_text()
     assert "established library" in text and "| DeepFM |" in text and "partial" not in text
 
-    # Session 13's GPRec table reuses the backbones' runs and adds its own GPRec rows.
+    # The GPRec backbones table reuses the backbones' runs and adds its own GPRec rows.
     argv[0] = "ml1m_gprec_backbones"
     assert experiments.main(argv) == 0
     rows = json.loads((tmp_path / "ml1m_gprec_backbones.json").read_text())

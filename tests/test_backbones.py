@@ -196,7 +196,7 @@ def test_every_backbone_fits_saves_and_reloads(ml100k, spec, tmp_path, name, use
 
 def test_learned_detached_ensemble_fits_saves_and_reloads(ml100k, spec, tmp_path):
     """The ensemble with learned weights and no gradient from the average into the
-    backbone (session 13's backbone setting) through the shared check: SavedModel too."""
+    backbone (the backbones table's setting) through the shared check: SavedModel too."""
     train = ml100k["train"]
     keras.utils.set_random_seed(0)
     p = float(train["label"].mean())

@@ -217,7 +217,7 @@ def test_gprec_options_name_exactly_the_gprec_fields_of_the_config():
 def test_gprec_defaults_are_the_chosen_form_and_the_paper_form_is_spelled_out():
     """train.py --user-level gprec: the ensemble strategy with learned weights, no gradient
     from the average into the backbone, GPRec dropout as the backbone's, the schedule on
-    the backbone's own AUC and a linear MLP_p head (session 15); the embeddings left to
+    the backbone's own AUC and a linear MLP_p head; the embeddings left to
     the backbone, one 16-unit classifier MLP shared by the groups, a 16-unit group head
     and MLP_p. The input
     strategy keeps its own defaults (a linear layer on [h, r_g, r_p], no GPRec dropout,

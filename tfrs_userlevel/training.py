@@ -93,7 +93,7 @@ class TrainConfig:
     # model's prediction) or "backbone_auc" (the backbone's own logit, with a user-level
     # layer). The best epoch is always chosen by the prediction's validation AUC. None:
     # "backbone_auc" for a GPRec ensemble that does not train its backbone (train.py's GPRec
-    # default since session 15), "auc" otherwise.
+    # default), "auc" otherwise.
     schedule_monitor: str | None = None
     seed: int = 2024
     max_steps: int | None = None
@@ -116,11 +116,9 @@ class TrainConfig:
     # GPRec (--user-level gprec), SPEC §2–§5.
     # The default strategy, with its defaults of ensemble_weights, ensemble_backbone_gradient,
     # gprec_dropout, prediction_units and schedule_monitor, is GPRec(MLP)'s best 5-seed
-    # validation AUC (results/ml1m_gprec_tuning.md, session 15); stop_embedding_gradient
-    # since session 6;
-    # classifier_shared, head_units and individual_units are within that AUC's noise and
-    # make it cheaper (sessions 8 and 9, results/training_throughput*.json). Before
-    # session 15 the default was the input strategy with GPRec dropout 0.
+    # validation AUC (results/ml1m_gprec_tuning.md); classifier_shared, head_units and
+    # individual_units are within that AUC's noise and make it cheaper
+    # (results/training_throughput*.json).
     strategy: str = "ensemble"
     groups: int = 60
     temperature: float = 0.5
@@ -132,24 +130,23 @@ class TrainConfig:
     backbone_weight: float = 1.0
     contrast: str = "paper"
     # The group classifier (eq. 2): one hidden MLP shared by all groups, each with its own
-    # output (GroupClassifier shared_hidden), the default since session 8; False: the paper's
+    # output (GroupClassifier shared_hidden), the default; False: the paper's
     # G per-group MLPs. classifier_units None: (16,) shared, (4,) per group.
     classifier_units: tuple[int, ...] | None = None
     classifier_shared: bool = True
     dp_rank: int = 16
     # Hidden widths of the group auxiliary head MLP_g (eq. 7-8; None: hidden_units, the
-    # paper's reading) and of MLP_p (eq. 12; (64,) before session 9). One 16-unit layer
+    # paper's reading) and of MLP_p (eq. 12; the paper's form: (64,)). One 16-unit layer
     # each ties the wider ones on 5-seed validation AUC and trains at 74 % of the MLP's
-    # speed against 57 % (session 9, results/ml1m_gprec_lean.md).
+    # speed against 57 % (results/ml1m_gprec_lean.md).
     head_units: tuple[int, ...] | None = (16,)
     individual_units: tuple[int, ...] = (16,)
     # Dropout of GPRec's MLPs. None: the strategy's default, `dropout` for ensemble (its
-    # heads overfit without it, session 15) and 0 for input and dp (sessions 1-14).
+    # heads overfit without it) and 0 for input and dp.
     gprec_dropout: float | None = None
     # GPRec strategy MLP; None: the strategy's default, () for input (a linear layer on
-    # [h, r_g, r_p]) and ensemble (a linear MLP_p head on [r_p, e_i], since session 15;
-    # hidden_units before), hidden_units for dp. (Runs made before session 7 record None
-    # and meant hidden_units for every strategy.)
+    # [h, r_g, r_p]) and ensemble (a linear MLP_p head on [r_p, e_i]), hidden_units for
+    # dp. (The earliest recorded runs hold None and meant hidden_units for every strategy.)
     prediction_units: tuple[int, ...] | None = None
     residual: bool = False  # GPRec output added to the backbone's logit (not in the paper)
     stop_embedding_gradient: bool = True  # GPRec does not train the embeddings (ditto)
