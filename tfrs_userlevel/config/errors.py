@@ -33,9 +33,9 @@ def from_validation_error(error, prefix: Sequence[str], model) -> ConfigError:
     """
     lines = []
     for problem in error.errors():
-        location = [*prefix, *_visible(model, problem["loc"])]
+        location = [*prefix, *_walk(model, problem["loc"])[0]]
         if problem["type"] == "extra_forbidden":
-            section = _section_fields(model, problem["loc"][:-1])
+            section = list(getattr(_walk(model, problem["loc"][:-1])[1], "model_fields", {}))
             key = str(problem["loc"][-1])
             lines.append(f"{dotted(location)}: unknown key{suggestion(key, section)}; valid keys "
                          f"are {sorted(section)}")
@@ -47,48 +47,29 @@ def from_validation_error(error, prefix: Sequence[str], model) -> ConfigError:
     return ConfigError("\n".join(lines))
 
 
-def _walk(model, location: Sequence[object]):
-    """Yields (part, is_key) along `location`, and returns the model it ends in.
+def _walk(model, location: Sequence[object]) -> tuple[list[object], type | None]:
+    """(the parts of `location` that are keys of the file, the model it ends in).
 
     pydantic puts the chosen member of a tagged union (the `by` of a split, say)
     into an error's location; such parts are not keys of the file.
     """
+    keys: list[object] = []
     current, candidates = model, []
     for part in location:
-        if candidates:
-            chosen = [m for m in candidates if _tag(m) == part]
-            if chosen:
-                current, candidates = chosen[0], []
-                yield part, False
-                continue
-            candidates = []
+        chosen = [m for m in candidates if _tag(m) == part]
+        candidates = []
+        if chosen:
+            current = chosen[0]
+            continue
+        keys.append(part)
         fields = getattr(current, "model_fields", None)
         if isinstance(part, int) or fields is None:
-            yield part, True
             continue
         field = fields.get(part)
-        yield part, True
-        if field is None:
-            current = None
-            continue
-        models = _models_in(field.annotation)
+        models = _models_in(field.annotation) if field is not None else []
         current = models[0] if len(models) == 1 else None
         candidates = models if len(models) > 1 else []
-    return current
-
-
-def _visible(model, location: Sequence[object]) -> list[object]:
-    return [part for part, is_key in _walk(model, location) if is_key]
-
-
-def _section_fields(model, location: Sequence[object]) -> list[str]:
-    """The keys of the (nested) section at `location`."""
-    walker = _walk(model, location)
-    try:
-        while True:
-            next(walker)
-    except StopIteration as stop:
-        return list(getattr(stop.value, "model_fields", {}) or {})
+    return keys, current
 
 
 def _tag(model) -> object:

@@ -106,7 +106,7 @@ def _csv_problem(path: Path, message: str, delimiter: str, header=(), types=None
                 if len(row) != width:
                     return (f"line {reader.line_num}: expected {width} columns, found "
                             f"{len(row)}: {delimiter.join(row)[:200]!r}")
-    return _csv_message(message, [])
+    return _csv_message(message, header)
 
 
 def _csv_message(message: str, header: Sequence[str]) -> str:
