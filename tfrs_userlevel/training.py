@@ -382,22 +382,28 @@ def build_model(config: TrainConfig, feature_spec: FeatureSpec,
                         gating=build_gating(config, feature_spec, vocabularies))
 
 
+def gating_sizes(feature_spec: FeatureSpec, vocabularies: Mapping[str, list]
+                 ) -> dict[str, int]:
+    """The sizes a UDG layer takes from the data: its users (the first user_personal
+    field's vocabulary or hash buckets) and the fused id space of the profile ids."""
+    personal = [f for f in feature_spec.fields if f.role == "user_personal"]
+    if not personal:
+        raise ConfigError("invalid config: UDG needs a user_personal (user id) field")
+    owner = feature_spec[personal[0].shared_vocabulary_with or personal[0].name]
+    return {"num_users": field_rows(owner, vocabularies),
+            "vocabulary_size": fused_vocabulary_size(feature_spec, vocabularies)}
+
+
 def build_gating(config: TrainConfig, feature_spec: FeatureSpec,
                  vocabularies: Mapping[str, list]) -> UserDependentGating | None:
     """The UDG layer for user_level "udg" / "gprec+udg" (None otherwise)."""
     if "udg" not in config.user_level:
         return None
-    personal = [f for f in feature_spec.fields if f.role == "user_personal"]
-    if not personal:
-        raise ConfigError("invalid config: UDG needs a user_personal (user id) field")
-    owner = feature_spec[personal[0].shared_vocabulary_with or personal[0].name]
-    vocabulary_size = fused_vocabulary_size(feature_spec, vocabularies)
     return UserDependentGating(
-        num_users=field_rows(owner, vocabularies), udg_dim=config.udg_dim or config.embedding_dim,
+        udg_dim=config.udg_dim or config.embedding_dim,
         hidden_units=config.udg_units, gate_scale=config.gate_scale, l2=config.udg_l2,
         stop_item_gradient=config.udg_stop_item_gradient, gated_layers=config.udg_layers,
-        meta=config.meta,
-        vocabulary_size=vocabulary_size, name="udg")
+        meta=config.meta, name="udg", **gating_sizes(feature_spec, vocabularies))
 
 
 def build_user_level(config: TrainConfig, positive_rate: float) -> keras.layers.Layer | None:

@@ -22,10 +22,10 @@ import yaml
 from tfrs_userlevel.config import components
 from tfrs_userlevel.config.errors import ConfigError, dotted, from_validation_error, suggestion
 from tfrs_userlevel.config.sections import DataSection, ModelSection, Section
-from tfrs_userlevel.features import USER_ROLES, FeatureSpec, field_rows, fused_vocabulary_size
+from tfrs_userlevel.features import USER_ROLES, FeatureSpec
 from tfrs_userlevel.gprec.layer import preset_options as gprec_preset_options
 from tfrs_userlevel.models import RankingModel
-from tfrs_userlevel.training import TRAIN_FIELDS, TrainConfig
+from tfrs_userlevel.training import TRAIN_FIELDS, TrainConfig, gating_sizes
 
 
 def _train_section() -> type[pydantic.BaseModel]:
@@ -108,13 +108,10 @@ class RunConfig(Section):
         if "udg" in self.user_levels():
             section = self.component("udg")
             options = {k: v for k, v in section.items() if k not in ("name", "preset")}
-            personal = next(f for f in spec.fields if f.role == "user_personal")
-            owner = spec[personal.shared_vocabulary_with or personal.name]
             options.setdefault("udg_dim", model.embedding_dim)
             gating = components.build(
                 "udg", "udg", section.get("preset"),
-                {**options, "num_users": field_rows(owner, vocabularies),
-                 "vocabulary_size": fused_vocabulary_size(spec, vocabularies), "name": "udg"})
+                {**options, **gating_sizes(spec, vocabularies), "name": "udg"})
         return RankingModel(spec, vocabularies, backbone=backbone,
                             embedding_dim=model.embedding_dim, embedding_l2=model.embedding_l2,
                             positive_rate=positive_rate, user_level=user_level, gating=gating)
