@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-import datasets
+from tfrs_userlevel import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
-import train
+import tfrs_userlevel.cli.train as train
 from tfrs_userlevel.monitoring import cosine_similarity
 from tfrs_userlevel.significance import one_sided_ttest, paired_one_sided_ttest
 from tfrs_userlevel.training import GPREC_OPTIONS, TrainConfig, run, write_json_atomic
@@ -593,7 +593,7 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
 
 
 def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
-    from datasets import behavior
+    from tfrs_userlevel.datasets import behavior
     from tfrs_userlevel.udg import cold_start
 
     loaded = datasets.load_splits("movielens_100k", "time", runner.data_dir)

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tfrs_userlevel  # noqa: E402, F401, I001
-import datasets  # noqa: E402
+from tfrs_userlevel import datasets  # noqa: E402
 from tfrs_userlevel import FeatureLookup, FeatureSpec, data  # noqa: E402
 
 

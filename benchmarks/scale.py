@@ -64,7 +64,7 @@ print(json.dumps({"examples_per_second": rate,
 
 
 def write(folder: Path, rows: int) -> dict:
-    from datasets import synthetic
+    from tfrs_userlevel.datasets import synthetic
     from tfrs_userlevel import streaming
 
     if (folder / "train.manifest.json").exists():

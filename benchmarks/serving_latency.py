@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tfrs_userlevel  # noqa: E402, F401, I001
-import datasets  # noqa: E402
-from export import export_run  # noqa: E402
+from tfrs_userlevel import datasets  # noqa: E402
+from tfrs_userlevel.serving import export_run  # noqa: E402
 from tfrs_userlevel.backend import tf  # noqa: E402
 from tfrs_userlevel.training import TrainConfig, run, write_json_atomic  # noqa: E402
 

@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import datasets  # noqa: E402, I001
+from tfrs_userlevel import datasets  # noqa: E402, I001
 from tfrs_userlevel import keras  # noqa: E402
 from tfrs_userlevel import data as data_lib  # noqa: E402
 from tfrs_userlevel.features import FeatureSpec  # noqa: E402

@@ -45,7 +45,7 @@ def write_parquet(folder: Path, rows: int) -> float | None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from datasets import synthetic
+    from tfrs_userlevel.datasets import synthetic
 
     if (folder / "done").exists():
         return None

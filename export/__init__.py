@@ -1,12 +1,7 @@
-"""Serving export: a finished train.py run -> a TF Serving model version (SPEC §10).
+"""Serving export from a clone of the repository: `python -m export ARGS` is
+`tfrs-userlevel export ARGS`; the code is `tfrs_userlevel.serving`."""
 
-  python -m export --model-dir DIR --export-dir BASE [--version N] [--model-name NAME]
-
-See `export.serving` for the layout and the signatures.
-"""
-
-import tfrs_userlevel  # noqa: F401, I001  (selects Keras 2 before TensorFlow is used)
-from export.serving import (  # noqa: E402
+from tfrs_userlevel.serving import (  # noqa: F401
     ExportError,
     ServingModule,
     export_model,
@@ -16,6 +11,3 @@ from export.serving import (  # noqa: E402
     warmup_rows,
     write_warmup,
 )
-
-__all__ = ["ExportError", "ServingModule", "export_model", "export_run", "input_specs",
-           "next_version", "warmup_rows", "write_warmup"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import datasets
+from tfrs_userlevel import datasets
 import tfrs_userlevel  # noqa: F401  (Keras 2 before TensorFlow is touched)
 
 REPO = Path(__file__).resolve().parents[1]

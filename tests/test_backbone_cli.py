@@ -6,7 +6,7 @@ import json
 import pytest
 
 import experiments
-import train
+import tfrs_userlevel.cli.train as train
 from tfrs_userlevel.training import DERIVED_FIELDS, ConfigError, TrainConfig, load_trained
 
 SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "10",

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import datasets
-from datasets import behavior
+from tfrs_userlevel import datasets
+from tfrs_userlevel.datasets import behavior
 
 
 def _all_rows(name: str, length: int) -> pd.DataFrame:

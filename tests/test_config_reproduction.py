@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
-import datasets
-import train
+from tfrs_userlevel import datasets
+import tfrs_userlevel.cli.train as train
 from tfrs_userlevel import tables
 from tfrs_userlevel.config import load_run_config
 

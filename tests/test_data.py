@@ -46,7 +46,7 @@ def test_bad_labels_name_the_row():
 def test_host_lookup_gives_the_layers_ids(ml100k):
     """lookup_columns' host path (factorized, one lookup per distinct value) against the
     FeatureLookup layer itself, on real rows and on lists with edge cases."""
-    import datasets
+    from tfrs_userlevel import datasets
     from tfrs_userlevel.features import FeatureLookup, FeatureSpec, Field
 
     spec = FeatureSpec.from_config(datasets.feature_spec("movielens_100k"))
@@ -76,7 +76,7 @@ def test_host_lookup_gives_the_layers_ids(ml100k):
 
 def test_vocabularies_match_a_sort_of_every_value(ml1m):
     """build_vocabularies (hash counts) against np.unique over the raw values."""
-    import datasets
+    from tfrs_userlevel import datasets
     from tfrs_userlevel.features import FeatureSpec, Field
 
     spec = FeatureSpec.from_config(datasets.feature_spec("movielens_1m"))

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import datasets
-from datasets import sources
+from tfrs_userlevel import datasets
+from tfrs_userlevel.datasets import sources
 
 
 def test_missing_data_lists_every_place_looked(tmp_path, monkeypatch):

@@ -10,8 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
-import export
-import export.__main__ as export_cli
+from tfrs_userlevel import serving as export
+import tfrs_userlevel.cli.export as export_cli
 from tfrs_userlevel import tf
 from tfrs_userlevel.training import TrainConfig, load_trained, run
 
@@ -253,7 +253,7 @@ def test_random_requests_never_crash_or_give_nan(exported):
 def test_behavior_lists_of_any_length_keep_the_most_recent_values(ml100k, tmp_path):
     """A spec with a behavior field (a clicked-item history): the export takes lists of any
     length, padded with -1, in both signatures, and scores what the model keeps."""
-    import datasets
+    from tfrs_userlevel import datasets
     from tfrs_userlevel import FeatureSpec, RankingModel, data, keras
 
     fields = datasets.feature_spec("movielens_100k") + [

@@ -8,7 +8,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 import experiments
-import train
+import tfrs_userlevel.cli.train as train
 from tfrs_userlevel import tf
 from tfrs_userlevel.significance import one_sided_ttest, paired_one_sided_ttest
 from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, schedule_callbacks

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import datasets
+from tfrs_userlevel import datasets
 from tfrs_userlevel import FeatureSpec, RankingModel, data, keras, tf
 
 

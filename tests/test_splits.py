@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 
-import datasets
-from datasets import splits
-from datasets.movielens_1m import read_movielens_1m
-from datasets.movielens_100k import read_movielens_100k
+from tfrs_userlevel import datasets
+from tfrs_userlevel.datasets import splits
+from tfrs_userlevel.datasets.movielens_1m import read_movielens_1m
+from tfrs_userlevel.datasets.movielens_100k import read_movielens_100k
 
 
 def test_ml1m_random_split_reproduces_the_canonical_column(data_dir):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-import train
+import tfrs_userlevel.cli.train as train
 from tfrs_userlevel import tf
 from tfrs_userlevel.training import ConfigError, TrainConfig
 

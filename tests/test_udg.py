@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import datasets
+from tfrs_userlevel import datasets
 from tests.helpers import check_model
 from tfrs_userlevel import RankingModel, data, keras, tf
 from tfrs_userlevel.backbones import AUGRUCell, DeepNetwork, TargetAttention

@@ -464,12 +464,21 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class LearningRateLogger(keras.callbacks.Callback):
-    """Adds the optimizer's current learning rate to the epoch logs."""
+    """Logs the learning rate the epoch trained with as `learning_rate`, once.
+
+    Keras's `ReduceLROnPlateau` and `LearningRateScheduler` add their own `lr`
+    entry (the former read before it cuts the rate); it is dropped, so the
+    progress bar, the history and TensorBoard show one learning rate.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._rate = float(keras.backend.get_value(self.model.optimizer.learning_rate))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            rate = self.model.optimizer.learning_rate
-            logs["learning_rate"] = float(keras.backend.get_value(rate))
+            logs.pop("lr", None)
+            logs["learning_rate"] = getattr(self, "_rate", float(
+                keras.backend.get_value(self.model.optimizer.learning_rate)))
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -511,6 +520,21 @@ class BestWeights(keras.callbacks.Callback):
     def restore(self) -> None:
         if self.best_epoch is not None:
             self.model.load_weights(str(self.path)).expect_partial()
+
+
+def versions() -> dict[str, str]:
+    """The versions of this package and of the libraries a run's numbers depend on."""
+    from importlib import metadata
+
+    import tfrs_userlevel
+
+    found = {"tfrs_userlevel": tfrs_userlevel.__version__}
+    for package in ("tensorflow", "tf-keras", "tensorflow-recommenders"):
+        try:
+            found[package.replace("-", "_")] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package.replace("-", "_")] = "not installed"
+    return found
 
 
 def load_trained(model_dir: str | os.PathLike) -> RankingModel:
@@ -587,6 +611,7 @@ def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_
         "train_loss": [float(v) for v in history.history.get("loss", [])],
         "parameter_servers": {"count": len(cluster_spec()["cluster"]["ps"]),
                               "sharded_variables": shards},
+        "versions": versions(),
         "config": record,
     }
     write_json_atomic(model_dir / "metrics.json", metrics)
@@ -778,6 +803,7 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         "epochs": (state.resumed_epoch or 0) + len(history.history.get("loss", [])),
         "best_epoch": best.best_epoch,
         "train_examples_per_second": timer.examples_per_second(),
+        "versions": versions(),
         "config": record,
     }
     if meta is not None:

@@ -116,6 +116,29 @@ class RunConfig(Section):
                             embedding_dim=model.embedding_dim, embedding_l2=model.embedding_l2,
                             positive_rate=positive_rate, user_level=user_level, gating=gating)
 
+    def with_absolute_files(self) -> RunConfig:
+        """A copy whose `data.files` globs start at the filesystem root, not at the
+        configuration's folder: the copy written into a model directory reads the same
+        files from wherever it is loaded (`tfrs-userlevel evaluate --split`)."""
+        copy = self.model_copy(deep=True)
+        copy._base_dir = self._base_dir
+
+        def absolute(pattern: str) -> str:
+            path = Path(os.path.expanduser(pattern))
+            if path.is_absolute() or self._base_dir is None:
+                return str(path)
+            return str(Path(self._base_dir) / path)
+
+        files = copy.data.files
+        if isinstance(files, str):
+            copy.data.files = absolute(files)
+        elif isinstance(files, list):
+            copy.data.files = [absolute(f) for f in files]
+        elif isinstance(files, dict):
+            copy.data.files = {split: absolute(f) if isinstance(f, str)
+                               else [absolute(g) for g in f] for split, f in files.items()}
+        return copy
+
     # Writing -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=False)

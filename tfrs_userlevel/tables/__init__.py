@@ -45,8 +45,8 @@ from tfrs_userlevel.tables.splits import SPLITS, Places, split_rows, stream_spli
 LABEL = "label"
 FILE_FORMATS = ("csv", "parquet", "tfrecord")
 
-# format -> (data section, base_dir) -> the whole table of a built-in dataset. The
-# `datasets` package registers its readers here when it is imported.
+# format -> (data section, base_dir) -> the whole table of a built-in dataset.
+# `tfrs_userlevel.datasets` registers its readers here when it is imported.
 SOURCES: dict[str, Callable[[Any, Any], pa.Table]] = {}
 
 
@@ -62,8 +62,8 @@ def read_splits(data, base_dir: str | os.PathLike | None = None
     parts: dict[str | None, list] = {}
     if data.format not in FILE_FORMATS:
         if data.format not in SOURCES:
-            raise DataError(f"data.format {data.format!r}: the built-in datasets come with "
-                            "this repository's `datasets` package; import datasets first")
+            raise DataError(f"data.format {data.format!r}: the built-in datasets are read by "
+                            "tfrs_userlevel.datasets; import it first")
         path = Path(data.format)
         table = SOURCES[data.format](data, base_dir)
         require_columns(path, table.schema.names, columns)

@@ -1,4 +1,4 @@
-"""A trained run -> a TF Serving model version (SPEC §10).
+"""A trained run -> a TF Serving model version.
 
 Layout written under the export base (what `tensorflow_model_server
 --model_base_path=BASE` watches):
@@ -6,6 +6,7 @@ Layout written under the export base (what `tensorflow_model_server
     BASE/<version>/saved_model.pb
     BASE/<version>/variables/
     BASE/<version>/assets.extra/tf_serving_warmup_requests
+    BASE/<version>/assets.extra/feature_spec.json   (the fields, for predict)
 
 Signatures:
 
@@ -30,6 +31,7 @@ never overwritten.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -45,6 +47,7 @@ from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.training import load_trained
 
 WARMUP_FILE = "tf_serving_warmup_requests"
+SPEC_FILE = "feature_spec.json"
 MISSING_INT = -1
 MISSING_STRING = ""
 
@@ -186,6 +189,9 @@ def export_model(model: RankingModel, export_base: str | os.PathLike,
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         (staging / "assets.extra").mkdir()
         write_warmup(staging / "assets.extra" / WARMUP_FILE, model, model_name)
+        # The fields' roles and lengths, for `tfrs-userlevel predict --saved-model`.
+        (staging / "assets.extra" / SPEC_FILE).write_text(
+            json.dumps(model.feature_spec.get_config(), indent=1))
         if final.exists():  # written meanwhile by another export
             raise ExportError(f"{final} appeared while exporting; not overwritten")
         staging.chmod(0o755)  # mkdtemp makes it private; a serving user must read it
@@ -198,6 +204,6 @@ def export_model(model: RankingModel, export_base: str | os.PathLike,
 
 def export_run(model_dir: str | os.PathLike, export_base: str | os.PathLike,
                version: int | None = None, model_name: str = "tfrs_userlevel") -> Path:
-    """Exports the best weights of a finished `train.py` run."""
+    """Exports the best weights of a finished training run."""
     return export_model(load_trained(model_dir), export_base, version, model_name)
 

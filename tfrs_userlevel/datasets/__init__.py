@@ -10,19 +10,16 @@ first prepare of ML-1M takes minutes).
 from __future__ import annotations
 
 import os
-
-# TensorFlow Datasets imports TensorFlow: select Keras 2 first (tfrs_userlevel.backend).
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from datasets import behavior, splits
-from datasets.movielens_1m import movielens_1m
-from datasets.movielens_100k import movielens_100k
-from datasets.sources import ENV_VAR, DataNotFoundError
+from tfrs_userlevel.datasets import behavior, splits
+from tfrs_userlevel.datasets.movielens_1m import movielens_1m
+from tfrs_userlevel.datasets.movielens_100k import movielens_100k
+from tfrs_userlevel.datasets.sources import ENV_VAR, DataNotFoundError
 from tfrs_userlevel import tables
 
 DATASETS = {
@@ -172,7 +169,7 @@ def _movielens_table(name: str):
 
 def _synthetic_table(data, base_dir) -> pa.Table:
     """`format: synthetic`: `rows` generated rows (80/10/10, column "split")."""
-    from datasets import synthetic
+    from tfrs_userlevel.datasets import synthetic
 
     parts = synthetic.SyntheticClicks(seed=0).splits(data.rows or 1_000_000)
     columns = {key: np.concatenate([part[key] for part in parts.values()])

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from datasets.splits import SPLITS
+from tfrs_userlevel.datasets.splits import SPLITS
 
 PADDING = -1
 _SHIFT = np.int64(1) << 33  # > any Unix second until the year 2242

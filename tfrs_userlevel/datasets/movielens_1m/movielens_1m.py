@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 import tensorflow_datasets as tfds
 
-from datasets import builder, sources, splits
-from datasets.readers import read_delimited
+from tfrs_userlevel.datasets import builder, sources, splits
+from tfrs_userlevel.datasets.readers import read_delimited
 
 URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 FOLDERS = ("movielens-1m", "ml-1m")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import tensorflow_datasets as tfds
 
-from datasets import behavior, sources, splits
+from tfrs_userlevel.datasets import behavior, sources, splits
 
 CITATION = ("F. Maxwell Harper and Joseph A. Konstan. 2015. The MovieLens Datasets: "
             "History and Context. ACM TiiS 5, 4, Article 19.")

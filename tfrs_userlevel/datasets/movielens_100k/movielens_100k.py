@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 import tensorflow_datasets as tfds
 
-from datasets import builder, sources, splits
-from datasets.readers import read_delimited
+from tfrs_userlevel.datasets import builder, sources, splits
+from tfrs_userlevel.datasets.readers import read_delimited
 
 URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 FOLDERS = ("movielens-100k", "ml-100k")
