@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tfrs_userlevel import datasets
 import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports TensorFlow)
 import tfrs_userlevel.cli.train as train
+from tfrs_userlevel import datasets
 from tfrs_userlevel.monitoring import cosine_similarity
 from tfrs_userlevel.significance import one_sided_ttest, paired_one_sided_ttest
 from tfrs_userlevel.training import GPREC_OPTIONS, TrainConfig, run, write_json_atomic

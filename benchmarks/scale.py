@@ -64,8 +64,8 @@ print(json.dumps({"examples_per_second": rate,
 
 
 def write(folder: Path, rows: int) -> dict:
-    from tfrs_userlevel.datasets import synthetic
     from tfrs_userlevel import streaming
+    from tfrs_userlevel.datasets import synthetic
 
     if (folder / "train.manifest.json").exists():
         manifest = streaming.read_manifest(folder)

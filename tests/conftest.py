@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tfrs_userlevel import datasets
 import tfrs_userlevel  # noqa: F401  (Keras 2 before TensorFlow is touched)
+from tfrs_userlevel import datasets
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get(datasets.ENV_VAR) or REPO.parent / "shared" / "data").resolve()

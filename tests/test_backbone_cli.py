@@ -7,6 +7,7 @@ import pytest
 
 import experiments
 import tfrs_userlevel.cli.train as train
+from tfrs_userlevel.cli.terminal import UsageError
 from tfrs_userlevel.training import DERIVED_FIELDS, ConfigError, TrainConfig, load_trained
 
 SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "10",
@@ -24,10 +25,9 @@ def test_backbone_options_reach_the_layer_and_the_saved_config(tmp_path):
 
 
 def test_bad_backbone_options_are_refused_with_the_valid_ones(tmp_path, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="not valid JSON"):
         train.parse_args(["--backbone-options", "{cross_layers: 2}", "--model-dir", "x"])
-    assert "not valid JSON" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="expected a JSON object"):
         train.parse_args(["--backbone-options", "[2]", "--model-dir", "x"])
     with pytest.raises(ConfigError, match="'mlp' has no option.*cross_layers"):
         train.main(SMOKE + ["--backbone-options", '{"cross_layers": 2}',

@@ -6,8 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from tfrs_userlevel import datasets
-from tfrs_userlevel import FeatureSpec, RankingModel, backbones, keras, tf
+from tfrs_userlevel import FeatureSpec, RankingModel, backbones, datasets, keras, tf
 from tfrs_userlevel.backbones.deepfm import fm_pairwise
 from tfrs_userlevel.backbones.pnn import pairwise_inner, superposed_outer
 from tfrs_userlevel.gprec import GPRec

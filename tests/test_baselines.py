@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from tfrs_userlevel import datasets
 import experiments
 import tfrs_userlevel.cli.train as train
-from tfrs_userlevel import FeatureSpec, RankingModel, baselines, keras, tf
+from tfrs_userlevel import FeatureSpec, RankingModel, baselines, datasets, keras, tf
 from tfrs_userlevel.baselines import (
     AdaptiveDense,
     GateNU,

@@ -10,9 +10,8 @@ import json
 import numpy as np
 import pytest
 
-from tfrs_userlevel import datasets
 import tfrs_userlevel.cli.train as train
-from tfrs_userlevel import tables
+from tfrs_userlevel import datasets, tables
 from tfrs_userlevel.config import load_run_config
 
 SHORT = ["--epochs", "2", "--max-steps", "15", "--deterministic"]

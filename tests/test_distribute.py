@@ -204,8 +204,7 @@ def test_parameter_servers_shard_the_embeddings_and_train(tmp_path):
     assert metrics["parameter_servers"]["count"] == 2 and len(shards) == 2, metrics
     assert metrics["train_loss"][-1] < metrics["train_loss"][0]
     assert 0.5 < metrics["test"]["auc"] < 1
-    from tfrs_userlevel import datasets
-    from tfrs_userlevel import data
+    from tfrs_userlevel import data, datasets
     from tfrs_userlevel.metrics import evaluate_ids
     from tfrs_userlevel.training import load_trained
     model = load_trained(tmp_path / "run")

@@ -10,8 +10,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from tfrs_userlevel import serving as export
 import tfrs_userlevel.cli.export as export_cli
+from tfrs_userlevel import serving as export
 from tfrs_userlevel import tf
 from tfrs_userlevel.training import TrainConfig, load_trained, run
 
@@ -68,7 +68,7 @@ FRESH_PROCESS = textwrap.dedent("""
 def exported(ml100k, tmp_path_factory):
     """Each model trained for a few steps, exported once: name -> (run dir, version dir)."""
     root = tmp_path_factory.mktemp("export")
-    datasets = __import__("datasets")
+    from tfrs_userlevel import datasets
     out = {}
     for name, options in MODELS.items():
         config = TrainConfig(dataset="movielens_100k", epochs=1, max_steps=8,
@@ -253,8 +253,7 @@ def test_random_requests_never_crash_or_give_nan(exported):
 def test_behavior_lists_of_any_length_keep_the_most_recent_values(ml100k, tmp_path):
     """A spec with a behavior field (a clicked-item history): the export takes lists of any
     length, padded with -1, in both signatures, and scores what the model keeps."""
-    from tfrs_userlevel import datasets
-    from tfrs_userlevel import FeatureSpec, RankingModel, data, keras
+    from tfrs_userlevel import FeatureSpec, RankingModel, data, datasets, keras
 
     fields = datasets.feature_spec("movielens_100k") + [
         {"name": "history", "dtype": "int64", "role": "behavior", "multivalued": True,

@@ -10,6 +10,7 @@ from tensorboard.backend.event_processing import event_accumulator
 import experiments
 import tfrs_userlevel.cli.train as train
 from tfrs_userlevel import tf
+from tfrs_userlevel.cli.terminal import UsageError
 from tfrs_userlevel.significance import one_sided_ttest, paired_one_sided_ttest
 from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, schedule_callbacks
 
@@ -115,9 +116,9 @@ def test_gprec_options_are_validated():
         TrainConfig(schedule_monitor="backbone_auc")
     with pytest.raises(ConfigError, match="schedule_monitor must be one of"):
         TrainConfig(user_level="gprec", schedule_monitor="val_auc")
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="invalid choice: 'stack'"):
         train.parse_args(["--strategy", "stack", "--model-dir", "x"])
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="invalid choice: 'mean'"):
         train.parse_args(["--ensemble-weights", "mean", "--model-dir", "x"])
     args = train.parse_args(["--user-level", "gprec", "--strategy", "ensemble",
                              "--ensemble-weights", "learned", "--model-dir", "x"])

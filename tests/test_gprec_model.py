@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import tensorflow_recommenders as tfrs
 
-from tfrs_userlevel import datasets
-from tfrs_userlevel import FeatureSpec, RankingModel, data, keras, tf
+from tfrs_userlevel import FeatureSpec, RankingModel, data, datasets, keras, tf
 from tfrs_userlevel.gprec import GPRec
 from tfrs_userlevel.monitoring import exact_auc_logloss
 

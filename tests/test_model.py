@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from tfrs_userlevel import datasets
-from tfrs_userlevel import FeatureSpec, RankingModel, data, keras, tf
+from tfrs_userlevel import FeatureSpec, RankingModel, data, datasets, keras, tf
 
 
 def _subset(columns, n, offset=0):

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from tfrs_userlevel import serving as export
 import tfrs_userlevel.cli.train as train
+from tfrs_userlevel import serving as export
 from tfrs_userlevel import tf
 from tfrs_userlevel.training import load_trained
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfrs_userlevel import datasets
-from tfrs_userlevel import keras
+from tfrs_userlevel import datasets, keras
 from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, run
 

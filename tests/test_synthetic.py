@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from tfrs_userlevel.datasets.synthetic import FEATURE_SPEC, SyntheticClicks
 from tfrs_userlevel import data, streaming, tf
+from tfrs_userlevel.datasets.synthetic import FEATURE_SPEC, SyntheticClicks
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.training import TrainConfig, load_trained, run
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tfrs_userlevel import datasets
-from tfrs_userlevel import tf
+from tfrs_userlevel import datasets, tf
 from tfrs_userlevel.monitoring import cosine_similarity, similarity_image
 from tfrs_userlevel.training import TrainConfig, run
 

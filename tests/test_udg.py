@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tfrs_userlevel import datasets
 from tests.helpers import check_model
-from tfrs_userlevel import RankingModel, data, keras, tf
+from tfrs_userlevel import RankingModel, data, datasets, keras, tf
 from tfrs_userlevel.backbones import AUGRUCell, DeepNetwork, TargetAttention
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.training import ConfigError, TrainConfig, build_model

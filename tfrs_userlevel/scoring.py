@@ -88,9 +88,9 @@ class Scorer:
         if not path.is_dir():
             raise DataError(f"--saved-model {path}: no such folder")
         if not (path / "saved_model.pb").exists():
-            versions = sorted((int(p.name) for p in path.iterdir()
+            versions = sorted(int(p.name) for p in path.iterdir()
                                if p.is_dir() and p.name.isdigit()
-                               and (p / "saved_model.pb").exists()))
+                               and (p / "saved_model.pb").exists())
             if not versions:
                 raise DataError(f"--saved-model {path}: holds no saved_model.pb, nor version "
                                 "folders with one (tfrs-userlevel export writes BASE/<n>/)")

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from tfrs_userlevel import datasets, streaming, tables
-from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.baselines import BASELINES
+from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError
 from tfrs_userlevel.config import ConfigError, components, load_run_config
 from tfrs_userlevel.config.run import read_tree
 from tfrs_userlevel.features import FeatureSpec

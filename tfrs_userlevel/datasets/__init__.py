@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from tfrs_userlevel import tables
 from tfrs_userlevel.datasets import behavior, splits
 from tfrs_userlevel.datasets.movielens_1m import movielens_1m
 from tfrs_userlevel.datasets.movielens_100k import movielens_100k
 from tfrs_userlevel.datasets.sources import ENV_VAR, DataNotFoundError
-from tfrs_userlevel import tables
 
 DATASETS = {
     "movielens_1m": movielens_1m,

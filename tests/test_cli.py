@@ -1,0 +1,258 @@
+"""The `tfrs-userlevel` command: train -> export -> predict -> evaluate, its user errors
+(one `error:` line, exit 2, no traceback), a quiet start, and the `datasets` name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tfrs_userlevel import __version__, cli, datasets
+from tfrs_userlevel.backend import tf
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN = ["train", "--dataset", "movielens_100k", "--epochs", "2", "--max-steps", "12",
+         "--batch-size", "512", "--lr-schedule", "plateau"]
+
+
+def _run(argv, capsys):
+    """(exit code, stdout, stderr) of the command run in this process."""
+    code = cli.main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory, ml100k):
+    """A short ML-100K run, its test split as CSV, and its export."""
+    root = tmp_path_factory.mktemp("cli")
+    run_dir = root / "run"
+    assert cli.main([*TRAIN, "--data-dir", str(data_dir), "--model-dir", str(run_dir)]) == 0
+    test = pd.DataFrame({k: v for k, v in ml100k["test"].items()})
+    test.to_csv(root / "test.csv", index=False)
+    test.to_parquet(root / "test.parquet")
+    assert cli.main(["export", "--model-dir", str(run_dir), "--export-dir",
+                     str(root / "serving")]) == 0
+    return root, run_dir, test
+
+
+def test_train_records_versions_and_logs_one_learning_rate(trained):
+    _, run_dir, _ = trained
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["versions"]["tfrs_userlevel"] == __version__
+    assert metrics["versions"]["tensorflow"] == tf.__version__
+    assert set(metrics["versions"]) == {"tfrs_userlevel", "tensorflow", "tf_keras",
+                                        "tensorflow_recommenders"}
+    tags = set()
+    for path in (run_dir / "logs" / "train").glob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(path)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags |= {value.tag for value in event.summary.value}
+    # ReduceLROnPlateau's own `lr` entry is dropped: one learning-rate scalar.
+    assert "epoch_learning_rate" in tags and "epoch_lr" not in tags
+
+
+def test_predict_scores_every_row_with_the_run_and_with_its_export(trained, capsys):
+    root, run_dir, test = trained
+    assert cli.main(["predict", "--model-dir", str(run_dir), "--input", str(root / "test.csv"),
+                     "--output", str(root / "p.csv")]) == 0
+    assert cli.main(["predict", "--saved-model", str(root / "serving"), "--input",
+                     str(root / "test.parquet"), "--output", str(root / "p.parquet"),
+                     "--batch-size", "999"]) == 0
+    from_run, from_export = pd.read_csv(root / "p.csv"), pd.read_parquet(root / "p.parquet")
+    assert list(from_run.columns) == ["user_id", "item_id", "probability"]
+    assert len(from_run) == len(from_export) == len(test)
+    np.testing.assert_array_equal(from_run["user_id"], test["user_id"])
+    np.testing.assert_array_equal(from_export["item_id"], test["item_id"])
+    p = from_run["probability"].to_numpy()
+    assert np.all(np.isfinite(p)) and p.min() > 0 and p.max() < 1 and p.std() > 0.01
+    # The same rows in batches of 999 through the SavedModel give the same scores.
+    np.testing.assert_allclose(from_export["probability"], p, atol=1e-5)
+    # The scores are the model's own: their AUC is the test AUC the run reported.
+    evaluated = tf.keras.metrics.AUC(num_thresholds=10_000)
+    evaluated.update_state(test["label"].to_numpy(), p)
+    reported = json.loads((run_dir / "metrics.json").read_text())["test"]["auc"]
+    assert float(evaluated.result()) == pytest.approx(reported, abs=2e-3)
+
+
+def test_predict_takes_unseen_and_empty_values(trained, tmp_path):
+    root, run_dir, test = trained
+    rows = test.head(4).copy()
+    rows["user_id"] = [10**9, 1, 2, 3]
+    rows["genres"] = ["Space Western", "", "Drama", "Comedy"]
+    rows["zip"] = ["no-such-zip", "", "x", "y"]
+    rows.to_csv(tmp_path / "odd.csv", index=False)
+    with (tmp_path / "odd.csv").open("a") as handle:  # empty integer values
+        handle.write(",,,,,,,,1,,\n")
+    assert cli.main(["predict", "--model-dir", str(run_dir), "--input",
+                     str(tmp_path / "odd.csv"), "--output", str(tmp_path / "odd_p.csv"),
+                     "--id-columns", "user_id"]) == 0
+    scored = pd.read_csv(tmp_path / "odd_p.csv")
+    assert len(scored) == 5 and np.all(np.isfinite(scored["probability"]))
+    assert list(scored.columns) == ["user_id", "probability"]
+
+
+def test_evaluate_on_a_split_and_on_a_file_gives_the_runs_metrics(trained, data_dir, capsys):
+    root, run_dir, _ = trained
+    reported = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert cli.main(["evaluate", "--model-dir", str(run_dir), "--split", "test",
+                     "--data-dir", str(data_dir), "--output", str(root / "split.json")]) == 0
+    assert cli.main(["evaluate", "--model-dir", str(run_dir), "--input",
+                     str(root / "test.csv"), "--output", str(root / "file.json")]) == 0
+    for name in ("split.json", "file.json"):
+        found = json.loads((root / name).read_text())
+        assert found["rows"] == 10_000
+        for metric in ("auc", "logloss", "rmse", "rig"):
+            assert found[metric] == pytest.approx(reported[metric], abs=1e-4), (name, metric)
+
+
+def _user_error_cases(root: Path, run_dir: Path, data_dir: Path) -> dict[str, tuple]:
+    bad_config = root / "bad.yaml"
+    tree = yaml.safe_load(datasets.config_path("movielens_100k").read_text())
+    tree["model"]["user_level"] = {"name": "gprec", "grups": 4}
+    bad_config.write_text(yaml.safe_dump(tree))
+    no_files = root / "no_files.yaml"
+    no_files.write_text(textwrap.dedent(f"""\
+        data:
+          format: csv
+          files: {root / 'nowhere'}/*.csv
+          split: {{by: ratio}}
+          label: {{column: label}}
+          fields: [{{name: user_id, role: user_personal}}, {{name: item_id, role: item}}]
+        """))
+    broken = root / "broken.csv"
+    broken.write_text("user_id,item_id,label\n1,2,1\n1,two,0\n")
+    broken_config = root / "broken.yaml"
+    broken_config.write_text(textwrap.dedent(f"""\
+        data:
+          format: csv
+          files: {broken}
+          split: {{by: ratio}}
+          label: {{column: label}}
+          fields:
+            - {{name: user_id, role: user_personal}}
+            - {{name: item_id, role: item, dtype: int64}}
+        """))
+    a_file = root / "a_file"
+    a_file.write_text("")
+    finished = root / "finished"
+    finished.mkdir(exist_ok=True)
+    (finished / "metrics.json").write_text("{}")
+    missing_column = root / "missing_column.csv"
+    pd.DataFrame({"user_id": [1], "item_id": [2]}).to_csv(missing_column, index=False)
+    bad_label = root / "bad_label.csv"
+    frame = pd.read_csv(root / "test.csv").head(3)
+    frame["label"] = [0, 1, 7]
+    frame.to_csv(bad_label, index=False)
+    bad_int = root / "bad_int.csv"
+    frame["label"] = [0, 1, 1]
+    frame["age"] = frame["age"].astype(str)
+    frame.loc[1, "age"] = "twenty"
+    frame.to_csv(bad_int, index=False)
+    existing = root / "existing.csv"
+    existing.write_text("keep me\n")
+    model = ["--model-dir", str(run_dir)]
+    return {
+        "option value": (["train", "--batch-size", "0", "--model-dir", str(root / "x")],
+                         "--batch-size must be >= 1"),
+        "GPRec option value": (["train", "--user-level", "gprec", "--temperature", "0",
+                                "--model-dir", str(root / "x")], "--temperature must be > 0"),
+        "option type": (["train", "--epochs", "many", "--model-dir", str(root / "x")],
+                        "--epochs: invalid int value"),
+        "unknown command": (["fit"], "unknown command 'fit'"),
+        "configuration key": (["train", "--config", str(bad_config), "--model-dir",
+                               str(root / "x")], "grups"),
+        "missing configuration": (["train", "--config", str(root / "none.yaml"),
+                                   "--model-dir", str(root / "x")], "none.yaml"),
+        "missing data": (["train", "--config", str(no_files), "--model-dir",
+                          str(root / "x")], "matches no file"),
+        "malformed data": (["train", "--config", str(broken_config), "--model-dir",
+                            str(root / "x")], "line 3"),
+        "model dir is a file": (["train", "--dataset", "movielens_100k", "--model-dir",
+                                 str(a_file)], "is a file"),
+        "existing result": (["train", "--dataset", "movielens_100k", "--model-dir",
+                             str(finished)], "already holds results"),
+        "not a run": (["export", "--model-dir", str(root / "nothing"), "--export-dir",
+                       str(root / "e")], "nothing"),
+        "existing output": (["predict", *model, "--input", str(root / "test.csv"),
+                             "--output", str(existing)], "pass --overwrite"),
+        "missing input": (["predict", *model, "--input", str(root / "none.csv"),
+                           "--output", str(root / "o.csv")], "none.csv: no such file"),
+        "input lacks a field": (["predict", *model, "--input", str(missing_column),
+                                 "--output", str(root / "o.csv")], "no column"),
+        "bad value in the input": (["predict", *model, "--input", str(bad_int),
+                                    "--output", str(root / "o.csv")], "line 3"),
+        "bad label": (["evaluate", *model, "--input", str(bad_label)], "line 4"),
+        "unknown dataset": (["datasets", "show", "nope"], "nope"),
+        "evaluate without a source": (["evaluate", *model], "--split"),
+    }
+
+
+def test_every_user_error_is_one_error_line_with_exit_code_2(trained, data_dir, capsys):
+    root, run_dir, _ = trained
+    cases = _user_error_cases(root, run_dir, data_dir)
+    for case, (argv, expected) in cases.items():
+        code, _, err = _run(argv, capsys)
+        lines = err.strip().splitlines()
+        assert code == 2, (case, err)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (case, err)
+        assert expected in lines[0], (case, lines[0])
+        assert "Traceback" not in err
+    assert (root / "existing.csv").read_text() == "keep me\n"  # nothing written over
+    assert not (root / "o.csv").exists()  # nothing half-written
+    assert not (root / "x").exists()
+
+
+def test_debug_shows_the_traceback(trained, capsys):
+    root, _, _ = trained
+    code, _, err = _run(["export", "--debug", "--model-dir", str(root / "nothing"),
+                         "--export-dir", str(root / "e")], capsys)
+    assert code == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith(
+        "error: ")
+
+
+def test_the_installed_command_starts_quietly(tmp_path):
+    """A subprocess as a user runs it: no TensorFlow start-up lines, one error line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tfrs_userlevel", "train", "--batch-size", "0", "--model-dir",
+         str(tmp_path / "x")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --batch-size must be >= 1 (given: --batch-size 0)"], result.stderr
+    assert result.stdout == ""
+    version = subprocess.run([sys.executable, "-m", "tfrs_userlevel", "--version"],
+                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert version.stdout.strip() == f"tfrs-userlevel {__version__}" and not version.stderr
+
+
+def test_nothing_takes_the_import_name_datasets(tmp_path):
+    """With a package named `datasets` installed (Hugging Face's, here a stand-in), every
+    module of tfrs_userlevel imports without touching it, and it stays importable."""
+    stand_in = tmp_path / "site" / "datasets"
+    stand_in.mkdir(parents=True)
+    (stand_in / "__init__.py").write_text("def load_dataset(name):\n    return 'hf:' + name\n")
+    code = textwrap.dedent("""\
+        import pkgutil, sys, importlib
+        import tfrs_userlevel
+        for module in pkgutil.walk_packages(tfrs_userlevel.__path__, "tfrs_userlevel."):
+            if not module.name.endswith("__main__"):
+                importlib.import_module(module.name)
+        assert "datasets" not in sys.modules, sys.modules["datasets"]
+        import datasets
+        assert datasets.load_dataset("x") == "hf:x"
+        from tfrs_userlevel import datasets as builders
+        assert builders.DATASETS and builders is not datasets
+        print("ok")
+        """)
+    env = {"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin",
+           "HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path, env=env)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
