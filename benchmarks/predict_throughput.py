@@ -39,17 +39,17 @@ MODELS = {"mlp": [], "gprec": ["--user-level", "gprec"]}
 REPEATS = 5
 
 
-def _timed(function):
+def _timed(function, *args):
     start = time.perf_counter()
-    value = function()
+    value = function(*args)
     return value, time.perf_counter() - start
 
 
-def measure(scorer_from, source: Path, work: Path, ids) -> dict:
-    scorer, load_seconds = _timed(scorer_from)
+def measure(load, model_path: Path, source: Path, work: Path, ids) -> dict:
+    scorer, load_seconds = _timed(load, model_path)
     passes = []
     for i in range(REPEATS + 1):
-        rows, seconds = _timed(lambda: score_file(scorer, source, work / f"out{i}.csv", ids))
+        rows, seconds = _timed(score_file, scorer, source, work / f"out{i}.csv", ids)
         passes.append(seconds)
     scored = pd.read_csv(work / "out0.csv")
     assert len(scored) == rows and np.isfinite(scored["probability"]).all()
@@ -84,9 +84,8 @@ def main() -> None:
                              str(export_dir)]) == 0
             ids = ["user_id", "item_id"]
             found = {
-                "model_dir": measure(lambda: Scorer.from_run(run_dir), source, work, ids),
-                "saved_model": measure(lambda: Scorer.from_saved_model(export_dir), source,
-                                       work, ids),
+                "model_dir": measure(Scorer.from_run, run_dir, source, work, ids),
+                "saved_model": measure(Scorer.from_saved_model, export_dir, source, work, ids),
                 "command_seconds": {
                     "model_dir": command_seconds(["--model-dir", str(run_dir), "--input",
                                                   str(source), "--output",

@@ -192,6 +192,8 @@ def _user_error_cases(root: Path, run_dir: Path, data_dir: Path) -> dict[str, tu
         "bad label": (["evaluate", *model, "--input", str(bad_label)], "line 4"),
         "unknown dataset": (["datasets", "show", "nope"], "nope"),
         "evaluate without a source": (["evaluate", *model], "--split"),
+        "existing metrics file": (["evaluate", *model, "--split", "test", "--output",
+                                   str(existing)], "pass --overwrite"),
     }
 
 
@@ -256,3 +258,16 @@ def test_nothing_takes_the_import_name_datasets(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300, cwd=tmp_path, env=env)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+def test_a_failure_inside_tensorflow_exits_1_with_its_message(tmp_path, capsys, monkeypatch):
+    import tfrs_userlevel.cli.export as export_command
+
+    def fail(*args):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor\nmore")
+
+    monkeypatch.setattr(export_command, "export_run", fail)
+    code, _, err = _run(["export", "--model-dir", str(tmp_path), "--export-dir",
+                         str(tmp_path / "e")], capsys)
+    assert code == 1
+    assert err.strip() == "error: TensorFlow failed: OOM when allocating tensor; more"

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 import tfrs_userlevel.cli.train as train
+from tfrs_userlevel import cli, tf
 from tfrs_userlevel import serving as export
-from tfrs_userlevel import tf
 from tfrs_userlevel.training import load_trained
 
 SMOKE = ["--set", "train.epochs=2", "--set", "train.max_steps=6", "--set",
@@ -134,10 +134,21 @@ def test_avazu_sample_with_gprec(data_dir, tmp_path):
 @pytest.mark.parametrize("fmt, user_level", [
     ("csv", {"name": "udg", "preset": "recommended"}),
     ("parquet", {"name": "gprec", "preset": "paper", "groups": 6})])
-def test_movielens_100k_renamed_with_a_time_split(ml100k_files, tmp_path, fmt, user_level):
+def test_movielens_100k_renamed_with_a_time_split(ml100k_files, tmp_path, fmt, user_level,
+                                                  monkeypatch):
     root, table = ml100k_files
     run_dir, version, written = _train_and_export(
         ml100k_config(root, fmt, user_level), tmp_path, base=root)
+    # config.yaml names the files by absolute path: the run's data reads again from
+    # anywhere, and gives the run's own test metrics.
+    assert written["data"]["files"] == str(root / f"ratings.{fmt}")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["evaluate", "--model-dir", str(run_dir), "--split", "test",
+                     "--output", str(tmp_path / "evaluated.json")]) == 0
+    evaluated = json.loads((tmp_path / "evaluated.json").read_text())
+    reported = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert evaluated["auc"] == pytest.approx(reported["auc"], abs=1e-4)
+    assert evaluated["logloss"] == pytest.approx(reported["logloss"], abs=1e-4)
     model = load_trained(run_dir)
     assert (model.gating is not None) == (user_level["name"] == "udg")
     assert (model.user_level is not None) == (user_level["name"] == "gprec")

@@ -46,6 +46,7 @@ def build_parser(prog: str) -> ArgumentParser:
                    help="with --split on a built-in dataset: the raw files' root")
     p.add_argument("--batch-size", type=int, default=1 << 16, help="rows scored at a time")
     p.add_argument("--output", default=None, help="also write the metrics to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     return p
 
 
@@ -54,6 +55,8 @@ def command(argv, prog: str = "tfrs-userlevel evaluate") -> int:
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     model_dir = Path(args.model_dir)
+    if args.output is not None and Path(args.output).exists() and not args.overwrite:
+        raise UsageError(f"--output {args.output} exists; pass --overwrite to replace it")
     if not model_dir.is_dir():
         raise UsageError(f"--model-dir {model_dir}: no such folder")
     started = time.perf_counter()
