@@ -15,7 +15,7 @@ def test_tf_keras_is_keras_2():
 
 def test_keras_3_already_resolved_raises_an_actionable_import_error():
     code = ("import tensorflow as tf; tf.keras.layers.Dense\n"
-            "import tfrs_userlevel\n")
+            "from tfrs_userlevel import RankingModel\n")
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, timeout=300)

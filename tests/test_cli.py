@@ -271,3 +271,20 @@ def test_a_failure_inside_tensorflow_exits_1_with_its_message(tmp_path, capsys, 
                          str(tmp_path / "e")], capsys)
     assert code == 1
     assert err.strip() == "error: TensorFlow failed: OOM when allocating tensor; more"
+
+
+def test_datasets_lists_the_built_in_ones_and_shows_a_configurations_data(data_dir, capsys):
+    code, out, _ = _run(["datasets", "list", "--data-dir", str(data_dir)], capsys)
+    assert code == 0
+    listed = {line.split()[0]: line.split()[1] for line in out.splitlines()[1:7:2]}
+    assert listed == {"movielens_1m": str(data_dir / "movielens-1m"),
+                      "movielens_100k": str(data_dir / "movielens-100k"),
+                      "synthetic": "generated"}
+    code, out, _ = _run(["datasets", "show", "movielens_100k", "--data-dir",
+                         str(data_dir / "movielens-100k")], capsys)
+    assert code == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.strip()}
+    assert rows["train"][0] == "80,000" and rows["validation"][0] == "10,000"
+    assert rows["test"][0] == "10,000" and 0.5 < float(rows["train"][1]) < 0.6
+    assert rows["user_id"] == ["user_personal", "int64", "943"]
+    assert rows["gender"] == ["user_other", "string", "2"]

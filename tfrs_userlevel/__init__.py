@@ -35,6 +35,7 @@ def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'tfrs_userlevel' has no attribute {name!r}")
     module, attribute = _EXPORTS[name]
+    importlib.import_module("tfrs_userlevel.backend")  # Keras 2 checked before anything else
     value = importlib.import_module(module)
     if attribute is not None:
         value = getattr(value, attribute)
