@@ -82,17 +82,17 @@ def main() -> None:
                              "--max-steps", "20", *options, "--model-dir", str(run_dir)]) == 0
             assert cli.main(["export", "--model-dir", str(run_dir), "--export-dir",
                              str(export_dir)]) == 0
-            ids = ["user_id", "item_id"]
+            ids = ["user_id", "movie_id"]
             found = {
                 "model_dir": measure(Scorer.from_run, run_dir, source, work, ids),
                 "saved_model": measure(Scorer.from_saved_model, export_dir, source, work, ids),
                 "command_seconds": {
                     "model_dir": command_seconds(["--model-dir", str(run_dir), "--input",
                                                   str(source), "--output",
-                                                  str(work / "c1.csv")], work),
-                    "saved_model": command_seconds(["--saved-model", str(export_dir),
-                                                    "--input", str(source), "--output",
-                                                    str(work / "c2.csv")], work),
+                                                  str(work / f"{name}_command.csv")], work),
+                    "saved_model": command_seconds(
+                        ["--saved-model", str(export_dir), "--input", str(source), "--output",
+                         str(work / f"{name}_command_export.csv")], work),
                 },
             }
             results["models"][name] = found
