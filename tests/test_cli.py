@@ -158,8 +158,18 @@ def _user_error_cases(root: Path, run_dir: Path, data_dir: Path) -> dict[str, tu
     frame.to_csv(bad_int, index=False)
     existing = root / "existing.csv"
     existing.write_text("keep me\n")
+    short = root / "short" / "movielens-100k"
+    short.mkdir(parents=True, exist_ok=True)
+    for name in ("u.data", "u.item", "u.genre", "u.user"):
+        text = (data_dir / "movielens-100k" / name).read_text(encoding="latin-1")
+        if name == "u.user":
+            text = text.replace("11|39|F|other|30329\n", "11|39|F\n")
+        (short / name).write_text(text, encoding="latin-1")
     model = ["--model-dir", str(run_dir)]
     return {
+        "malformed built-in data": (["train", "--dataset", "movielens_100k", "--data-dir",
+                                     str(short.parent), "--model-dir", str(root / "x")],
+                                    "u.user, line 11"),
         "option value": (["train", "--batch-size", "0", "--model-dir", str(root / "x")],
                          "--batch-size must be >= 1"),
         "GPRec option value": (["train", "--user-level", "gprec", "--temperature", "0",

@@ -7,6 +7,7 @@ import pytest
 
 from tfrs_userlevel import datasets
 from tfrs_userlevel.datasets import sources
+from tfrs_userlevel.tables.errors import DataError
 
 
 def test_missing_data_lists_every_place_looked(tmp_path, monkeypatch):
@@ -42,8 +43,26 @@ def test_bad_rows_name_the_file_and_line(tmp_path, data_dir):
     for name in ("u.user", "u.item", "u.genre"):
         (folder / name).write_bytes((data_dir / "movielens-100k" / name).read_bytes())
     (folder / "u.data").write_text("1\t1\t5\t881250949\n1\t2\tfive\t881250950\n")
-    with pytest.raises(ValueError, match=r"u\.data, line 2: column 'rating' must be an integer"):
+    with pytest.raises(DataError, match=r"u\.data, line 2: column 'rating' must be an integer"):
         datasets.load_splits("movielens_100k", data_dir=tmp_path)
+
+
+def test_a_line_cut_short_is_refused_with_its_line(tmp_path, data_dir):
+    """`11|39|F` (occupation and zip missing) would read as empty strings: refused."""
+    folder = tmp_path / "movielens-100k"
+    folder.mkdir()
+    for name in ("u.data", "u.item", "u.genre"):
+        (folder / name).write_bytes((data_dir / "movielens-100k" / name).read_bytes())
+    users = (data_dir / "movielens-100k" / "u.user").read_text(encoding="latin-1").splitlines()
+    users[10] = "11|39|F"
+    (folder / "u.user").write_text("\n".join(users) + "\n", encoding="latin-1")
+    with pytest.raises(DataError, match=r"u\.user, line 11: 3 of the 5 columns .*'occupation' "
+                       "and later are missing"):
+        datasets.load_splits("movielens_100k", data_dir=tmp_path)
+    users[10] = "11|39|F|other|30329"  # the whole line again: read as before
+    (folder / "u.user").write_text("\n".join(users) + "\n", encoding="latin-1")
+    assert len(datasets.load_splits("movielens_100k", data_dir=tmp_path)["train"]["label"]) \
+        == 80_000
 
 
 def test_tfds_builder_gives_the_same_rows_as_the_raw_reader(data_dir, tmp_path, ml100k):
@@ -90,6 +109,8 @@ def _gzip(text: str) -> bytes:
     ("wrong type", lambda d: {"users.dat": b"1::F::one::10::48067\n"},
      r"users\.dat, line 1: column 'age' must be an integer, got 'one'"),
     ("empty file", lambda d: {"movies.dat": b""}, r"movies\.dat: the file is empty"),
+    ("short line", lambda d: {"users.dat": b"1::F::1::10::48067\n2::M::56\n"},
+     r"users\.dat, line 2: 3 of the 5 columns"),
     ("bad split value", lambda d: {"ratings.csv.gz": _gzip(
         "user_id,movie_id,rating,timestamp,split\n1,1,5,978824268,tset\n")},
      r"ratings\.csv\.gz, row 2: split must be train/val/test, got 'tset'"),
@@ -98,7 +119,8 @@ def _gzip(text: str) -> bytes:
 def test_bad_ml1m_files_name_the_file_row_and_expectation(tmp_path, data_dir, case, replace,
                                                           message):
     _ml1m_copy(tmp_path, data_dir, **replace(data_dir / "movielens-1m"))
-    with pytest.raises(Exception, match=message):
+    with pytest.raises(DataError if case != "missing file" else FileNotFoundError,
+                       match=message):
         datasets.load_splits("movielens_1m", data_dir=tmp_path)
 
 

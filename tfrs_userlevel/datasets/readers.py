@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tfrs_userlevel.tables.errors import DataError
 
 
 def read_delimited(path: Path, sep: str, names: list[str], integers: list[str]) -> pd.DataFrame:
@@ -13,23 +16,37 @@ def read_delimited(path: Path, sep: str, names: list[str], integers: list[str]) 
     then converts `integers` columns to int64.
 
     Raises:
-      ValueError: naming the file (and line and column) when the file cannot
-        be parsed, is empty, or holds a non-integer where one is expected.
+      DataError: naming the file (and line and column) when the file cannot
+        be parsed, is empty, has a line with too few or too many columns, or
+        holds a non-integer where one is expected.
     """
     try:
         frame = pd.read_csv(path, sep=sep, names=names, header=None, dtype=str,
                             encoding="latin-1", keep_default_na=False,
                             engine="python" if len(sep) > 1 else "c")
     except (OSError, EOFError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
-        raise ValueError(f"{path}: cannot be read as {sep!r}-separated {names}: {error}") from error
+        raise DataError(f"{path}: cannot be read as {sep!r}-separated {names}: {error}") from error
     if frame.empty:
-        raise ValueError(f"{path}: the file is empty; expected rows of {names}")
+        raise DataError(f"{path}: the file is empty; expected rows of {names}")
+    _check_column_counts(path, sep, names)
     for column in integers:
         converted = pd.to_numeric(frame[column], errors="coerce")
         bad = np.flatnonzero(converted.isna().to_numpy())
         if len(bad):
-            raise ValueError(f"{path}, line {bad[0] + 1}: column {column!r} must be an integer, "
+            raise DataError(f"{path}, line {bad[0] + 1}: column {column!r} must be an integer, "
                              f"got {frame[column].iloc[bad[0]]!r}")
         frame[column] = converted.astype(np.int64)
     return frame
 
+
+def _check_column_counts(path: Path, sep: str, names: list[str]) -> None:
+    """Refuses a line with fewer columns than `names` (pandas reads the missing ones as
+    empty strings, which would pass as values)."""
+    with open(path, encoding="latin-1") as handle:
+        lines = pd.Series(handle.read().splitlines())
+    counts = lines.str.count(re.escape(sep)).to_numpy() + 1
+    short = np.flatnonzero((counts < len(names)) & (lines.str.strip() != "").to_numpy())
+    if len(short):
+        line, found = int(short[0]), int(counts[short[0]])
+        raise DataError(f"{path}, line {line + 1}: {found} of the {len(names)} columns "
+                        f"{names}; {names[found]!r} and later are missing")

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tfrs_userlevel.tables.errors import DataError
+
 SPLITS = ("train", "validation", "test")
 CANONICAL_SEED = 2024
 
@@ -40,7 +42,7 @@ def random_split(n: int, seed: int = CANONICAL_SEED) -> np.ndarray:
 def time_split(timestamp: np.ndarray, user_id: np.ndarray, item_id: np.ndarray) -> np.ndarray:
     """Split name of each row under the global time rule (no missing timestamps)."""
     if np.any(timestamp < 0):
-        raise ValueError("time_split needs a timestamp on every row")
+        raise DataError("time_split needs a timestamp on every row")
     n = len(timestamp)
     n_train, n_val, _ = split_sizes(n)
     order = np.lexsort((item_id, user_id, timestamp))

@@ -22,6 +22,7 @@ import tensorflow_datasets as tfds
 
 from tfrs_userlevel.datasets import builder, sources, splits
 from tfrs_userlevel.datasets.readers import read_delimited
+from tfrs_userlevel.tables.errors import DataError
 
 URL = "https://files.grouplens.org/datasets/movielens/ml-100k.zip"
 FOLDERS = ("movielens-100k", "ml-100k")
@@ -83,12 +84,12 @@ def read_movielens_100k(path: str | os.PathLike) -> pd.DataFrame:
     for column, file, key in (("gender", "u.user", "user_id"), ("genres", "u.item", "item_id")):
         lost = np.flatnonzero(frame[column].isna().to_numpy())
         if len(lost):
-            raise ValueError(f"{path / file}: has no entry for {key} "
+            raise DataError(f"{path / file}: has no entry for {key} "
                              f"{frame[key].iloc[lost[0]]} used by u.data")
     frame = frame.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
     bad = np.flatnonzero(~frame["rating"].between(1, 5).to_numpy())
     if len(bad):
-        raise ValueError(f"{path / 'u.data'}: rating must be 1..5, got "
+        raise DataError(f"{path / 'u.data'}: rating must be 1..5, got "
                          f"{frame['rating'].iloc[bad[0]]} for user {frame['user_id'].iloc[bad[0]]}")
     frame["label"] = (frame["rating"] > 3).astype(np.int64)
     frame["random_split"] = splits.random_split(len(frame))

@@ -25,6 +25,7 @@ import tensorflow_datasets as tfds
 
 from tfrs_userlevel.datasets import builder, sources, splits
 from tfrs_userlevel.datasets.readers import read_delimited
+from tfrs_userlevel.tables.errors import DataError
 
 URL = "https://files.grouplens.org/datasets/movielens/ml-1m.zip"
 FOLDERS = ("movielens-1m", "ml-1m")
@@ -60,15 +61,15 @@ def _read_ratings(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(file, dtype={"timestamp": "Int64"})
     except (OSError, EOFError, pd.errors.ParserError) as error:
-        raise ValueError(f"{file}: cannot be read as CSV: {error}") from error
+        raise DataError(f"{file}: cannot be read as CSV: {error}") from error
     expected = ["user_id", "movie_id", "rating", "timestamp", "split"]
     if list(frame.columns) != expected:
-        raise ValueError(f"{file}: expected columns {expected}, found {list(frame.columns)}")
+        raise DataError(f"{file}: expected columns {expected}, found {list(frame.columns)}")
     frame["timestamp"] = frame["timestamp"].fillna(-1).astype(np.int64)
     unknown = ~frame["split"].isin(list(_TIME_SPLIT_NAMES))
     if unknown.any():
         row = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise ValueError(f"{file}, row {row + 2}: split must be train/val/test, "
+        raise DataError(f"{file}, row {row + 2}: split must be train/val/test, "
                          f"got {frame['split'].iloc[row]!r}")
     frame["time_split"] = frame.pop("split").map(_TIME_SPLIT_NAMES)
     return frame
@@ -90,7 +91,7 @@ def read_movielens_1m(path: str | os.PathLike) -> pd.DataFrame:
     years = movies["title"].str.extract(_YEAR, expand=False)
     if years.isna().any():
         row = int(np.flatnonzero(years.isna().to_numpy())[0])
-        raise ValueError(f"{path / 'movies.dat'}, line {row + 1}: no (year) at the end of "
+        raise DataError(f"{path / 'movies.dat'}, line {row + 1}: no (year) at the end of "
                          f"the title {movies['title'].iloc[row]!r}")
     movies["year"] = years.astype(np.int64)
     users["zip"] = users["zip"].str[:5]
@@ -102,15 +103,15 @@ def read_movielens_1m(path: str | os.PathLike) -> pd.DataFrame:
         if lost.any():
             row = int(np.flatnonzero(lost)[0])
             key = "user_id" if file == "users.dat" else "movie_id"
-            raise ValueError(f"{path / file}: has no entry for {key} "
+            raise DataError(f"{path / file}: has no entry for {key} "
                              f"{frame[key].iloc[row]} used by the ratings")
     frame = frame.sort_values(["user_id", "movie_id"], kind="stable").reset_index(drop=True)
     if frame.duplicated(["user_id", "movie_id"]).any():
-        raise ValueError(f"{path}: duplicate (user_id, movie_id) ratings")
+        raise DataError(f"{path}: duplicate (user_id, movie_id) ratings")
     bad = ~frame["rating"].between(1, 5)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"{path}: rating must be 1..5, got {frame['rating'].iloc[row]} for "
+        raise DataError(f"{path}: rating must be 1..5, got {frame['rating'].iloc[row]} for "
                          f"user {frame['user_id'].iloc[row]}, movie {frame['movie_id'].iloc[row]}")
     frame["label"] = (frame["rating"] > 3).astype(np.int64)
     frame["random_split"] = splits.random_split(len(frame))
