@@ -298,3 +298,45 @@ def test_datasets_lists_the_built_in_ones_and_shows_a_configurations_data(data_d
     assert rows["test"][0] == "10,000" and 0.5 < float(rows["train"][1]) < 0.6
     assert rows["user_id"] == ["user_personal", "int64", "943"]
     assert rows["gender"] == ["user_other", "string", "2"]
+
+
+def test_a_live_run_keeps_its_model_dir_to_itself(trained, tmp_path, capsys):
+    """A second run on the directory of a live one is refused and touches nothing; once
+    the holder is gone (killed), the directory is free again."""
+    root, run_dir, _ = trained
+    live = tmp_path / "live"
+    (live / "backup").mkdir(parents=True)  # looks like an interrupted run
+    (live / "backup" / "marker").write_text("kept")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom tfrs_userlevel.writer_lock import "
+         "WriterLock\nwith WriterLock(sys.argv[1]):\n    print('held', flush=True)\n"
+         "    time.sleep(600)\n", str(live)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for extra in ([], ["--overwrite"]):
+            code, out, err = _run([*TRAIN, "--model-dir", str(live), *extra], capsys)
+            assert code == 2 and err.startswith("error: --model-dir ") and \
+                f"being written by a live run (pid {holder.pid})" in err, err
+            assert "resuming" not in out
+            assert (live / "backup" / "marker").read_text() == "kept"
+    finally:
+        holder.kill()
+        holder.wait()
+    from tfrs_userlevel.writer_lock import WriterLock
+
+    with WriterLock(live), WriterLock(live):  # free again, and re-entrant
+        pass
+
+
+def test_an_export_names_features_whose_batch_sizes_differ(trained):
+    root, _, test = trained
+    serve = tf.saved_model.load(str(root / "serving" / "1")).signatures["serving_default"]
+    specs = serve.structured_input_signature[1]
+    rows = {name: tf.constant(test[name].to_numpy()[:3].astype(
+        str if spec.dtype == tf.string else np.int64)) for name, spec in specs.items()}
+    assert serve(**rows)["probability"].shape == (3, 1)
+    rows["item_id"] = rows["item_id"][:2]
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match="every feature needs one value per example: feature item_id "
+                             r"has another batch size than feature age\] .*\[2\] .*\[3\]"):
+        serve(**rows)

@@ -10,9 +10,11 @@ Layout written under the export base (what `tensorflow_model_server
 
 Signatures:
 
-* `serving_default`: one tensor per raw feature, batch first, named as the
-  dataset names the feature: tf.string [None] for string fields (a
-  multi-valued string field such as "Action|Comedy" is one joined string),
+* `serving_default`: one tensor per raw feature, batch first (the same batch
+  size for all; a request that mixes sizes fails with an InvalidArgument
+  error naming the features), named as the dataset names the feature:
+  tf.string [None] for string fields (a multi-valued string field such as
+  "Action|Comedy" is one joined string),
   tf.int64 [None] for integer fields, and tf.int64 [None, None] for
   behavior lists of any length, oldest first, padded with -1 (the model keeps
   the most recent max_length values). Returns {"probability": float32 [None, 1]}.
@@ -80,6 +82,19 @@ def _parse_spec(model: RankingModel) -> dict[str, Any]:
     return parse
 
 
+def _same_batch(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """The features, after checking that they hold the same number of rows (a request
+    with, say, 3 user ids and 2 item ids fails with a message naming both)."""
+    names = sorted(features)
+    rows = tf.shape(features[names[0]])[0]
+    checks = [tf.debugging.assert_equal(
+        tf.shape(features[name])[0], rows,
+        message=f"every feature needs one value per example: feature {name} has another "
+                f"batch size than feature {names[0]}") for name in names[1:]]
+    with tf.control_dependencies(checks):
+        return {name: tf.identity(value) for name, value in features.items()}
+
+
 class ServingModule(tf.Module):
     """Wraps a trained `RankingModel` with the two serving signatures."""
 
@@ -93,7 +108,7 @@ class ServingModule(tf.Module):
 
         @tf.function(input_signature=[specs])
         def serve(features):
-            return {"probability": model(features, training=False)}
+            return {"probability": model(_same_batch(features), training=False)}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def serve_examples(examples):

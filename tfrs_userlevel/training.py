@@ -54,6 +54,7 @@ from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.monitoring import UserLevelMonitor
 from tfrs_userlevel.resilience import NonFiniteGuard, TrainingState
 from tfrs_userlevel.udg import UserDependentGating
+from tfrs_userlevel.writer_lock import WriterLock
 
 USER_LEVELS = ("none", "gprec", "udg", "gprec+udg")
 # (feature spec, vocabularies, positive rate of the training rows) -> an unbuilt model.
@@ -674,14 +675,23 @@ def run(config: TrainConfig, splits: Mapping[str, Mapping[str, np.ndarray]],
         model_builder = functools.partial(build_model, config)
     record = dict(config.to_dict() if record is None else record)
     if config.distribute == "parameter_server":
-        return _run_parameter_server(config, splits, spec, Path(model_dir), strategy,
-                                     vocabularies, verbose, model_builder, record)
+        with WriterLock(model_dir):
+            return _run_parameter_server(config, splits, spec, Path(model_dir), strategy,
+                                         vocabularies, verbose, model_builder, record)
     model_dir = Path(model_dir)
     if not is_chief(strategy):
         # Every worker of a multi-worker cluster saves (saving is collective), only the
         # chief into model_dir.
         model_dir = Path(tempfile.mkdtemp(prefix="worker_"))
-    model_dir.mkdir(parents=True, exist_ok=True)
+    with WriterLock(model_dir):
+        return _train(config, splits, spec, model_dir, strategy, verbose, extra_callbacks,
+                      vocabularies, tfrecord_dir, model_builder, record)
+
+
+def _train(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path, strategy,
+           verbose, extra_callbacks, vocabularies, tfrecord_dir, model_builder: ModelBuilder,
+           record: dict[str, Any]) -> dict[str, Any]:
+    """`run` in `model_dir`, which this process holds the writer lock of."""
     backup_dir = model_dir / "backup"
     if backup_dir.exists() and (model_dir / "config.json").exists():
         previous = json.loads((model_dir / "config.json").read_text()).get("config")

@@ -46,8 +46,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from tfrs_userlevel.features import FeatureSpecError
     from tfrs_userlevel.serving import ExportError
     from tfrs_userlevel.tables.errors import DataError
+    from tfrs_userlevel.writer_lock import ModelDirBusyError
 
-    return (UsageError, ConfigError, DataError, FeatureSpecError, ExportError, OSError)
+    return (UsageError, ConfigError, DataError, FeatureSpecError, ExportError,
+            ModelDirBusyError, OSError)
 
 
 def main(argv=None) -> int:

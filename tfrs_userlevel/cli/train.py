@@ -12,6 +12,7 @@ Writes metrics.json, checkpoint/ and logs/ (TensorBoard) under --model-dir
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import re
@@ -45,6 +46,7 @@ from tfrs_userlevel.training import (
     run,
     write_json_atomic,
 )
+from tfrs_userlevel.writer_lock import WriterLock
 
 DEFAULTS = TrainConfig()
 
@@ -512,6 +514,13 @@ def command(argv, prog: str = "tfrs-userlevel train") -> int:
     if args.config is None and args.set:
         raise UsageError("--set overrides keys of a run configuration; give --config FILE")
     check_model_dir(model_dir, args.overwrite)
+    # A directory that exists may hold a live run: hold its writer lock before resuming,
+    # overwriting or reading anything of it (a new one is locked when training starts).
+    with WriterLock(model_dir) if model_dir.is_dir() else contextlib.nullcontext():
+        return _train(argv, args, model_dir)
+
+
+def _train(argv, args: argparse.Namespace, model_dir: Path) -> int:
     if args.config is not None:
         run_config = configured_run(argv, args).with_absolute_files()
         results = run_configured(args, run_config, model_dir)
