@@ -91,9 +91,14 @@ def _csv_problem(path: Path, message: str, delimiter: str, header=(), types=None
         number = message.removeprefix("In CSV column #").split(":", 1)[0]
         if number.isdigit() and int(number) < len(header):
             name = header[int(number)]
-            text = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter), convert_options=pa_csv.ConvertOptions(
-                include_columns=[name], column_types={name: pa.string()}))[name]
+            if "invalid UTF8" in message:
+                return _bad_utf8(path, delimiter, name) or _csv_message(message, header)
+            try:
+                text = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(
+                    delimiter=delimiter), convert_options=pa_csv.ConvertOptions(
+                    include_columns=[name], column_types={name: pa.string()}))[name]
+            except pa.ArrowInvalid:  # a value that is not even text
+                return _bad_utf8(path, delimiter, name) or _csv_message(message, header)
             try:
                 _cast(text, (types or {}).get(name, pa.int64()), path, "csv", name)
             except DataError as located:
@@ -107,6 +112,20 @@ def _csv_problem(path: Path, message: str, delimiter: str, header=(), types=None
                     return (f"line {reader.line_num}: expected {width} columns, found "
                             f"{len(row)}: {delimiter.join(row)[:200]!r}")
     return _csv_message(message, header)
+
+
+def _bad_utf8(path: Path, delimiter: str, name: str) -> str | None:
+    """", line N: ..." of the first value of column `name` that is not UTF-8."""
+    values = pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(delimiter=delimiter),
+                             convert_options=pa_csv.ConvertOptions(
+                                 include_columns=[name], column_types={name: pa.binary()}))
+    for row, value in enumerate(values[name].to_pylist()):
+        try:
+            (value or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            return (f", line {row + 2}: column {name!r} holds {value[:60]!r}, which is not "
+                    "UTF-8 text; save the file as UTF-8 (iconv -f latin1 -t utf-8, say)")
+    return None
 
 
 def _csv_message(message: str, header: Sequence[str]) -> str:
@@ -123,7 +142,7 @@ def _read_parquet(path, columns, types) -> pa.Table:
     try:
         schema = pq.read_schema(path)
         require_columns(path, schema.names, columns)
-        table = pq.read_table(path, columns=list(columns))
+        table = pq.read_table(path, columns=list(columns), page_checksum_verification=True)
     except (pa.ArrowInvalid, OSError) as error:
         raise DataError(f"{path}: cannot be read as Parquet: {error}") from None
     for name, wanted in types.items():
@@ -192,14 +211,21 @@ def file_batches(path: Path, fmt: str, columns: Sequence[str],
         return
     if fmt == "parquet":
         try:
-            handle = pq.ParquetFile(path)
+            handle = pq.ParquetFile(path, page_checksum_verification=True)
             require_columns(path, handle.schema_arrow.names, columns)
             batches = handle.iter_batches(batch_size=batch_rows or STREAM_BATCH_ROWS,
                                           columns=list(columns))
         except (pa.ArrowInvalid, OSError) as error:
             raise DataError(f"{path}: cannot be read as Parquet: {error}") from None
         start = 0
-        for batch in batches:
+        while True:
+            try:
+                batch = next(batches, None)
+            except (pa.ArrowInvalid, OSError) as error:
+                raise DataError(f"{path}: cannot be read as Parquet (row {start + 1} "
+                                f"onwards): {error}") from None
+            if batch is None:
+                break
             table = pa.Table.from_batches([batch])
             for name, wanted in types.items():
                 table = table.set_column(
