@@ -133,3 +133,51 @@ def test_best_weights_are_renamed_into_place(ml100k, tmp_path):
     assert not [f for f in files if ".tmp" in f]
     model = load_trained(tmp_path)
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+
+
+def test_a_failed_write_keeps_the_previous_files_and_the_run_resumes(ml100k, tmp_path,
+                                                                    monkeypatch):
+    """A full disk while the second best checkpoint is written: the run stops with the
+    error, the first best weights, config.json and the resume state stay readable, no
+    partial file is left, and the same run started again resumes and finishes."""
+    import errno
+
+    from tfrs_userlevel import training
+
+    config = TrainConfig(dataset="movielens_100k", epochs=3, batch_size=4096, patience=10)
+    spec = datasets.feature_spec("movielens_100k")
+    saved = []
+    real_save = keras.Model.save_weights
+
+    def disk_fills_up(model, path, *args, **kwargs):
+        if saved:  # the second save: a partial file, then ENOSPC
+            Path(path + ".index").write_bytes(b"\x00partial")
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real_save(model, path, *args, **kwargs)
+        saved.append([w.copy() for w in model.get_weights()])
+
+    monkeypatch.setattr(keras.Model, "save_weights", disk_fills_up)
+    with pytest.raises(OSError, match="No space left"):
+        run(config, ml100k, spec, tmp_path, verbose=0)
+    monkeypatch.setattr(keras.Model, "save_weights", real_save)
+    assert len(saved) == 1
+    checkpoint = sorted(p.name for p in (tmp_path / "checkpoint").iterdir())
+    assert not [name for name in checkpoint if ".tmp" in name], checkpoint
+    restored = load_trained(tmp_path).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(restored, saved[0], strict=True))
+    assert json.loads((tmp_path / "config.json").read_text())["config"] == config.to_dict()
+    assert (tmp_path / "backup").is_dir() and not (tmp_path / "metrics.json").exists()
+
+    # The JSON writer: a failure mid-write leaves the old file and no temporary one.
+    target = tmp_path / "config.json"
+    before = target.read_text()
+    monkeypatch.setattr(training.json, "dump", lambda *a, **k: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(OSError, match="No space left"):
+        training.write_json_atomic(target, {"new": 1})
+    monkeypatch.undo()
+    assert target.read_text() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+    metrics = run(config, ml100k, spec, tmp_path, verbose=0)  # resumes after epoch 1
+    assert metrics["epochs"] == 3 and (tmp_path / "metrics.json").exists()

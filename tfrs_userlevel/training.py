@@ -357,13 +357,23 @@ def _check_options(kind: str, name: str, given: Mapping[str, Any], known) -> Non
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
-    """Writes JSON to a temporary file in the same folder, then renames it."""
+    """Writes JSON to a temporary file in the same folder, flushed to disk, then renames
+    it over `path`: a failed write (a full disk, say) leaves the previous file as it was
+    and no temporary file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(payload, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(f.name, path)
+    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
+                                         suffix=".tmp", delete=False)
+    try:
+        with handle:
+            json.dump(payload, handle, indent=2, sort_keys=False)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
 
 
 def build_model(config: TrainConfig, feature_spec: FeatureSpec,
@@ -510,7 +520,12 @@ class BestWeights(keras.callbacks.Callback):
         """Writes the weights under a temporary prefix, then renames the data shards and,
         last, the index: a reader of `path` sees the previous or the new checkpoint."""
         staging = self.path.with_name(self.path.name + ".tmp")
-        self.model.save_weights(str(staging))
+        try:
+            self.model.save_weights(str(staging))
+        except BaseException:  # a failed write (full disk): the previous best stays whole
+            for partial in self.path.parent.glob(staging.name + ".*"):
+                partial.unlink(missing_ok=True)
+            raise
         shards = sorted(self.path.parent.glob(staging.name + ".data-*"))
         for shard in shards:
             target = shard.name.replace(staging.name, self.path.name, 1)
