@@ -107,21 +107,38 @@ def test_resuming_with_another_config_is_refused(ml100k, tmp_path):
             datasets.feature_spec("movielens_100k"), tmp_path, verbose=0)
 
 
-def test_deterministic_runs_repeat_their_metrics(tmp_path):
-    """Two `train.py --deterministic` processes with the same seed: the same metrics."""
-    command = [sys.executable, str(REPO / "train.py"), "--dataset", "movielens_100k",
-               "--epochs", "2", "--batch-size", "4096", "--user-level", "gprec", "--groups",
-               "6", "--seed", "3", "--deterministic"]
-    metrics = []
-    for name in ("a", "b"):
-        result = subprocess.run(command + ["--model-dir", str(tmp_path / name)], cwd=REPO,
-                                capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, result.stderr[-2000:]
-        metrics.append(json.loads((tmp_path / name / "metrics.json").read_text()))
-    assert metrics[0]["config"]["deterministic"] is True
+def test_a_deterministic_run_killed_at_three_points_ends_exactly_as_uninterrupted(tmp_path):
+    """SIGKILL mid-epoch (epoch 1), during validation (epoch 2) and between writing and
+    renaming the best weights (epoch 3) of one deterministic GPRec run; each restart
+    resumes where the backup stands, and the run ends with the epochs, best epoch and
+    metrics (to 1e-6) of a run never interrupted, in another process."""
+    script = [sys.executable, str(REPO / "tests" / "kill_points.py")]
+
+    def start(model_dir, point):
+        return subprocess.run([*script, str(model_dir), point], cwd=REPO, text=True,
+                              capture_output=True, timeout=600)
+
+    reference = start(tmp_path / "reference", "none")
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    expected = json.loads((tmp_path / "reference" / "metrics.json").read_text())
+    assert expected["config"]["deterministic"] and expected["resumed_after_epoch"] is None
+    interrupted = tmp_path / "interrupted"
+    for point, finished in (("mid_epoch", 0), ("validation", 1), ("best_weights", 2)):
+        killed = start(interrupted, point)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        assert not (interrupted / "metrics.json").exists()
+        if finished:  # the backup holds the epochs finished before the kill
+            state = json.loads((interrupted / "backup" / "callbacks.json").read_text())
+            assert str(finished) in state["epochs"], (point, sorted(state["epochs"]))
+    resumed = start(interrupted, "none")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    found = json.loads((interrupted / "metrics.json").read_text())
+    assert found["resumed_after_epoch"] == 2  # only the last epoch ran in this process
+    assert (found["epochs"], found["best_epoch"]) == (expected["epochs"],
+                                                      expected["best_epoch"]) == (3, 3)
     for split in ("val", "test"):
-        for metric, value in metrics[0][split].items():
-            assert abs(metrics[1][split][metric] - value) <= 1e-6, (split, metric)
+        for metric, value in expected[split].items():
+            assert abs(found[split][metric] - value) <= 1e-6, (split, metric)
 
 
 def test_best_weights_are_renamed_into_place(ml100k, tmp_path):

@@ -27,7 +27,7 @@ def test_train_writes_metrics_checkpoint_and_tensorboard(tmp_path, capsys):
     assert train.main(SMOKE + ["--model-dir", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics) == {"val", "test", "epochs", "best_epoch", "train_examples_per_second",
-                            "versions", "config"}
+                            "versions", "resumed_after_epoch", "config"}
     for split in ("val", "test"):
         assert set(metrics[split]) == {"auc", "logloss", "rmse", "rig"}
         assert all(math.isfinite(v) for v in metrics[split].values())

@@ -1,11 +1,14 @@
 """Fault tolerance of a training run: resume after a kill, stop on a non-finite loss.
 
 * `TrainingState` saves, at every epoch end, the counters of the stateful
-  callbacks (early stopping, LR-on-plateau, best weights, epoch timer) to a
-  JSON file written atomically beside `keras.callbacks.BackupAndRestore`'s
-  checkpoint, and puts them back when `fit` resumes from that checkpoint, so
-  a resumed run stops, lowers its learning rate and keeps its best weights
-  exactly as the uninterrupted run would have.
+  callbacks (early stopping, LR-on-plateau, best weights, epoch timer) and the
+  states of the layers' random-number generators to a JSON file written
+  atomically beside `keras.callbacks.BackupAndRestore`'s checkpoint, and puts
+  the entry of the checkpoint's epoch back when `fit` resumes from it, so a
+  resumed run stops, lowers its learning rate, keeps its best weights and
+  draws its dropout and Gumbel noise exactly as the uninterrupted run would
+  have. (With `--deterministic` the training order resumes too; see
+  `training.run`.)
 * `NonFiniteGuard` checks every loss term after every executed batch and, at
   the first NaN or inf, stops training with a `NonFiniteLossError` that names
   the term(s) and the step. Weights are only written at epoch ends, so the
@@ -47,10 +50,14 @@ def _from_json(value: Any) -> Any:
 
 
 class TrainingState(keras.callbacks.Callback):
-    """Persists and restores the counters of `callbacks` (see the module docstring).
+    """Persists and restores the counters of `callbacks` and the random-number
+    generators' states (see the module docstring).
 
-    Place it after the callbacks it covers: their `on_train_begin` resets the
-    counters, and this one's then restores them.
+    Place it after the callbacks it covers (their `on_train_begin` resets the
+    counters, and this one's then restores them) and before
+    `BackupAndRestore`: at an epoch's end it writes that epoch's entry first,
+    and keeps the previous one, so whichever checkpoint the backup holds after
+    a kill, the entry of the same epoch is there.
 
     Args:
       path: The JSON file (inside the backup folder).
@@ -64,27 +71,78 @@ class TrainingState(keras.callbacks.Callback):
         self.resumed_epoch: int | None = None
 
     def on_train_begin(self, logs=None):
-        if not self.path.exists():
+        finished = backed_up_epochs(self.path.parent)
+        if not finished or not self.path.exists():
             return
-        state = json.loads(self.path.read_text())
+        entry = json.loads(self.path.read_text())["epochs"].get(str(finished))
+        if entry is None:
+            raise RuntimeError(f"{self.path} holds no state for epoch {finished}, which the "
+                               f"backup in {self.path.parent} resumes from")
         for callback in self.callbacks:
-            saved = state["callbacks"].get(type(callback).__name__, {})
+            saved = entry["callbacks"].get(type(callback).__name__, {})
             for name, value in saved.items():
                 setattr(callback, name, _from_json(value))
-        self.resumed_epoch = int(state["epoch"])
+        generators = random_generators(self.model)
+        if len(generators) != len(entry["generators"]):
+            raise RuntimeError(f"{self.path}: {len(entry['generators'])} random generators "
+                               f"saved, the model has {len(generators)}")
+        for generator, state in zip(generators, entry["generators"], strict=True):
+            generator.state.assign(state)
+        self.resumed_epoch = finished
 
     def on_epoch_end(self, epoch, logs=None):
         from tfrs_userlevel.training import write_json_atomic
 
-        state = {"epoch": epoch + 1, "callbacks": {
+        entry = {"callbacks": {
             type(c).__name__: {name: _json_number(_plain(getattr(c, name, None)))
                                for name in STATE_ATTRIBUTES[type(c).__name__]}
-            for c in self.callbacks}}
-        write_json_atomic(self.path, state)
+            for c in self.callbacks},
+            "generators": [g.state.numpy().tolist() for g in random_generators(self.model)]}
+        kept = json.loads(self.path.read_text())["epochs"] if self.path.exists() else {}
+        kept = {key: value for key, value in kept.items() if int(key) == epoch}
+        kept[str(epoch + 1)] = entry
+        write_json_atomic(self.path, {"epochs": kept})
 
     def on_train_end(self, logs=None):
         # BackupAndRestore deletes its checkpoint when fit completes; so does this.
         self.path.unlink(missing_ok=True)
+
+
+def backed_up_epochs(backup_dir: str | Path) -> int:
+    """The epochs finished in the checkpoint `keras.callbacks.BackupAndRestore` keeps in
+    `backup_dir` (0 when there is none): the epoch a resumed `fit` starts at."""
+    from tfrs_userlevel.backend import tf
+
+    for folder in (Path(backup_dir) / "chief", Path(backup_dir)):
+        checkpoint = tf.train.latest_checkpoint(str(folder)) if folder.is_dir() else None
+        if checkpoint is not None:
+            epoch = tf.train.load_checkpoint(checkpoint).get_tensor(
+                "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")
+            return int(epoch) + 1
+    return 0
+
+
+def create_random_generators(model: keras.Model) -> None:
+    """Creates now the generators Keras would create at a layer's first training call
+    (a dropout used only in training, say), so that `TrainingState` finds and restores
+    all of them before the first step."""
+    for module in (model, *model.submodules):
+        generator = getattr(module, "_random_generator", None)
+        if generator is not None and hasattr(generator, "_maybe_init"):
+            generator._maybe_init()
+
+
+def random_generators(model: keras.Model) -> list:
+    """The `tf.random.Generator`s of the model's layers (dropout, Gumbel noise), in a
+    fixed order. Layers have them when they were built with Keras's TF random
+    generator enabled (`--deterministic`); Keras leaves their states out of
+    checkpoints, so `TrainingState` keeps them."""
+    found = []
+    for module in (model, *model.submodules):
+        generator = getattr(getattr(module, "_random_generator", None), "_generator", None)
+        if generator is not None and all(generator is not g for g in found):
+            found.append(generator)
+    return found
 
 
 def _plain(value: Any) -> Any:

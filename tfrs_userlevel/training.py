@@ -19,6 +19,7 @@ The test split is evaluated once, after training, with the best weights.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -52,7 +53,12 @@ from tfrs_userlevel.gprec.strategies import ENSEMBLE_WEIGHTS
 from tfrs_userlevel.metrics import METRIC_NAMES, evaluate_ids
 from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.monitoring import UserLevelMonitor
-from tfrs_userlevel.resilience import NonFiniteGuard, TrainingState
+from tfrs_userlevel.resilience import (
+    NonFiniteGuard,
+    TrainingState,
+    backed_up_epochs,
+    create_random_generators,
+)
 from tfrs_userlevel.udg import UserDependentGating
 from tfrs_userlevel.writer_lock import WriterLock
 
@@ -634,6 +640,22 @@ def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_
     return metrics
 
 
+@contextlib.contextmanager
+def _random_generators(enabled: bool):
+    """Layers built in the block draw dropout and Gumbel noise from `tf.random.Generator`s
+    (whose states `TrainingState` restores on resume) when `enabled`; otherwise Keras's
+    default stateful ops."""
+    experimental = keras.backend.experimental
+    before = experimental.is_tf_random_generator_enabled()
+    if enabled:
+        experimental.enable_tf_random_generator()
+    try:
+        yield
+    finally:
+        if not before:
+            experimental.disable_tf_random_generator()
+
+
 def schedule_callbacks(config: TrainConfig) -> list:
     """The learning-rate schedule and early stopping of a run; both follow
     `val_<config.schedule_monitor>`."""
@@ -730,9 +752,10 @@ def _train(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path, stra
             train_columns["label"])
         if vocabularies is None:
             vocabularies = spec.build_vocabularies(train_columns)
-    with strategy.scope():
+    with strategy.scope(), _random_generators(config.deterministic):
         model = model_builder(spec, vocabularies, positive_rate)
         model(model.example_features())  # built before fit: BackupAndRestore restores into it
+        create_random_generators(model)
     write_json_atomic(model_dir / "model.json", keras.layers.serialize(model))
     if tfrecord_dir is not None:
         # Streamed from the shards: the lookups run in the input pipeline.
@@ -770,6 +793,16 @@ def _train(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path, stra
     if config.max_steps:
         steps_per_epoch = min(num_batches, config.max_steps)
         epochs = min(epochs, math.ceil(config.max_steps / steps_per_epoch))
+    # A resumed run trains its remaining epochs on the batches the uninterrupted run
+    # would have had: each epoch's order comes from the input's seed and the epoch's
+    # number (a new iterator of the in-memory input draws the next epoch's order; the
+    # streamed input is one pass after another).
+    resumed = backed_up_epochs(backup_dir)
+    if resumed and tfrecord_dir is not None:
+        train = train.skip(resumed * steps_per_epoch)
+    elif resumed:
+        for _ in range(resumed):
+            iter(train)
     examples_per_epoch = min(train_rows, steps_per_epoch * config.batch_size)
 
     if config.distribute != "default":
@@ -797,10 +830,11 @@ def _train(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path, stra
     ]
     callbacks[:0] = schedule_callbacks(config)
     # Resume after a kill: weights, optimizer and epoch from the last finished epoch, and
-    # the callbacks' counters (TrainingState, last so that it restores after their resets).
-    callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
+    # the callbacks' counters and random generators' states (TrainingState: after the
+    # callbacks, so that it restores after their resets; before BackupAndRestore, so that
+    # its entry for an epoch is on disk before the checkpoint of that epoch).
     state = TrainingState(backup_dir / "callbacks.json", callbacks)
-    callbacks.append(state)
+    callbacks += [state, keras.callbacks.BackupAndRestore(str(backup_dir))]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(train, validation_data=validation, epochs=epochs,
@@ -826,6 +860,7 @@ def _train(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path, stra
         "val": _evaluate(model, validation, eval_steps["validation"]),
         "test": _evaluate(model, test, eval_steps["test"]),
         "epochs": (state.resumed_epoch or 0) + len(history.history.get("loss", [])),
+        "resumed_after_epoch": state.resumed_epoch,
         "best_epoch": best.best_epoch,
         "train_examples_per_second": timer.examples_per_second(),
         "versions": versions(),

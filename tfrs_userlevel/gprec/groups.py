@@ -146,7 +146,7 @@ class GroupClassifier(keras.layers.Layer):
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
-class GumbelMask(keras.layers.Layer):
+class GumbelMask(keras.__internal__.layers.BaseRandomLayer):
     """Eq. 3–4: binary-like group masks by the Gumbel-softmax trick.
 
     m_{g,k} = softmax_k((log_softmax(S_g)_k + ε_{g,k}) / τ), ε = −log(−log U),
@@ -189,7 +189,10 @@ class GumbelMask(keras.layers.Layer):
             # U on the float grid k·2⁻²³ shifted by half a step, so U and 1 − U are both
             # >= 2⁻²⁴ (no log 0), and log U − log(1 − U) with one logarithm: this [B, G]
             # noise is the largest cost of GPRec's training step at the defaults.
-            uniform = tf.random.uniform(tf.shape(difference)) + _HALF_STEP
+            # Drawn by Keras's random generator: the plain stateful op by default, a
+            # tf.random.Generator whose state a resumed run restores when the layer
+            # was built with Keras's TF random generator enabled (--deterministic).
+            uniform = self._random_generator.random_uniform(tf.shape(difference)) + _HALF_STEP
             difference = difference + tf.math.log(uniform / (1.0 - uniform))
         return tf.sigmoid(difference / self.temperature)
 
