@@ -65,6 +65,30 @@ def test_a_line_cut_short_is_refused_with_its_line(tmp_path, data_dir):
         == 80_000
 
 
+@pytest.mark.parametrize("name, line, damage, message", [
+    ("u.data", 5, "196\t242\t3", r"u\.data, line 5: 3 of the 4 columns"),
+    ("u.item", 3, "3|Four Rooms (1995)|01-Jan-1995||http://x|0|0",
+     r"u\.item, line 3: 7 of the 24 columns"),
+    ("u.item", 4, None, r"u\.item, line 4: column 'Action' must be an integer, got 'x'"),
+    ("u.genre", 2, "Action|one", r"u\.genre, line 2: column 'index' must be an integer"),
+])
+def test_one_corrupted_row_of_each_ml100k_file_names_file_and_line(tmp_path, data_dir, name,
+                                                                    line, damage, message):
+    folder = tmp_path / "movielens-100k"
+    folder.mkdir()
+    for other in ("u.data", "u.user", "u.item", "u.genre"):
+        (folder / other).write_bytes((data_dir / "movielens-100k" / other).read_bytes())
+    lines = (folder / name).read_text(encoding="latin-1").splitlines()
+    if damage is None:  # a genre flag that is not a number
+        parts = lines[line - 1].split("|")
+        parts[6] = "x"
+        damage = "|".join(parts)
+    lines[line - 1] = damage
+    (folder / name).write_text("\n".join(lines) + "\n", encoding="latin-1")
+    with pytest.raises(DataError, match=message):
+        datasets.load_splits("movielens_100k", data_dir=tmp_path)
+
+
 def test_tfds_builder_gives_the_same_rows_as_the_raw_reader(data_dir, tmp_path, ml100k):
     via_tfds = datasets.load_splits("movielens_100k", "random", data_dir, source="tfds",
                                     tfds_dir=tmp_path)
@@ -111,6 +135,9 @@ def _gzip(text: str) -> bytes:
     ("empty file", lambda d: {"movies.dat": b""}, r"movies\.dat: the file is empty"),
     ("short line", lambda d: {"users.dat": b"1::F::1::10::48067\n2::M::56\n"},
      r"users\.dat, line 2: 3 of the 5 columns"),
+    ("movie without a year", lambda d: {"movies.dat": (d / "movies.dat").read_bytes().replace(
+        b"2::Jumanji (1995)::", b"2::Jumanji::", 1)},
+     r"movies\.dat, line 2: no \(year\) at the end"),
     ("bad split value", lambda d: {"ratings.csv.gz": _gzip(
         "user_id,movie_id,rating,timestamp,split\n1,1,5,978824268,tset\n")},
      r"ratings\.csv\.gz, row 2: split must be train/val/test, got 'tset'"),
