@@ -71,6 +71,7 @@ def test_a_line_cut_short_is_refused_with_its_line(tmp_path, data_dir):
      r"u\.item, line 3: 7 of the 24 columns"),
     ("u.item", 4, None, r"u\.item, line 4: column 'Action' must be an integer, got 'x'"),
     ("u.genre", 2, "Action|one", r"u\.genre, line 2: column 'index' must be an integer"),
+    ("u.user", 7, "7|57|M||91344", r"u\.user, line 7: column 'occupation' is empty"),
 ])
 def test_one_corrupted_row_of_each_ml100k_file_names_file_and_line(tmp_path, data_dir, name,
                                                                     line, damage, message):

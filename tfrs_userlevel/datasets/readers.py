@@ -11,9 +11,11 @@ import pandas as pd
 from tfrs_userlevel.tables.errors import DataError
 
 
-def read_delimited(path: Path, sep: str, names: list[str], integers: list[str]) -> pd.DataFrame:
+def read_delimited(path: Path, sep: str, names: list[str], integers: list[str],
+                   optional: tuple[str, ...] = ()) -> pd.DataFrame:
     """Reads a header-less Latin-1 file of `names` columns, all as strings,
-    then converts `integers` columns to int64.
+    then converts `integers` columns to int64. Every column but the `optional`
+    ones must hold a value on every line.
 
     Raises:
       DataError: naming the file (and line and column) when the file cannot
@@ -29,12 +31,19 @@ def read_delimited(path: Path, sep: str, names: list[str], integers: list[str]) 
     if frame.empty:
         raise DataError(f"{path}: the file is empty; expected rows of {names}")
     _check_column_counts(path, sep, names)
+    for column in names:
+        if column in optional:
+            continue
+        empty = np.flatnonzero((frame[column].str.strip() == "").to_numpy())
+        if len(empty):
+            raise DataError(f"{path}, line {_line(path, empty[0])}: column {column!r} is "
+                            "empty")
     for column in integers:
         converted = pd.to_numeric(frame[column], errors="coerce")
         bad = np.flatnonzero(converted.isna().to_numpy())
         if len(bad):
-            raise DataError(f"{path}, line {bad[0] + 1}: column {column!r} must be an integer, "
-                             f"got {frame[column].iloc[bad[0]]!r}")
+            raise DataError(f"{path}, line {_line(path, bad[0])}: column {column!r} must be an "
+                            f"integer, got {frame[column].iloc[bad[0]]!r}")
         frame[column] = converted.astype(np.int64)
     return frame
 
@@ -50,3 +59,16 @@ def _check_column_counts(path: Path, sep: str, names: list[str]) -> None:
         line, found = int(short[0]), int(counts[short[0]])
         raise DataError(f"{path}, line {line + 1}: {found} of the {len(names)} columns "
                         f"{names}; {names[found]!r} and later are missing")
+
+
+def _line(path: Path, row: int) -> int:
+    """The 1-based line of data row `row` (pandas skips blank lines; the file may have
+    them)."""
+    with open(path, encoding="latin-1") as handle:
+        seen = -1
+        for number, text in enumerate(handle, start=1):
+            if text.strip():
+                seen += 1
+                if seen == row:
+                    return number
+    return row + 1

@@ -72,7 +72,8 @@ def read_movielens_100k(path: str | os.PathLike) -> pd.DataFrame:
     genre_names = read_delimited(path / "u.genre", "|", ["genre", "index"], ["index"])
     genre_names = genre_names.sort_values("index")["genre"].tolist()
     item_columns = ["item_id", "title", "release", "video_release", "url"] + genre_names
-    items = read_delimited(path / "u.item", "|", item_columns, ["item_id"] + genre_names)
+    items = read_delimited(path / "u.item", "|", item_columns, ["item_id"] + genre_names,
+                           optional=("title", "release", "video_release", "url"))
     flags = items[genre_names].to_numpy(dtype=bool)
     items["genres"] = ["|".join(g for g, on in zip(genre_names, row, strict=True) if on)
                        for row in flags]
