@@ -1,13 +1,9 @@
 """Serving export from a clone of the repository: `python -m export ARGS` is
-`tfrs-userlevel export ARGS`; the code is `tfrs_userlevel.serving`."""
+`tfrs-userlevel export ARGS`; the code is `tfrs_userlevel.serving`, whose names this
+package also gives (loaded on first use, so the command starts quietly)."""
 
-from tfrs_userlevel.serving import (  # noqa: F401
-    ExportError,
-    ServingModule,
-    export_model,
-    export_run,
-    input_specs,
-    next_version,
-    warmup_rows,
-    write_warmup,
-)
+import importlib
+
+
+def __getattr__(name: str):
+    return getattr(importlib.import_module("tfrs_userlevel.serving"), name)
