@@ -514,16 +514,10 @@ def command(argv, prog: str = "tfrs-userlevel train") -> int:
     if args.config is None and args.set:
         raise UsageError("--set overrides keys of a run configuration; give --config FILE")
     check_model_dir(model_dir, args.overwrite)
-    # A directory that exists may hold a live run: hold its writer lock before resuming,
-    # overwriting or reading anything of it (a new one is locked when training starts).
-    with WriterLock(model_dir) if model_dir.is_dir() else contextlib.nullcontext():
-        return _train(argv, args, model_dir)
-
-
-def _train(argv, args: argparse.Namespace, model_dir: Path) -> int:
     if args.config is not None:
         run_config = configured_run(argv, args).with_absolute_files()
-        results = run_configured(args, run_config, model_dir)
+        with _writer(model_dir):
+            results = run_configured(args, run_config, model_dir)
         return report(args, results, {"config": run_config.to_dict()}, model_dir)
     seeds = args.seeds or [args.seed]
     try:
@@ -534,20 +528,29 @@ def _train(argv, args: argparse.Namespace, model_dir: Path) -> int:
     if unused:
         raise UsageError(f"{', '.join('--' + o.replace('_', '-') for o in unused)} only apply "
                          "to GPRec; add --user-level gprec or drop them")
-    splits, spec = load_data(args)
-    results = {}
-    for seed, config in configs.items():
-        out = model_dir / f"seed_{seed}" if args.seeds else model_dir
-        if args.seeds and (out / "metrics.json").exists() and not args.overwrite:
-            results[seed] = json.loads((out / "metrics.json").read_text())
-            print(f"seed {seed}: finished earlier, metrics read from {out / 'metrics.json'}")
-            continue
-        if args.overwrite and (out / "backup").exists():
-            shutil.rmtree(out / "backup")
-        elif (out / "backup").exists():
-            print(f"resuming the interrupted run in {out}", flush=True)
-        results[seed] = run(config, splits, spec, out, tfrecord_dir=args.tfrecord_dir)
+    with _writer(model_dir):
+        splits, spec = load_data(args)
+        results = {}
+        for seed, config in configs.items():
+            out = model_dir / f"seed_{seed}" if args.seeds else model_dir
+            if args.seeds and (out / "metrics.json").exists() and not args.overwrite:
+                results[seed] = json.loads((out / "metrics.json").read_text())
+                print(f"seed {seed}: finished earlier, metrics read from "
+                      f"{out / 'metrics.json'}")
+                continue
+            if args.overwrite and (out / "backup").exists():
+                shutil.rmtree(out / "backup")
+            elif (out / "backup").exists():
+                print(f"resuming the interrupted run in {out}", flush=True)
+            results[seed] = run(config, splits, spec, out, tfrecord_dir=args.tfrecord_dir)
     return report(args, results, {"config": configs[seeds[0]].to_dict()}, model_dir)
+
+
+def _writer(model_dir: Path):
+    """The writer lock of a --model-dir that exists (it may hold a live run: the lock comes
+    before resuming, overwriting or reading anything of it); a new folder is locked when
+    training starts."""
+    return WriterLock(model_dir) if model_dir.is_dir() else contextlib.nullcontext()
 
 
 def main(argv=None) -> int:
