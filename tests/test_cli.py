@@ -340,3 +340,16 @@ def test_an_export_names_features_whose_batch_sizes_differ(trained):
                        match="every feature needs one value per example: feature item_id "
                              r"has another batch size than feature age\] .*\[2\] .*\[3\]"):
         serve(**rows)
+
+
+def test_a_wrongly_typed_example_feature_is_named(trained):
+    """The tf.Example signature parses each feature by its declared type: a value of
+    another type fails naming the feature."""
+    root, _, _ = trained
+    examples = tf.saved_model.load(str(root / "serving" / "1")).signatures[
+        "predict_examples"]
+    feature = {"user_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"abc"]))}
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Key: user_id.*Data types don't "
+                       "match. Data type: string but expected type: int64"):
+        examples(examples=tf.constant([example.SerializeToString()]))
