@@ -39,6 +39,7 @@ def test_bad_backbone_options_are_refused_with_the_valid_ones(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
+@pytest.mark.slow  # an experiment table: several short trainings per row
 def test_backbone_table_rows_library_gaps_and_gprec_p_values(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments, "RESULTS", tmp_path)
     monkeypatch.setattr(experiments, "ZOO", ["mlp", "gdcn", "deepfm"])

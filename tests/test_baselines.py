@@ -262,6 +262,7 @@ def test_every_baseline_fits_saves_and_reloads(ml100k, spec, tmp_path, name, opt
     assert type(model.backbone).from_config(config).get_config() == config
 
 
+@pytest.mark.slow  # an experiment table: several short trainings per row
 def test_baseline_from_the_command_line_and_its_table_row(tmp_path, monkeypatch):
     argv = SMOKE + ["--baseline", "pepnet", "--baseline-options", '{"epnet": false}',
                     "--model-dir", str(tmp_path / "run")]

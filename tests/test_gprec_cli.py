@@ -42,6 +42,7 @@ def test_train_py_runs_gprec_and_logs_every_loss_term(tmp_path, strategy):
     assert model.user_level.get_config()["strategy"] == strategy
 
 
+@pytest.mark.slow  # an experiment table: several short trainings per row
 def test_ensemble_heads_scores_each_averaged_prediction(tmp_path, capsys):
     argv = SMOKE + ["--user-level", "gprec", "--strategy", "ensemble", "--ensemble-weights",
                     "learned", "--model-dir", str(tmp_path)]
@@ -150,6 +151,7 @@ def test_paired_ttest_sees_a_small_gain_that_the_seed_spread_hides():
         paired_one_sided_ttest(candidate[:4], reference)
 
 
+@pytest.mark.slow  # an experiment table: several short trainings per row
 def test_compare_trains_both_configs_reuses_runs_and_writes_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments, "RESULTS", tmp_path / "results")
     common = ["--runs-dir", str(tmp_path / "runs"), "--seeds", "1", "2", "--train-args",
@@ -175,6 +177,7 @@ def test_compare_trains_both_configs_reuses_runs_and_writes_rows(tmp_path, monke
     assert [p.stat().st_mtime_ns for p in runs] == stamps
 
 
+@pytest.mark.slow  # an experiment table: several short trainings per row
 def test_diversity_writes_heatmap_and_similarities(tmp_path):
     run_dir = tmp_path / "run"
     assert train.main(SMOKE + ["--user-level", "gprec", "--model-dir", str(run_dir)]) == 0
@@ -192,6 +195,7 @@ def test_diversity_writes_heatmap_and_similarities(tmp_path):
         experiments.diversity(plain, tmp_path / "x")
 
 
+@pytest.mark.slow  # an experiment table: several short trainings per row
 def test_strategy_table_rows_and_p_values_against_the_mlp(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments, "RESULTS", tmp_path)
     argv = ["ml1m_gprec", "--runs-dir", str(tmp_path / "runs"), "--seeds", "1", "2",
@@ -289,6 +293,7 @@ def test_activity_buckets_cut_users_by_training_rows():
         experiments.activity_buckets(train_users, np.array([1, 5]), buckets=2)
 
 
+@pytest.mark.slow  # an experiment table: several short trainings per row
 def test_by_activity_rescores_the_saved_runs_and_matches_their_test_auc(tmp_path, monkeypatch):
     monkeypatch.setattr(experiments, "RESULTS", tmp_path / "results")
     (tmp_path / "results").mkdir()
