@@ -17,12 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tfrs_userlevel import data as data_lib
 from tfrs_userlevel import metrics as metrics_lib
 from tfrs_userlevel.backend import tf
-from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError
+from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError, command_main
+from tfrs_userlevel.config.sections import Label
+from tfrs_userlevel.metrics import evaluate_ids
 from tfrs_userlevel.scoring import Scorer, feature_batches, file_format
-from tfrs_userlevel.tables.errors import DataError, place
-from tfrs_userlevel.training import write_json_atomic
+from tfrs_userlevel.tables.columns import label_values
+from tfrs_userlevel.tables.errors import DataError
+from tfrs_userlevel.training import load_trained, write_json_atomic
 
 SPLIT_NAMES = {"train": "train", "validation": "validation", "val": "validation",
                "test": "test"}
@@ -60,20 +64,25 @@ def command(argv, prog: str = "tfrs-userlevel evaluate") -> int:
     if not model_dir.is_dir():
         raise UsageError(f"--model-dir {model_dir}: no such folder")
     started = time.perf_counter()
-    scorer = Scorer.from_run(model_dir)
     if args.input is not None:
+        scorer = Scorer.from_run(model_dir)
         labels, probabilities = _score_input(scorer, Path(args.input), args)
-        where = args.input
+        result = metrics_of(labels, probabilities, scorer.positive_rate)
+        rows, where = len(labels), args.input
     else:
-        labels, probabilities = _score_split(scorer, model_dir, SPLIT_NAMES[args.split],
-                                             args.data_dir, args.batch_size)
-        where = f"the {SPLIT_NAMES[args.split]} split"
-    result = metrics_of(labels, probabilities, scorer.positive_rate)
+        # The run's own evaluation path: the model's lookup on the raw columns, then
+        # `evaluate_ids`, as training scored its validation and test splits.
+        split = SPLIT_NAMES[args.split]
+        columns = _split_columns(model_dir, split, args.data_dir)
+        model = load_trained(model_dir)
+        ids = data_lib.lookup_columns(model.lookup, columns)
+        result = evaluate_ids(model, ids, columns["label"], args.batch_size)
+        rows, where = len(columns["label"]), f"the {split} split"
     seconds = time.perf_counter() - started
-    print(f"{len(labels):,} rows of {where}: "
+    print(f"{rows:,} rows of {where}: "
           + "  ".join(f"{name} {value:.4f}" for name, value in result.items()))
     if args.output is not None:
-        write_json_atomic(Path(args.output), {"rows": len(labels), "source": where, **result,
+        write_json_atomic(Path(args.output), {"rows": rows, "source": where, **result,
                                               "model_dir": str(model_dir)})
     print(f"({seconds:.1f} s)")
     return 0
@@ -100,44 +109,12 @@ def _score_input(scorer: Scorer, path: Path, args) -> tuple[np.ndarray, np.ndarr
     labels, probabilities = [], []
     for start, features, extra in feature_batches(path, fmt, scorer.inputs, [args.label],
                                                   args.delimiter, args.batch_size):
-        labels.append(_labels(extra[args.label], path, fmt, start, args.label))
+        labels.append(label_values(Label(column=args.label), extra[args.label], path, fmt,
+                                   start))
         probabilities.append(scorer(features))
     if not labels:
         raise DataError(f"--input {path}: holds no rows")
     return np.concatenate(labels), np.concatenate(probabilities)
-
-
-def _labels(column, path: Path, fmt: str, start: int, name: str) -> np.ndarray:
-    values = column.to_numpy(zero_copy_only=False)
-    try:
-        numbers = values.astype(np.float64)
-    except (TypeError, ValueError):
-        numbers = np.full(len(values), np.nan)
-    bad = ~np.isin(numbers, (0.0, 1.0))
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{place(path, fmt, start + row)}: label column {name!r} holds "
-                        f"{values[row]!r}; labels are 0 or 1")
-    return numbers.astype(np.int64)
-
-
-def _score_split(scorer: Scorer, model_dir: Path, split: str, data_dir: str | None,
-                 batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    columns = _split_columns(model_dir, split, data_dir)
-    labels = np.asarray(columns.pop("label"), np.int64)
-    probabilities = []
-    for start in range(0, len(labels), batch_size):
-        batch = {i.name: _stacked(columns[i.name][start:start + batch_size])
-                 for i in scorer.inputs}
-        probabilities.append(scorer(batch))
-    return labels, np.concatenate(probabilities) if probabilities else np.zeros(0)
-
-
-def _stacked(values: np.ndarray) -> np.ndarray:
-    """A column of per-row id lists (a history) as one 2-D array; others unchanged."""
-    if values.dtype == object and len(values) and isinstance(values[0], np.ndarray):
-        return np.stack(values)
-    return values
 
 
 def _split_columns(model_dir: Path, split: str, data_dir: str | None) -> dict:
@@ -162,10 +139,4 @@ def _split_columns(model_dir: Path, split: str, data_dir: str | None) -> dict:
     return dict(splits[split])
 
 
-def main(argv=None) -> int:
-    """`tfrs-userlevel evaluate ARGV`: returns the exit code."""
-    import sys
-
-    from tfrs_userlevel.cli import main as cli_main
-
-    return cli_main(["evaluate", *(sys.argv[1:] if argv is None else argv)])
+main = command_main("evaluate")  # `tfrs-userlevel evaluate ARGV` -> the exit code
