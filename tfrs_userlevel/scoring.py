@@ -33,8 +33,11 @@ import pyarrow.parquet as pq
 
 from tfrs_userlevel.backend import tf
 from tfrs_userlevel.features import BEHAVIOR_PADDING
+from tfrs_userlevel.serving import SPEC_FILE, ServingModule, input_specs
+from tfrs_userlevel.serving import versions as version_folders
 from tfrs_userlevel.tables.errors import DataError
 from tfrs_userlevel.tables.readers import file_batches
+from tfrs_userlevel.training import load_trained
 
 SCORE_BATCH_ROWS = 1 << 16
 FILE_FORMATS = {".csv": "csv", ".gz": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -71,9 +74,6 @@ class Scorer:
     @classmethod
     def from_run(cls, model_dir: str | os.PathLike) -> Scorer:
         """The best weights of a finished training run."""
-        from tfrs_userlevel.serving import ServingModule, input_specs
-        from tfrs_userlevel.training import load_trained
-
         model = load_trained(model_dir)
         serve = ServingModule(model).serve
         serve.get_concrete_function()  # traced here, once, not in the first batch
@@ -88,9 +88,8 @@ class Scorer:
         if not path.is_dir():
             raise DataError(f"--saved-model {path}: no such folder")
         if not (path / "saved_model.pb").exists():
-            versions = sorted(int(p.name) for p in path.iterdir()
-                               if p.is_dir() and p.name.isdigit()
-                               and (p / "saved_model.pb").exists())
+            versions = [v for v in version_folders(path)
+                        if (path / str(v) / "saved_model.pb").exists()]
             if not versions:
                 raise DataError(f"--saved-model {path}: holds no saved_model.pb, nor version "
                                 "folders with one (tfrs-userlevel export writes BASE/<n>/)")
@@ -99,8 +98,6 @@ class Scorer:
         if "serving_default" not in loaded.signatures:
             raise DataError(f"--saved-model {path}: has no serving_default signature")
         signature = loaded.signatures["serving_default"]
-        from tfrs_userlevel.serving import SPEC_FILE
-
         spec_path = path / "assets.extra" / SPEC_FILE
         spec = json.loads(spec_path.read_text()) if spec_path.exists() else None
         inputs = _inputs(signature.structured_input_signature[1], spec)

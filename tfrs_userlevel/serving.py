@@ -175,10 +175,15 @@ def write_warmup(path: Path, model: RankingModel, model_name: str,
     return count
 
 
+def versions(base: Path) -> list[int]:
+    """The numeric version folders in `base`, ascending."""
+    return sorted(int(p.name) for p in base.iterdir()
+                  if p.is_dir() and re.fullmatch(r"\d+", p.name))
+
+
 def next_version(base: Path) -> int:
     """1 + the largest numeric version folder in `base` (1 when there is none)."""
-    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)]
-    return max(versions, default=0) + 1
+    return max(versions(base), default=0) + 1
 
 
 def export_model(model: RankingModel, export_base: str | os.PathLike,
