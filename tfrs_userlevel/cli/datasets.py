@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from tfrs_userlevel import datasets
-from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError
+from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError, command_main
 from tfrs_userlevel.datasets import sources
 
 BUILT_IN = {
@@ -116,10 +116,4 @@ def _show(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    """`tfrs-userlevel datasets ARGV`: returns the exit code."""
-    import sys
-
-    from tfrs_userlevel.cli import main as cli_main
-
-    return cli_main(["datasets", *(sys.argv[1:] if argv is None else argv)])
+main = command_main("datasets")  # `tfrs-userlevel datasets ARGV` -> the exit code

@@ -7,7 +7,7 @@ The layout and the signatures are described in `tfrs_userlevel.serving`.
 
 from __future__ import annotations
 
-from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError
+from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError, command_main
 from tfrs_userlevel.serving import export_run
 
 
@@ -35,10 +35,4 @@ def command(argv, prog: str = "tfrs-userlevel export") -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    """`tfrs-userlevel export ARGV`: returns the exit code."""
-    import sys
-
-    from tfrs_userlevel.cli import main as cli_main
-
-    return cli_main(["export", *(sys.argv[1:] if argv is None else argv)])
+main = command_main("export")  # `tfrs-userlevel export ARGV` -> the exit code

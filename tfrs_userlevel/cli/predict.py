@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError
+from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError, command_main
 from tfrs_userlevel.scoring import SCORE_BATCH_ROWS, Scorer, file_format, score_file
 from tfrs_userlevel.tables.errors import DataError
 
@@ -80,10 +80,4 @@ def command(argv, prog: str = "tfrs-userlevel predict") -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    """`tfrs-userlevel predict ARGV`: returns the exit code."""
-    import sys
-
-    from tfrs_userlevel.cli import main as cli_main
-
-    return cli_main(["predict", *(sys.argv[1:] if argv is None else argv)])
+main = command_main("predict")  # `tfrs-userlevel predict ARGV` -> the exit code

@@ -72,3 +72,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def command_main(name: str):
+    """`main(argv=None) -> exit code` of command `name`, as `tfrs-userlevel name ARGV`
+    runs it (errors printed as the command prints them)."""
+
+    def main(argv=None) -> int:
+        from tfrs_userlevel.cli import main as run
+
+        return run([name, *(sys.argv[1:] if argv is None else argv)])
+
+    main.__doc__ = f"`tfrs-userlevel {name} ARGV`: returns the exit code."
+    return main

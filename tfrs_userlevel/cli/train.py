@@ -17,7 +17,6 @@ import dataclasses
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from tfrs_userlevel import datasets, streaming, tables
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.baselines import BASELINES
-from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError
+from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError, command_main
 from tfrs_userlevel.config import ConfigError, components, load_run_config
 from tfrs_userlevel.config.run import read_tree
 from tfrs_userlevel.features import FeatureSpec
@@ -553,13 +552,7 @@ def _writer(model_dir: Path):
     return WriterLock(model_dir) if model_dir.is_dir() else contextlib.nullcontext()
 
 
-def main(argv=None) -> int:
-    """`tfrs-userlevel train ARGV`: returns the exit code, errors printed as the command
-    prints them."""
-    from tfrs_userlevel.cli import main as cli_main
-
-    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
-
+main = command_main("train")  # `tfrs-userlevel train ARGV` -> the exit code
 
 def report(args: argparse.Namespace, results: dict, described: dict, model_dir: Path) -> int:
     """Prints the metrics of every seed (and their mean ± std with --seeds)."""
