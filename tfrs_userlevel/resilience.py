@@ -62,22 +62,27 @@ class TrainingState(keras.callbacks.Callback):
     Args:
       path: The JSON file (inside the backup folder).
       callbacks: The callbacks whose `STATE_ATTRIBUTES` are kept.
+      finished_epochs: The epochs the backup checkpoint holds (`backed_up_epochs`):
+        the entry restored at the start of training (0: a new run).
     """
 
-    def __init__(self, path: str | Path, callbacks: list[keras.callbacks.Callback]):
+    def __init__(self, path: str | Path, callbacks: list[keras.callbacks.Callback],
+                 finished_epochs: int = 0):
         super().__init__()
         self.path = Path(path)
         self.callbacks = [c for c in callbacks if type(c).__name__ in STATE_ATTRIBUTES]
+        self.finished_epochs = finished_epochs
         self.resumed_epoch: int | None = None
+        self._entries: dict[str, Any] = {}  # epochs finished -> state, as in the file
 
     def on_train_begin(self, logs=None):
-        finished = backed_up_epochs(self.path.parent)
-        if not finished or not self.path.exists():
+        if not self.finished_epochs or not self.path.exists():
             return
-        entry = json.loads(self.path.read_text())["epochs"].get(str(finished))
+        self._entries = json.loads(self.path.read_text())["epochs"]
+        entry = self._entries.get(str(self.finished_epochs))
         if entry is None:
-            raise RuntimeError(f"{self.path} holds no state for epoch {finished}, which the "
-                               f"backup in {self.path.parent} resumes from")
+            raise RuntimeError(f"{self.path} holds no state for epoch {self.finished_epochs}, "
+                               f"which the backup in {self.path.parent} resumes from")
         for callback in self.callbacks:
             saved = entry["callbacks"].get(type(callback).__name__, {})
             for name, value in saved.items():
@@ -88,7 +93,7 @@ class TrainingState(keras.callbacks.Callback):
                                f"saved, the model has {len(generators)}")
         for generator, state in zip(generators, entry["generators"], strict=True):
             generator.state.assign(state)
-        self.resumed_epoch = finished
+        self.resumed_epoch = self.finished_epochs
 
     def on_epoch_end(self, epoch, logs=None):
         from tfrs_userlevel.training import write_json_atomic
@@ -98,10 +103,11 @@ class TrainingState(keras.callbacks.Callback):
                                for name in STATE_ATTRIBUTES[type(c).__name__]}
             for c in self.callbacks},
             "generators": [g.state.numpy().tolist() for g in random_generators(self.model)]}
-        kept = json.loads(self.path.read_text())["epochs"] if self.path.exists() else {}
-        kept = {key: value for key, value in kept.items() if int(key) == epoch}
-        kept[str(epoch + 1)] = entry
-        write_json_atomic(self.path, {"epochs": kept})
+        # This epoch's entry and the one before it (the checkpoint may still hold that).
+        self._entries = {key: value for key, value in self._entries.items()
+                         if int(key) == epoch}
+        self._entries[str(epoch + 1)] = entry
+        write_json_atomic(self.path, {"epochs": self._entries})
 
     def on_train_end(self, logs=None):
         # BackupAndRestore deletes its checkpoint when fit completes; so does this.

@@ -833,7 +833,7 @@ def _train(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path, stra
     # the callbacks' counters and random generators' states (TrainingState: after the
     # callbacks, so that it restores after their resets; before BackupAndRestore, so that
     # its entry for an epoch is on disk before the checkpoint of that epoch).
-    state = TrainingState(backup_dir / "callbacks.json", callbacks)
+    state = TrainingState(backup_dir / "callbacks.json", callbacks, resumed)
     callbacks += [state, keras.callbacks.BackupAndRestore(str(backup_dir))]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
