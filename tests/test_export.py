@@ -15,6 +15,8 @@ from tfrs_userlevel import serving as export
 from tfrs_userlevel import tf
 from tfrs_userlevel.training import TrainConfig, load_trained, run
 
+from .helpers import not_built_warnings
+
 ROWS = 512
 MODELS = {
     "mlp": {},
@@ -78,8 +80,15 @@ def exported(ml100k, tmp_path_factory):
         spec = datasets.feature_spec("movielens_100k", history_length=config.history_length)
         run_dir = root / "runs" / name
         run(config, splits, spec, run_dir, verbose=0)
-        out[name] = (run_dir, export.export_run(run_dir, root / "serving" / name), splits)
+        with not_built_warnings() as warnings:
+            version = export.export_run(run_dir, root / "serving" / name)
+        out[name] = (run_dir, version, splits, warnings)
     return out
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_export_logs_no_layer_left_unbuilt(exported, name):
+    assert exported[name][3] == []
 
 
 def _test_columns(splits, model, path):
@@ -94,7 +103,7 @@ def _test_columns(splits, model, path):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_a_tensorflow_only_process_serves_what_keras_predicts(exported, ml100k, tmp_path,
                                                                 name):
-    run_dir, version, splits = exported[name]
+    run_dir, version, splits, _ = exported[name]
     assert version.name == "1" and (version / "saved_model.pb").exists()
     model = load_trained(run_dir)
     columns = _test_columns(splits, model, tmp_path / "columns.npz")
@@ -116,7 +125,7 @@ def test_a_tensorflow_only_process_serves_what_keras_predicts(exported, ml100k, 
 
 
 def test_saved_model_cli_lists_both_signatures_with_every_feature(exported):
-    _, version, _ = exported["gprec_dp"]
+    _, version, _, _ = exported["gprec_dp"]
     cli = subprocess.run(["saved_model_cli", "show", "--dir", str(version), "--all"],
                          capture_output=True, text=True, timeout=120)
     assert cli.returncode == 0, cli.stderr[-2000:]
@@ -131,7 +140,7 @@ def test_saved_model_cli_lists_both_signatures_with_every_feature(exported):
 def test_warmup_records_are_prediction_logs_that_match_the_signature(exported):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    _, version, _ = exported["gprec_ensemble"]
+    _, version, _, _ = exported["gprec_ensemble"]
     signature = tf.saved_model.load(str(version)).signatures["serving_default"]
     inputs = signature.structured_input_signature[1]
     records = list(tf.data.TFRecordDataset(
@@ -152,7 +161,7 @@ def test_warmup_records_are_prediction_logs_that_match_the_signature(exported):
 def test_the_serving_graph_has_no_random_ops(exported):
     """No Gumbel noise and no dropout: nothing random anywhere in the serving functions."""
     for name in ("gprec_input", "gprec_dp", "gprec_ensemble", "udg", "din_udg", "dien"):
-        _, version, _ = exported[name]
+        _, version, _, _ = exported[name]
         loaded = tf.saved_model.load(str(version))
         for signature in ("serving_default", "predict_examples"):
             graph = loaded.signatures[signature].graph.as_graph_def()
@@ -167,7 +176,7 @@ def test_the_serving_graph_has_no_random_ops(exported):
 def test_unseen_users_are_served_with_the_meta_embedding(exported, ml100k):
     """UDG with the meta generator: a user id outside the vocabulary gets the generated UDG
     embedding, in the export exactly as in Keras, and it differs from the OOV row's."""
-    run_dir, version, _ = exported["udg"]
+    run_dir, version, _, _ = exported["udg"]
     model = load_trained(run_dir)
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
     raw = {k: tf.constant(v[:16]) for k, v in ml100k["test"].items()
@@ -183,7 +192,7 @@ def test_unseen_users_are_served_with_the_meta_embedding(exported, ml100k):
 
 
 def test_bad_requests_get_finite_probabilities(exported):
-    _, version, _ = exported["gprec_dp"]
+    _, version, _, _ = exported["gprec_dp"]
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
     inputs = serve.structured_input_signature[1]
 
@@ -203,7 +212,7 @@ def test_bad_requests_get_finite_probabilities(exported):
 
 
 def test_versions_are_numbered_and_never_overwritten(exported, tmp_path, capsys):
-    run_dir, _, _ = exported["mlp"]
+    run_dir, _, _, _ = exported["mlp"]
     base = tmp_path / "base"
     assert export_cli.main(["--model-dir", str(run_dir), "--export-dir", str(base)]) == 0
     assert export_cli.main(["--model-dir", str(run_dir), "--export-dir", str(base)]) == 0
@@ -224,7 +233,7 @@ def test_random_requests_never_crash_or_give_nan(exported):
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    _, version, _ = exported["gprec_ensemble"]
+    _, version, _, _ = exported["gprec_ensemble"]
     serve = tf.saved_model.load(str(version)).signatures["serving_default"]
     inputs = serve.structured_input_signature[1]
     text = st.text(max_size=40)

@@ -32,8 +32,8 @@ def test_train_py_runs_gprec_and_logs_every_loss_term(tmp_path, strategy):
         str(tmp_path / "logs" / "train"), size_guidance={event_accumulator.TENSORS: 0})
     accumulator.Reload()
     tags = accumulator.Tags()["tensors"]
-    for term in ("main_loss", "backbone_loss", "group_loss", "contrastive_loss",
-                 "orthogonal_loss"):
+    for term in ("main_loss", "gprec_backbone_loss", "gprec_group_loss", "gprec_contrastive_loss",
+                 "gprec_orthogonal_loss"):
         values = [float(tf.make_ndarray(e.tensor_proto))
                   for e in accumulator.Tensors(f"epoch_{term}")]
         assert f"epoch_{term}" in tags and all(map(math.isfinite, values)), term
@@ -72,7 +72,7 @@ def test_ablation_flag_reaches_the_layer(tmp_path):
     assert train.main(argv) == 0
     model = load_trained(tmp_path)
     assert model.user_level.individual is False
-    assert "orthogonal_loss" not in model.loss_names
+    assert "gprec_orthogonal_loss" not in model.loss_names
 
 
 def test_the_schedule_can_follow_the_backbones_own_auc(tmp_path):

@@ -318,7 +318,7 @@ def test_ensemble_without_backbone_gradient_leaves_the_backbone_to_its_own_loss(
             main = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
                 labels=x["labels"], logits=out["logit"]))
         grads[backbone_gradient] = (tape.gradient(main, logit),
-                                    tape.gradient(out["losses"]["backbone_loss"], logit),
+                                    tape.gradient(out["losses"]["gprec_backbone_loss"], logit),
                                     tape.gradient(main, layer.combiner.mixing))
     trained, detached = grads[True], grads[False]
     assert np.any(trained[0].numpy())
@@ -346,7 +346,7 @@ def test_contrastive_pass_holds_the_group_head_fixed(reduce):
     layer(x)
     with tf.GradientTape(persistent=True) as tape:
         out = layer(x, training=True)
-        contrast = out["losses"]["contrastive_loss"]
+        contrast = out["losses"]["gprec_contrastive_loss"]
     head = layer.group_head.trainable_variables
     assert all(g is None for g in tape.gradient(contrast, head))
     tables = tape.gradient(contrast, layer.group_table.trainable_variables)
@@ -356,7 +356,7 @@ def test_contrastive_pass_holds_the_group_head_fixed(reduce):
     # The paper's sign: the term is −β·BCE(ȳ, y) ≤ 0; the flipped option is +β·BCE(ȳ, 1 − y).
     assert float(contrast) < 0
     flipped = GPRec(groups=6, reduce=reduce, contrast="flipped", group_weight=0.0)
-    assert float(flipped(x, training=True)["losses"]["contrastive_loss"]) > 0
+    assert float(flipped(x, training=True)["losses"]["gprec_contrastive_loss"]) > 0
 
 
 def test_every_loss_term_is_weighted_and_named():
@@ -365,14 +365,15 @@ def test_every_loss_term_is_weighted_and_named():
                   backbone_weight=0.25, dropout=0.0)
     out = layer(x)
     assert set(out["losses"]) == set(layer.loss_names) == {
-        "backbone_loss", "group_loss", "contrastive_loss", "orthogonal_loss"}
+        "gprec_backbone_loss", "gprec_group_loss", "gprec_contrastive_loss",
+        "gprec_orthogonal_loss"}
     bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    assert float(out["losses"]["backbone_loss"]) == pytest.approx(
+    assert float(out["losses"]["gprec_backbone_loss"]) == pytest.approx(
         0.25 * float(bce(x["labels"], x["logit"])), rel=1e-5)
     group_logit = layer.group_head(tf.concat([out["group"], tf.reshape(x["item"], [B, -1])], -1))
-    assert float(out["losses"]["group_loss"]) == pytest.approx(
+    assert float(out["losses"]["gprec_group_loss"]) == pytest.approx(
         2.0 * float(bce(x["labels"], group_logit)), rel=1e-5)
-    assert float(out["losses"]["orthogonal_loss"]) == pytest.approx(
+    assert float(out["losses"]["gprec_orthogonal_loss"]) == pytest.approx(
         3.0 * float(OrthogonalLoss()(out["group"], out["individual"])), rel=1e-5)
     assert out["logit"].shape == (B, 1) and out["masks"].shape == (B, 5, 2)
     # Without labels (serving) no loss is computed.
@@ -385,11 +386,11 @@ def test_ablations_remove_what_the_paper_says(name):
     out = layer(_inputs(), training=True)
     names = set(out["losses"])
     expected = {
-        "gprec-1": {"backbone_loss", "group_loss", "orthogonal_loss"},
-        "gprec-2": {"backbone_loss", "group_loss", "contrastive_loss"},
-        "gprec-3": {"backbone_loss", "contrastive_loss", "orthogonal_loss"},
-        "gprec-4": {"backbone_loss", "group_loss", "orthogonal_loss"},
-        "gprec-5": {"backbone_loss", "group_loss", "contrastive_loss"},
+        "gprec-1": {"gprec_backbone_loss", "gprec_group_loss", "gprec_orthogonal_loss"},
+        "gprec-2": {"gprec_backbone_loss", "gprec_group_loss", "gprec_contrastive_loss"},
+        "gprec-3": {"gprec_backbone_loss", "gprec_contrastive_loss", "gprec_orthogonal_loss"},
+        "gprec-4": {"gprec_backbone_loss", "gprec_group_loss", "gprec_orthogonal_loss"},
+        "gprec-5": {"gprec_backbone_loss", "gprec_group_loss", "gprec_contrastive_loss"},
     }[name]
     assert names == expected
     if name == "gprec-1":

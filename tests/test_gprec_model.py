@@ -1,8 +1,7 @@
-"""GPRec inside ranking models: RankingModel end to end, and a user's own tfrs.Model."""
+"""GPRec inside RankingModel, end to end (a user's own models: test_loss_terms.py)."""
 
 import numpy as np
 import pytest
-import tensorflow_recommenders as tfrs
 
 from tfrs_userlevel import FeatureSpec, RankingModel, data, datasets, keras, tf
 from tfrs_userlevel.gprec import GPRec
@@ -34,16 +33,17 @@ def test_ranking_model_with_gprec_learns_logs_every_term_and_round_trips(
     history = model.fit(data.training_dataset(ids, train["label"], 1024, seed=0), epochs=2,
                         steps_per_epoch=40, verbose=0)
     logs = {k: v[-1] for k, v in history.history.items()}
-    terms = ("main_loss", "backbone_loss", "group_loss", "contrastive_loss", "orthogonal_loss")
+    terms = ("main_loss", "gprec_backbone_loss", "gprec_group_loss", "gprec_contrastive_loss",
+             "gprec_orthogonal_loss")
     assert set(terms) <= set(logs)
-    assert logs["contrastive_loss"] < 0 < logs["group_loss"]
+    assert logs["gprec_contrastive_loss"] < 0 < logs["gprec_group_loss"]
     assert logs["loss"] == pytest.approx(
         sum(logs[t] for t in terms) + logs["regularization_loss"], rel=1e-4)
     test_ids = data.lookup_columns(model.lookup, test)
     metrics = model.evaluate(data.evaluation_dataset(test_ids, test["label"], 4096),
                              return_dict=True, verbose=0)
     assert metrics["auc"] > 0.70, metrics
-    assert "val_group_loss" not in metrics and "group_loss" in metrics
+    assert "val_gprec_group_loss" not in metrics and "gprec_group_loss" in metrics
     # backbone_auc scores the backbone's own logit, not the prediction.
     scored = model.score({k: tf.constant(v) for k, v in test_ids.items()})
     backbone = exact_auc_logloss(test["label"], scored["backbone_logit"].numpy())[0]
@@ -90,48 +90,3 @@ def test_refuses_a_layer_that_would_count_its_losses_twice(ml100k, spec):
     train = ml100k["train"]
     with pytest.raises(ValueError, match="twice"):
         RankingModel(spec, spec.build_vocabularies(train), user_level=GPRec(add_losses=True))
-
-
-class OwnRanker(tfrs.Model):
-    """The README's example: GPRec added to a user's own TFRS ranking model."""
-
-    def __init__(self, users, items):
-        super().__init__()
-        self.user_embedding = keras.layers.Embedding(users, 16)
-        self.item_embedding = keras.layers.Embedding(items, 16)
-        self.backbone = keras.layers.Dense(16, activation="relu")
-        self.head = keras.layers.Dense(1)
-        # The recommended form; its terms go to self.losses.
-        self.gprec = GPRec.from_preset("recommended", groups=10, add_losses=True)
-        self.task = tfrs.tasks.Ranking(loss=keras.losses.BinaryCrossentropy(from_logits=True))
-
-    def compute_loss(self, inputs, training=False):
-        features, labels = inputs
-        user = self.user_embedding(features["user"])[:, None, :]  # [B, 1, 16]
-        item = self.item_embedding(features["item"])[:, None, :]
-        hidden = self.backbone(tf.concat([user[:, 0], item[:, 0]], axis=-1))
-        out = self.gprec({"user": user, "personal": user, "item": item, "hidden": hidden,
-                          "logit": self.head(hidden), "labels": labels}, training=training)
-        return self.task(labels=labels, predictions=out["logit"])
-
-
-def test_gprec_plugs_into_a_plain_tfrs_model(ml100k):
-    train = ml100k["train"]
-    users = np.unique(train["user_id"], return_inverse=True)[1]
-    items = np.unique(train["item_id"], return_inverse=True)[1]
-    labels = train["label"].astype("float32")[:, None]
-    dataset = tf.data.Dataset.from_tensor_slices(
-        ({"user": users, "item": items}, labels)).shuffle(100_000, seed=0).batch(1024)
-    keras.utils.set_random_seed(0)
-    model = OwnRanker(users.max() + 1, items.max() + 1)
-    model.compile(keras.optimizers.Adam(3e-3))
-    before = None
-    history = model.fit(dataset.take(3), epochs=1, verbose=0)
-    before = [w.numpy().copy() for w in model.gprec.group_head.weights]
-    history = model.fit(dataset.take(20), epochs=1, verbose=0)
-    regularization = history.history["regularization_loss"][-1]
-    # tfrs.Model's train step adds the layer's losses: backbone + group − contrast + orthogonal.
-    assert regularization > 0.5
-    # The group head only learns through L_g, which reached it through self.losses.
-    after = model.gprec.group_head.weights
-    assert any(np.abs(a.numpy() - b).max() > 0 for a, b in zip(after, before, strict=True))

@@ -90,7 +90,7 @@ def test_a_nan_loss_stops_training_naming_the_term_and_keeps_the_good_weights(ml
         run(config, ml100k, spec, tmp_path, verbose=0,
             extra_callbacks=[PoisonGroupHead(), Record()])
     message = str(error.value)
-    assert "group_loss" in message and "step 24" in message and "epoch 2, batch 4" in message
+    assert "gprec_group_loss" in message and "step 24" in message and "epoch 2, batch 4" in message
     assert str(tmp_path / "checkpoint") in message
     # The best weights on disk are the last good epoch's, untouched and finite.
     assert len(digests) == 1 and hashlib.sha256(best.read_bytes()).hexdigest() == digests[0]

@@ -1,28 +1,45 @@
-"""TensorBoard: a short GPRec + UDG run (ensemble strategy with learned weights) writes
-every loss term, AUC/LogLoss (train and validation), the learning rate, the group-mask
-histograms, the similarity image, the ensemble's weights and the UDG gate histograms."""
+"""TensorBoard: a short GPRec + UDG run (ensemble strategy with learned weights, two seeds
+through the command line) writes every loss term, AUC/LogLoss (train and validation), one
+learning rate, the group-mask histograms, the similarity image, the ensemble's weights, the
+UDG gate histograms and one HParams session per seed; a real TensorBoard server serves them."""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+import tfrs_userlevel.cli.train as train
 from tfrs_userlevel import datasets, tf
 from tfrs_userlevel.monitoring import cosine_similarity, similarity_image
 from tfrs_userlevel.training import TrainConfig, run
 
 EPOCHS = 2
+SEEDS = (1, 2)
 
 
 @pytest.fixture(scope="module")
-def logs(ml100k, tmp_path_factory):
+def seeds_run(ml100k, tmp_path_factory):
+    """The run folder of `train --seeds 1 2` (one sub-folder per seed)."""
     model_dir = tmp_path_factory.mktemp("tensorboard")
-    config = TrainConfig(dataset="movielens_100k", user_level="gprec+udg", groups=6,
-                         strategy="ensemble", ensemble_weights="learned",
-                         epochs=EPOCHS, batch_size=4096)
-    run(config, ml100k, datasets.feature_spec("movielens_100k"), model_dir, verbose=0)
+    argv = ["--dataset", "movielens_100k", "--user-level", "gprec+udg", "--groups", "6",
+            "--strategy", "ensemble", "--ensemble-weights", "learned",
+            "--epochs", str(EPOCHS), "--batch-size", "8192", "--model-dir", str(model_dir),
+            "--seeds", *map(str, SEEDS)]
+    assert train.main(argv) == 0
+    return model_dir
+
+
+@pytest.fixture(scope="module")
+def logs(seeds_run):
     out = {}
     for name in ("train", "validation", "user_level"):
-        events = EventAccumulator(str(model_dir / "logs" / name),
+        events = EventAccumulator(str(seeds_run / f"seed_{SEEDS[0]}" / "logs" / name),
                                   size_guidance={"tensors": 0})
         events.Reload()
         out[name] = {tag: [tf.make_ndarray(e.tensor_proto) for e in events.Tensors(tag)]
@@ -37,18 +54,19 @@ def _finite_per_epoch(values):
 
 @pytest.mark.parametrize("run_name", ["train", "validation"])
 def test_every_loss_term_and_metric_per_epoch(logs, run_name):
-    for term in ("loss", "main_loss", "backbone_loss", "group_loss", "contrastive_loss",
-                 "orthogonal_loss", "auc", "logloss"):
+    for term in ("loss", "main_loss", "gprec_backbone_loss", "gprec_group_loss",
+                 "gprec_contrastive_loss", "gprec_orthogonal_loss", "auc", "logloss"):
         tag = f"epoch_{term}"
         assert tag in logs[run_name], (run_name, tag, sorted(logs[run_name]))
         assert _finite_per_epoch(logs[run_name][tag]), tag
     aucs = [float(v) for v in logs[run_name]["epoch_auc"]]
     assert all(0.5 < a < 1 for a in aucs)
-    assert float(logs[run_name]["epoch_contrastive_loss"][0]) < 0  # −β·L_c (paper form)
+    assert float(logs[run_name]["epoch_gprec_contrastive_loss"][0]) < 0  # −β·L_c (paper form)
 
 
-def test_learning_rate_is_logged(logs):
+def test_one_learning_rate_is_logged(logs):
     assert _finite_per_epoch(logs["train"]["epoch_learning_rate"])
+    assert not [tag for tag in logs["train"] if tag.endswith("_lr")]
     assert float(logs["train"]["epoch_learning_rate"][0]) == pytest.approx(2e-3)
 
 
@@ -116,3 +134,124 @@ def test_ungated_layers_have_no_gate_histogram(ml100k, tmp_path):
     count = {tag: tf.make_ndarray(events.Tensors(tag)[-1].tensor_proto)[:, 2].sum()
              for tag in ("udg/gates", "udg/gates_layer1")}
     assert count["udg/gates"] == pytest.approx(count["udg/gates_layer1"])  # no constant 1s
+
+
+# -- a real TensorBoard server -------------------------------------------------------
+
+SERVER_SECONDS = 120  # the most the server may take to start and load the runs
+
+
+class TensorBoardServer:
+    """`tensorboard --logdir LOGDIR` on 127.0.0.1 at a port the server picks itself (0);
+    stopped on exit."""
+
+    def __init__(self, logdir):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+             "--host", "127.0.0.1", "--port", "0", "--load_fast", "false",
+             "--reload_interval", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.url = None
+
+    def __enter__(self):
+        deadline = time.monotonic() + SERVER_SECONDS
+        for line in self.process.stderr:  # it prints its address when it listens
+            if " at http://127.0.0.1:" in line:
+                self.url = line.split(" at ", 1)[1].split()[0].rstrip("/")
+                break
+            assert time.monotonic() < deadline, "TensorBoard did not start"
+        assert self.url, "TensorBoard exited before listening"
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stderr.close()
+
+    def get(self, path, body=None):
+        request = urllib.request.Request(
+            self.url + path, data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"} if body is not None else {})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data = response.read()
+        return data if path.startswith("/data/plugin/images/individualImage") else \
+            json.loads(data)
+
+    def until(self, path, ready, body=None):
+        """The answer to `path` once `ready(answer)` holds (the server loads in the
+        background)."""
+        deadline = time.monotonic() + SERVER_SECONDS
+        while True:
+            answer = self.get(path, body)
+            if ready(answer):
+                return answer
+            assert time.monotonic() < deadline, (path, answer)
+            time.sleep(0.5)
+
+
+def _query(**fields):
+    return urllib.parse.urlencode(fields)
+
+
+SESSION_GROUPS = {"experimentName": "", "allowedStatuses": [
+    "STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
+    "colParams": [], "startIndex": 0, "sliceSize": 100}
+
+
+def test_a_real_tensorboard_server_serves_the_run(seeds_run):
+    runs = {seed: f"seed_{seed}/logs" for seed in SEEDS}
+    metrics = {seed: json.loads((seeds_run / f"seed_{seed}" / "metrics.json").read_text())
+               for seed in SEEDS}
+    with TensorBoardServer(seeds_run) as server:
+        groups = server.until(
+            "/data/plugin/hparams/session_groups",
+            lambda a: sum(len(g["sessions"]) for g in a.get("sessionGroups", [])) == 2,
+            SESSION_GROUPS)
+        # HParams: one session per seed, its configuration and final metrics.
+        sessions = {s["name"]: (g["hparams"], s) for g in groups["sessionGroups"]
+                    for s in g["sessions"]}
+        assert set(sessions) == set(runs.values())
+        for seed, run_name in runs.items():
+            hparams, session = sessions[run_name]
+            assert hparams["seed"] == seed and hparams["user_level"] == "gprec+udg"
+            assert hparams["groups"] == 6
+            values = {(m["name"].get("group", ""), m["name"]["tag"]): m["value"]
+                      for m in session["metricValues"]}
+            assert values[("", "final/test_auc")] == pytest.approx(
+                metrics[seed]["test"]["auc"], rel=1e-6)
+            assert values[("", "final/val_logloss")] == pytest.approx(
+                metrics[seed]["val"]["logloss"], rel=1e-6)
+        experiment = server.get("/data/plugin/hparams/experiment", {"experimentName": ""})
+        names = {h["name"] for h in experiment["hparamInfos"]}
+        assert {"seed", "groups", "strategy", "learning_rate"} <= names
+
+        run = runs[SEEDS[0]]
+        tags = server.until("/data/plugin/scalars/tags",
+                            lambda a: f"{run}/validation" in a)
+        for split in ("train", "validation"):
+            assert {"epoch_gprec_group_loss", "epoch_auc", "epoch_loss"} <= set(
+                tags[f"{run}/{split}"]), split
+        assert "epoch_learning_rate" in tags[f"{run}/train"]
+        auc = server.get("/data/plugin/scalars/scalars?"
+                         + _query(run=f"{run}/validation", tag="epoch_auc"))
+        assert [step for _, step, _ in auc] == list(range(EPOCHS))
+        assert all(0.5 < value < 1 for _, _, value in auc)
+
+        histograms = server.get("/data/plugin/histograms/tags")[f"{run}/user_level"]
+        assert {"gprec/mask_inside", "gprec/group_share", "udg/gates"} <= set(histograms)
+        masks = server.get("/data/plugin/histograms/histograms?"
+                           + _query(run=f"{run}/user_level", tag="gprec/mask_inside"))
+        assert len(masks) == EPOCHS
+
+        images = server.get("/data/plugin/images/tags")[f"{run}/user_level"]
+        assert "gprec/group_similarity" in images
+        listed = server.get("/data/plugin/images/images?"
+                            + _query(run=f"{run}/user_level", tag="gprec/group_similarity"))
+        assert len(listed) == EPOCHS
+        png = server.get(f"/data/plugin/images/individualImage?{listed[-1]['query']}")
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert server.process.returncode is not None  # stopped

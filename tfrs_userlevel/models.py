@@ -29,6 +29,7 @@ from tfrs_userlevel import metrics as metrics_lib
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.embedding import FieldEmbedding
 from tfrs_userlevel.features import FeatureLookup, FeatureSpec, attribute_key
+from tfrs_userlevel.loss_terms import LossTerms
 
 DENSE_GRADIENT_MAX_PARAMETERS = 1 << 22
 
@@ -171,10 +172,14 @@ class RankingModel(tfrs.Model):
             FieldEmbedding(self.feature_spec.get_config(), self.lookup.total_size, 1,
                            l2=embedding_l2, name="first_order")
             if getattr(backbone, "uses_first_order", False) else None)
-        if getattr(user_level, "add_losses", False):
-            raise ValueError(
-                "RankingModel: the user_level layer has add_losses=True; RankingModel adds the "
-                "terms it returns, so they would count twice. Build it with add_losses=False.")
+        for role, layer in (("user_level", user_level), ("backbone", backbone)):
+            if getattr(layer, "add_losses", False):
+                raise ValueError(
+                    f"RankingModel: the {role} layer has add_losses=True; RankingModel adds "
+                    "the terms it returns, so they would count twice. Build it with "
+                    "add_losses=False.")
+            if isinstance(layer, LossTerms):
+                layer.report_to_model = False  # the trackers below log the terms
         self.user_level = user_level
         self.gating = gating
         if gating is not None and not getattr(backbone, "supports_gates", False):
@@ -222,6 +227,7 @@ class RankingModel(tfrs.Model):
             loss=keras.losses.BinaryCrossentropy(from_logits=True,
                                                  reduction=keras.losses.Reduction.NONE),
             metrics=metrics_lib.ranking_metrics(self.positive_rate))
+        self.task.built = True  # no weights; a model that only serves never calls it
         self._item_positions = self.feature_spec.positions("item")
         self._user_positions = self.feature_spec.positions("user_personal", "user_other")
         self._personal_positions = self.feature_spec.positions("user_personal")

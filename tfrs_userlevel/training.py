@@ -8,8 +8,9 @@ columns and writes, under `model_dir` (SPEC §10):
   best_epoch, train_examples_per_second, and the resolved config;
 * `checkpoint/`: the best weights (by validation AUC);
 * `logs/`: TensorBoard events: every loss term, AUC and LogLoss (train and
-  validation), the learning rate, and for GPRec the group-mask histograms and
-  the group-similarity image (`monitoring.UserLevelMonitor`);
+  validation), the learning rate, for GPRec the group-mask histograms and
+  the group-similarity image (`monitoring.UserLevelMonitor`), and the run as
+  a session of the HParams dashboard (`hparams.write_session`);
 * `config.json`: the config, written before training starts;
 * `model.json`: the model's Keras config (vocabularies included), so that
   `load_trained(model_dir)` rebuilds it without the training data.
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from tfrs_userlevel import data as data_lib
-from tfrs_userlevel import streaming
+from tfrs_userlevel import hparams, streaming
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.backbones import options as backbone_options
 from tfrs_userlevel.backend import keras, tf
@@ -637,6 +638,7 @@ def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_
         "config": record,
     }
     write_json_atomic(model_dir / "metrics.json", metrics)
+    hparams.write_session(model_dir / "logs", record, metrics)
     return metrics
 
 
@@ -869,4 +871,5 @@ def _train(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path, stra
     if meta is not None:
         metrics["meta_generator"] = meta
     write_json_atomic(model_dir / "metrics.json", metrics)
+    hparams.write_session(model_dir / "logs", record, metrics)
     return metrics

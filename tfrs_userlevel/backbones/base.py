@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.loss_terms import LossTerms
 
 
 def flatten_fields(embeddings: tf.Tensor) -> tf.Tensor:
@@ -26,7 +27,7 @@ def flatten_fields(embeddings: tf.Tensor) -> tf.Tensor:
     return tf.reshape(embeddings, [-1, embeddings.shape[1] * embeddings.shape[2]])
 
 
-class Backbone(keras.layers.Layer):
+class Backbone(LossTerms, keras.layers.Layer):
     """Base class: subclasses implement `hidden_state` and may add `extra_logit`.
 
     Args:
@@ -45,7 +46,9 @@ class Backbone(keras.layers.Layer):
 
     Returns:
       {"hidden": float32 [B, H], "logit": float32 [B, 1]} and, for backbones
-      with auxiliary losses (`loss_names`), "losses": {name: scalar}.
+      with auxiliary losses (`loss_names`), "losses": {name: scalar} and
+      "loss" their sum, each term also logged by name
+      (`tfrs_userlevel.loss_terms`).
     """
 
     uses_first_order = False
@@ -95,6 +98,7 @@ class Backbone(keras.layers.Layer):
         output = {"hidden": hidden, "logit": logit}
         if self.loss_names:
             output["losses"] = losses
+            output["loss"] = self.report_losses(losses)
         return output
 
     @property

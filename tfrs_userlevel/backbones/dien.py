@@ -75,6 +75,9 @@ class DIENBackbone(Backbone):
       aux_weight: α, weight of the auxiliary loss.
       hidden_units, activation, dropout, batch_norm: of the prediction MLP.
       output_bias: Initial head bias.
+      add_losses: Also `add_loss` α·L_aux (`tfrs_userlevel.loss_terms`), for a
+        model whose training step adds `model.losses`; `RankingModel`
+        refuses True.
 
     Call / Returns: see `Backbone` (needs `behavior`); h [B, hidden_units[-1]];
     "losses" {"dien_auxiliary_loss": α·L_aux}.
@@ -86,8 +89,9 @@ class DIENBackbone(Backbone):
 
     def __init__(self, aux_weight: float = 1.0, hidden_units: Sequence[int] = (64, 32, 16),
                  activation: str = "relu", dropout: float = 0.2, batch_norm: bool = False,
-                 **kwargs):
+                 add_losses: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.add_losses = bool(add_losses)
         if aux_weight < 0:
             raise ValueError(f"DIENBackbone: aux_weight must be >= 0, got {aux_weight}")
         self.aux_weight = float(aux_weight)
@@ -132,4 +136,5 @@ class DIENBackbone(Backbone):
         return {"hidden": hidden, "losses": losses}
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), **deep_options(self.deep), "aux_weight": self.aux_weight}
+        return {**super().get_config(), **deep_options(self.deep), "aux_weight": self.aux_weight,
+                "add_losses": self.add_losses}

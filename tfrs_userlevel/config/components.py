@@ -32,7 +32,7 @@ from tfrs_userlevel.udg.gating import UserDependentGating
 
 # Constructor arguments that the ranking model sets from the data and the other sections.
 DERIVED: dict[str, tuple[str, ...]] = {
-    "backbone": ("output_bias", "cross"),
+    "backbone": ("output_bias", "cross", "add_losses"),
     "baseline": ("output_bias", "num_domains"),
     "gprec": ("embedding_dim", "output_bias", "add_losses"),
     "udg": ("num_users", "vocabulary_size"),

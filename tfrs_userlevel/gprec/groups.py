@@ -178,6 +178,7 @@ class GumbelMask(keras.__internal__.layers.BaseRandomLayer):
         if not temperature > 0:
             raise ValueError(f"GumbelMask: temperature must be > 0, got {temperature}")
         self.temperature = float(temperature)
+        self.built = True  # no weights; GPRec calls `inside`, which Keras does not build
 
     def call(self, scores: tf.Tensor, training: bool = False) -> tf.Tensor:
         inside = self.inside(scores[..., 0] - scores[..., 1], training=training)

@@ -85,6 +85,7 @@ class OrthogonalLoss(keras.layers.Layer):
     def __init__(self, epsilon: float = 1e-8, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = float(epsilon)
+        self.built = True  # no weights (and not called at inference, so never built there)
 
     def call(self, group_representation, individual_representation) -> tf.Tensor:
         if (isinstance(group_representation, MaskedGroups)

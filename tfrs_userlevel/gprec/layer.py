@@ -25,6 +25,7 @@ from tfrs_userlevel.gprec.groups import (
     SingleGroupEmbedding,
 )
 from tfrs_userlevel.gprec.individual import IndividualPreference, OrthogonalLoss
+from tfrs_userlevel.loss_terms import LossTerms
 
 GROUP_EMBEDDINGS = ("dual", "single")
 BASES = ("hidden", "embeddings")
@@ -88,7 +89,7 @@ def _bce(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
-class GPRec(keras.layers.Layer):
+class GPRec(LossTerms, keras.layers.Layer):
     """Bi-level user modeling (GPRec) on top of any backbone.
 
     Args:
@@ -155,9 +156,14 @@ class GPRec(keras.layers.Layer):
         inference uses; the Gumbel-sampled masks still make the r_g of the
         group head, the contrastive pass and the orthogonal loss. True (the
         paper): every use of r_g reads the sampled masks.
-      add_losses: Also `add_loss` the sum of the weighted terms, so that a
-        plain `tfrs.Model` (whose train step adds `self.losses`) picks them up.
-        `RankingModel` reads the returned terms instead and refuses True.
+      add_losses: Also `add_loss` the sum of the weighted terms, for a model
+        whose training step adds `model.losses` (a functional model). In a
+        `tfrs.Model`, add the returned "loss" in `compute_loss` instead:
+        TFRS reports `add_loss` terms as `regularization_loss`
+        (`tfrs_userlevel.loss_terms`). `RankingModel` refuses True.
+      Outside `RankingModel`, each term is also logged under its name
+      (`gprec_backbone_loss`, `gprec_group_loss`, `gprec_contrastive_loss`,
+      `gprec_orthogonal_loss`) as a metric of the model that holds the layer.
 
     Call:
       inputs: dict with
@@ -170,7 +176,8 @@ class GPRec(keras.layers.Layer):
       training: Gumbel noise and dropout on/off.
 
     Returns:
-      {"logit": [B, 1], "losses": {name: weighted scalar}, "masks": [B, G, 2]
+      {"logit": [B, 1], "losses": {name: weighted scalar}, "loss": their sum
+      (a scalar, 0 without labels), "masks": [B, G, 2]
       (or softmax weights [B, G, 1] for GPRec-1), "group": r_g,
       "individual": r_p or None, "heads": the ensemble's averaged logits by name
       ({"backbone", "group", "individual"}, each [B, 1]; {} for input and dp)}.
@@ -291,13 +298,13 @@ class GPRec(keras.layers.Layer):
 
         names = []
         if self.backbone_weight:
-            names.append("backbone_loss")
+            names.append("gprec_backbone_loss")
         if self.group_weight:
-            names.append("group_loss")
+            names.append("gprec_group_loss")
         if self.contrast_weight and dual:
-            names.append("contrastive_loss")
+            names.append("gprec_contrastive_loss")
         if self.orthogonal_weight and self.individual:
-            names.append("orthogonal_loss")
+            names.append("gprec_orthogonal_loss")
         self.loss_names = tuple(names)
 
     def build(self, input_shape):
@@ -339,7 +346,7 @@ class GPRec(keras.layers.Layer):
         head_input = [group, item]  # read as concat([r_g, e_i])
         group_logit = None
         if self.strategy == "ensemble" or (labels is not None
-                                           and "group_loss" in self.loss_names):
+                                           and "gprec_group_loss" in self.loss_names):
             group_logit = self.group_head(head_input, training=training)
         elif not self.group_head.built:  # its weights exist, as in every saved model
             self.group_head.build([part.shape for part in head_input])
@@ -373,30 +380,30 @@ class GPRec(keras.layers.Layer):
         losses = {}
         if labels is not None:
             labels = tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)
-            if "backbone_loss" in self.loss_names:
+            if "gprec_backbone_loss" in self.loss_names:
                 if backbone_logit is None:
                     raise ValueError("GPRec: backbone_weight > 0 needs inputs['logit'], the "
                                      "backbone head's logit (or set backbone_weight=0)")
-                losses["backbone_loss"] = self.backbone_weight * _bce(labels, backbone_logit)
-            if "group_loss" in self.loss_names:
-                losses["group_loss"] = self.group_weight * _bce(labels, group_logit)
-            if "contrastive_loss" in self.loss_names:
+                losses["gprec_backbone_loss"] = self.backbone_weight * _bce(labels,
+                                                                            backbone_logit)
+            if "gprec_group_loss" in self.loss_names:
+                losses["gprec_group_loss"] = self.group_weight * _bce(labels, group_logit)
+            if "gprec_contrastive_loss" in self.loss_names:
                 # The head as a fixed function: frozen weights, and no dropout either.
                 contrast_logit = self.group_head([contrast, item], training=False,
                                                  frozen=True)
                 if self.contrast == "paper":
-                    losses["contrastive_loss"] = -self.contrast_weight * _bce(
+                    losses["gprec_contrastive_loss"] = -self.contrast_weight * _bce(
                         labels, contrast_logit)
                 else:
-                    losses["contrastive_loss"] = self.contrast_weight * _bce(
+                    losses["gprec_contrastive_loss"] = self.contrast_weight * _bce(
                         1.0 - labels, contrast_logit)
-            if "orthogonal_loss" in self.loss_names:
-                losses["orthogonal_loss"] = self.orthogonal_weight * self.orthogonal(
+            if "gprec_orthogonal_loss" in self.loss_names:
+                losses["gprec_orthogonal_loss"] = self.orthogonal_weight * self.orthogonal(
                     group, individual)
-            if self.add_losses and losses:
-                self.add_loss(tf.add_n(list(losses.values())))
         # Built here only if a caller reads them (unused ops leave the traced graph).
-        return {"logit": logit, "losses": losses, "masks": masks,
+        return {"logit": logit, "losses": losses, "loss": self.report_losses(losses),
+                "masks": masks,
                 "group": materialize(group), "individual": materialize(individual),
                 "heads": heads}
 
