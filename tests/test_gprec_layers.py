@@ -578,11 +578,14 @@ def test_group_init_stddev_sets_the_scale_of_the_group_tables(group_embedding):
         GPRec(group_init_stddev=0.0)
 
 
-@pytest.mark.parametrize("reduce", ["sum", "concat"])
-def test_noise_free_prediction_reads_the_inference_masks_in_training(reduce):
+@pytest.mark.parametrize("reduce,strategy", [("sum", "input"), ("concat", "input"),
+                                             ("concat", "dp"), ("sum", "ensemble"),
+                                             ("concat", "ensemble")])
+def test_noise_free_prediction_reads_the_inference_masks_in_training(reduce, strategy):
     x = _inputs()
-    noisy = GPRec(groups=8, reduce=reduce, dropout=0.0)
-    clean = GPRec(groups=8, reduce=reduce, dropout=0.0, noisy_prediction=False)
+    noisy = GPRec(groups=8, reduce=reduce, strategy=strategy, dropout=0.0)
+    clean = GPRec(groups=8, reduce=reduce, strategy=strategy, dropout=0.0,
+                  noisy_prediction=False)
     noisy(x), clean(x)
     clean.set_weights(noisy.get_weights())
     inference = clean(x, training=False)["logit"].numpy()

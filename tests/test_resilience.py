@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfrs_userlevel import datasets, keras
+from tfrs_userlevel import datasets, keras, streaming
 from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, run
 
@@ -136,6 +136,51 @@ def test_a_deterministic_run_killed_at_three_points_ends_exactly_as_uninterrupte
     assert found["resumed_after_epoch"] == 2  # only the last epoch ran in this process
     assert (found["epochs"], found["best_epoch"]) == (expected["epochs"],
                                                       expected["best_epoch"]) == (3, 3)
+    for split in ("val", "test"):
+        for metric, value in expected[split].items():
+            assert abs(found[split][metric] - value) <= 1e-6, (split, metric)
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopMidEpoch(keras.callbacks.Callback):
+    """Raises in the second epoch, after batch 7: the process stays, the run is cut."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == 1 and batch == 7:
+            raise Interrupt
+
+
+def test_a_streamed_deterministic_run_cut_mid_epoch_resumes_exactly(ml100k, tmp_path):
+    """The streamed input (TFRecord shards) resumes at the batches the uninterrupted run
+    had: the resumed run trains only the last epoch and ends with the same metrics."""
+    spec = datasets.feature_spec("movielens_100k")
+    shards = tmp_path / "shards"
+    for prefix, split in (("train", "train"), ("validation", "validation"), ("test", "test")):
+        streaming.write_tfrecords([ml100k[split]], spec, shards, prefix=prefix,
+                                  block_rows=256)
+    config = TrainConfig(dataset="movielens_100k", user_level="gprec", groups=4, epochs=3,
+                         batch_size=4096, patience=10, seed=5, deterministic=True,
+                         steps_per_execution=4)
+    expected = run(config, None, spec, tmp_path / "reference", verbose=0,
+                   tfrecord_dir=shards)
+    with pytest.raises(Interrupt):
+        run(config, None, spec, tmp_path / "cut", verbose=0, tfrecord_dir=shards,
+            extra_callbacks=[StopMidEpoch()])
+    assert (tmp_path / "cut" / "backup").is_dir()
+    found = run(config, None, spec, tmp_path / "cut", verbose=0, tfrecord_dir=shards)
+    assert found["resumed_after_epoch"] == 1
+    assert (found["epochs"], found["best_epoch"]) == (expected["epochs"],
+                                                      expected["best_epoch"])
     for split in ("val", "test"):
         for metric, value in expected[split].items():
             assert abs(found[split][metric] - value) <= 1e-6, (split, metric)

@@ -153,9 +153,11 @@ class GPRec(LossTerms, keras.layers.Layer):
         feature embeddings start at 1e-4 and stay near 0.03).
       noisy_prediction: False (not in the paper): in training the strategy
         reads r_g from the noise-free masks σ((S_{g,1} − S_{g,2})/τ), the ones
-        inference uses; the Gumbel-sampled masks still make the r_g of the
-        group head, the contrastive pass and the orthogonal loss. True (the
-        paper): every use of r_g reads the sampled masks.
+        inference uses (for the ensemble, MLP_g's logit in the average comes
+        from a second pass of MLP_g on that r_g); the Gumbel-sampled masks still
+        make the r_g of the group loss L_g, the contrastive pass and the
+        orthogonal loss. True (the paper): every use of r_g reads the sampled
+        masks.
       add_losses: Also `add_loss` the sum of the weighted terms, for a model
         whose training step adds `model.losses` (a functional model). In a
         `tfrs.Model`, add the returned "loss" in `compute_loss` instead:
@@ -364,8 +366,12 @@ class GPRec(LossTerms, keras.layers.Layer):
             base = tf.reshape(base, [-1, base.shape[1] * base.shape[2]])
         heads = {}
         if self.strategy == "ensemble":
+            average_group_logit = group_logit  # L_g's pass, unless the masks differ
+            if prediction_group is not group:  # training with noisy_prediction=False
+                average_group_logit = self.group_head([prediction_group, item],
+                                                      training=training)
             logit, heads = self.combiner(base, prediction_group, individual, item=item,
-                                         group_logit=group_logit,
+                                         group_logit=average_group_logit,
                                          backbone_logit=backbone_logit,
                                          training=training, return_heads=True)
         else:
