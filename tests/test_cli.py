@@ -353,3 +353,19 @@ def test_a_wrongly_typed_example_feature_is_named(trained):
     with pytest.raises(tf.errors.InvalidArgumentError, match="Key: user_id.*Data types don't "
                        "match. Data type: string but expected type: int64"):
         examples(examples=tf.constant([example.SerializeToString()]))
+
+
+@pytest.mark.parametrize("feature", ["user_id", "year"])
+def test_a_wrongly_typed_tensor_is_numbered_in_alphabetical_order(trained, feature):
+    """serving_default's typed inputs are checked by TensorFlow before the graph runs, by
+    position: the position of the feature in the sorted names (as documented)."""
+    root, _, test = trained
+    serve = tf.saved_model.load(str(root / "serving" / "1")).signatures["serving_default"]
+    specs = serve.structured_input_signature[1]
+    rows = {name: tf.constant(test[name].to_numpy()[:3].astype(
+        str if spec.dtype == tf.string else np.int64)) for name, spec in specs.items()}
+    rows[feature] = tf.constant(["a", "b", "c"])
+    position = sorted(specs).index(feature)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=rf"input #{position}\(zero-based\) was expected to be a int64"):
+        serve(**rows)
