@@ -1,5 +1,7 @@
 """Synthetic data with planted groups: streams of any size, and GPRec finds the groups."""
 
+from collections import Counter
+
 import numpy as np
 
 from tfrs_userlevel import data, streaming, tf
@@ -45,14 +47,54 @@ def test_streamed_shards_hold_exactly_the_generated_rows(tmp_path):
     from tfrs_userlevel.features import FeatureLookup
     lookup = FeatureLookup(spec.get_config(), manifest["vocabularies"])
     batches = list(streaming.streaming_dataset(tmp_path, lookup, 512, seed=0))
-    streamed = np.concatenate([b[0]["ids"].numpy() for b in batches])
-    expected = data.lookup_columns(lookup, columns)["ids"]
-    assert len(streamed) == 3000
-    # Same multiset of rows (shuffled order).
-    key = lambda m: np.sort(m.view([("", m.dtype)] * m.shape[1]).reshape(-1), axis=0)  # noqa: E731
-    np.testing.assert_array_equal(key(np.ascontiguousarray(streamed)),
-                                  key(np.ascontiguousarray(expected)))
+    streamed = Counter(_rows(batches))
+    expected = data.lookup_columns(lookup, columns)
+    assert sum(streamed.values()) == 3000
+    # The same multiset of (ids, label) rows, in a shuffled order.
+    assert streamed == Counter(_rows([(expected, columns["label"][:, None])]))
     assert streaming.batches_per_pass(manifest, 512) == len(batches)
+
+
+def _rows(batches):
+    """Each row of (looked-up ids, labels) batches as one hashable tuple: every key's
+    values, then the label."""
+    for ids, labels in batches:
+        ids = {k: np.asarray(v) for k, v in ids.items()}
+        labels = np.asarray(labels).reshape(-1)
+        for i in range(len(labels)):
+            yield tuple(tuple(np.ravel(ids[k][i])) for k in sorted(ids)) + (float(labels[i]),)
+
+
+def test_streamed_rows_with_lists_and_histories_are_the_in_memory_rows(tmp_path):
+    """A spec with a multi-valued string field and a click history (with an attribute):
+    the shards' vocabularies are the in-memory ones, and the streamed (ids, label) rows
+    are the in-memory rows as a multiset."""
+    from tfrs_userlevel import datasets
+    from tfrs_userlevel.features import FeatureLookup
+
+    splits = datasets.load_splits("movielens_100k", "time", history_length=5)
+    columns = {k: v[:3000] for k, v in splits["train"].items()}
+    columns["genre_list"] = columns["genres"]  # "Action|Comedy": a list of genres
+    config = datasets.feature_spec("movielens_100k", 5) + [
+        {"name": "genre_list", "dtype": "string", "role": "item", "multivalued": True,
+         "max_length": 4}]
+    spec = FeatureSpec.from_config(config)
+    assert {f.name for f in spec.fields if f.multivalued} == {"genre_list",
+                                                               "history_item_id"}
+    chunks = [{k: v[i:i + 1000] for k, v in columns.items()} for i in (0, 1000, 2000)]
+    manifest = streaming.write_tfrecords(chunks, spec, tmp_path, rows_per_shard=1200,
+                                         block_rows=128)
+    # Counted chunk by chunk while writing, equal to the in-memory count of all rows
+    # (the history's item -> genres map included).
+    assert manifest["vocabularies"] == spec.build_vocabularies(columns)
+    assert "history_item_id:genres" in manifest["vocabularies"]
+    lookup = FeatureLookup(spec.get_config(), manifest["vocabularies"])
+    streamed = list(streaming.streaming_dataset(tmp_path, lookup, 512, seed=0))
+    in_memory = data.lookup_columns(lookup, columns)
+    assert set(streamed[0][0]) == set(in_memory) >= {"ids", "genre_list", "history_item_id"}
+    assert np.any(in_memory["genre_list"][:, 1] >= 0)  # rows with several genres
+    assert Counter(_rows(streamed)) == Counter(
+        _rows([(in_memory, columns["label"][:, None])]))
 
 
 def test_gprec_recovers_planted_groups_better_than_chance(tmp_path):

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from tfrs_userlevel.backend import tf
-from tfrs_userlevel.features import BEHAVIOR_PADDING, FeatureSpec
+from tfrs_userlevel.features import BEHAVIOR_PADDING, FeatureSpec, attribute_key
 
 MANIFEST = "manifest.json"
 
@@ -57,6 +57,9 @@ def write_tfrecords(chunks: Iterable[Mapping[str, np.ndarray]], spec: FeatureSpe
     names = list(spec.names)
     counts: dict[str, Counter] = {f.shared_vocabulary_with or f.name: Counter()
                                   for f in spec.fields if f.hash_buckets is None}
+    # Behavior attributes: item -> the attribute value of its first row (as in memory).
+    attribute_maps: dict[str, dict] = {attribute_key(f.name, a): {}
+                                       for f in spec.fields for a in f.attributes}
     rows = positives = blocks = 0
     shards: list[str] = []
     writer, in_shard = None, 0
@@ -90,6 +93,14 @@ def write_tfrecords(chunks: Iterable[Mapping[str, np.ndarray]], spec: FeatureSpe
             uniques, times = np.unique(np.asarray(values), return_counts=True)
             counts[field.shared_vocabulary_with or field.name].update(
                 dict(zip(uniques.tolist(), times.tolist(), strict=True)))
+            for attribute in field.attributes:
+                items, first = np.unique(np.asarray(chunk[field.shared_vocabulary_with]),
+                                         return_index=True)
+                seen = attribute_maps[attribute_key(field.name, attribute)]
+                for item, value in zip(items.tolist(),
+                                       np.asarray(chunk[attribute])[first].tolist(),
+                                       strict=True):
+                    seen.setdefault(item, value)
         rows += n
         positives += int(labels.sum())
         for start in range(0, n, block_rows):
@@ -114,6 +125,8 @@ def write_tfrecords(chunks: Iterable[Mapping[str, np.ndarray]], spec: FeatureSpe
         field = spec[owner]
         kept = sorted(k for k, c in counter.items() if c >= field.min_count)
         vocabularies[owner] = kept
+    for key, seen in attribute_maps.items():
+        vocabularies[key] = [[item, seen[item]] for item in sorted(seen)]
     manifest = {"rows": rows, "blocks": blocks, "shards": shards, "block_rows": block_rows,
                 "positive_rate": positives / max(rows, 1), "feature_spec": spec.get_config(),
                 "vocabularies": vocabularies}
