@@ -81,6 +81,8 @@ class UserModelingBackbone(keras.layers.Layer):
         self.batch_norm = False
         self.output_bias = float(output_bias)
         self._dropout_layer = keras.layers.Dropout(self.dropout) if self.dropout else None
+        if self._dropout_layer is not None:  # weightless; unused by some baselines
+            self._dropout_layer.built = True
         self._activation_fn = keras.activations.get(activation)
 
     def act(self, x: tf.Tensor, training: bool) -> tf.Tensor:
