@@ -155,7 +155,8 @@ def test_bad_ml1m_files_name_the_file_row_and_expectation(tmp_path, data_dir, ca
 def test_a_data_dir_that_is_a_file_is_refused_by_name(tmp_path):
     target = tmp_path / "not_a_folder"
     target.write_text("x")
-    with pytest.raises(Exception, match="not_a_folder"):
+    with pytest.raises(datasets.DataNotFoundError,
+                       match=r"not_a_folder \(a file, not a folder\)"):
         datasets.load_splits("movielens_100k", data_dir=target)
 
 

@@ -74,6 +74,9 @@ def find_raw_dir(
         if path is not None:
             roots.append(("TFDS manual dir", Path(path)))
     for label, root in roots:
+        if root.exists() and not root.is_dir():
+            looked.append(f"{label}: {root} (a file, not a folder)")
+            continue
         for candidate in _candidates(root, folder_names):
             if not candidate.is_dir():
                 looked.append(f"{label}: {candidate} (no such directory)")
