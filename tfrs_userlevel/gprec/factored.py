@@ -12,9 +12,16 @@ head) or through a cosine (eq. 13). Both are affine in something small:
   r_p·W = z·(W_o·W) + b_o·W.
 
 So a [B, G·d]·[G·d, K] matmul becomes [B, G]·[G, K] (or [B, H]·[H, K]) plus
-per-batch work, with the same values and the same gradients to every weight
-(tests/test_gprec_layers.py compares both forms). `materialize()` builds the
-tensor where a consumer needs it.
+per-batch work. In exact arithmetic the values and gradients are those of the
+built tensors; in float32 they agree to rounding (tests/test_gprec_layers.py
+compares both forms). One place differs in kind: the norms of eq. 13 come from
+the expanded squares (‖a + m·b‖² = ‖a‖² + 2m⟨a, b⟩ + m²‖b‖²), whose float32
+error is absolute, about 1e-7 of Σ_g(‖P⁻_g‖² + ‖P⁺_g‖²), not relative to
+‖r_g‖². Where r_g is far smaller than its tables (P⁺_g ≈ −P⁻_g at m = ½) the
+cosine loses relative precision, and the squared norm is clamped at 0 (its
+gradient there is 0). A test bounds the error at the scales training produces
+and in that cancelling case. `materialize()` builds the tensor where a consumer
+needs it.
 """
 
 from __future__ import annotations

@@ -35,7 +35,9 @@ CONTRASTS = ("paper", "flipped")
 ABLATIONS: dict[str, dict[str, Any]] = {
     "gprec-1": {"group_embedding": "single"},   # one embedding per group, softmax over groups
     "gprec-2": {"individual": False},           # no individual preference r_p (nor L_o)
-    "gprec-3": {"group_weight": 0.0},           # no group auxiliary loss L_g
+    # No group auxiliary loss L_g. With the input and dp strategies nothing else trains
+    # MLP_g, so L_c reads r̄_g through MLP_g's initial (random) weights.
+    "gprec-3": {"group_weight": 0.0},
     "gprec-4": {"contrast_weight": 0.0},        # no contrastive loss L_c
     "gprec-5": {"orthogonal_weight": 0.0},      # no orthogonal loss L_o
 }

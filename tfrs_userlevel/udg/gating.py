@@ -71,7 +71,11 @@ class UserDependentGating(keras.layers.Layer):
     - GN^(l): `len(hidden_units) + 1` dense layers (the paper: three), the
       last of width = that MLP layer's input width, sigmoid output times
       `gate_scale` (1 in the paper).
-    - e_behv: the pooled click-history embedding, zeros without a history.
+    - e_behv: the click-history embedding pooled by its mean (eq. 1's
+      multi-hot product would give the sum), zeros without a history.
+    - Gated: the input of every dense layer (h^(0) = the embeddings, then each
+      hidden output but the last); the last hidden output, the head's input,
+      is not gated (eq. 7 as written).
     - Meta-embedding (`meta=True`): a `MetaEmbeddingGenerator` from the user's
       profile gives the UDG embedding of a user outside the vocabulary (the
       OOV row otherwise). The generator is trained separately
