@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,22 @@ def check_model(model: RankingModel, splits: dict, tmp_path: Path, steps: int = 
     served = tf.saved_model.load(saved_path).signatures["serving_default"](**raw)
     np.testing.assert_allclose(served["probability"].numpy(), expected, rtol=0, atol=atol)
     return {"predictions": expected, "losses": losses}
+
+
+def welch_p(candidate, reference):
+    """One-sided Welch p-value from its formulas: t = (m₁ − m₂)/√(s₁²/n₁ + s₂²/n₂), the
+    Welch–Satterthwaite degrees of freedom, and the upper tail of Student's t."""
+    from scipy.stats import t as student
+
+    a, b = np.asarray(candidate, float), np.asarray(reference, float)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return float(student.sf((a.mean() - b.mean()) / math.sqrt(va + vb), df))
+
+
+def paired_p(candidate, reference):
+    """One-sided paired p-value: t = mean(d)/(sd(d)/√n) with n − 1 degrees of freedom."""
+    from scipy.stats import t as student
+
+    d = np.asarray(candidate, float) - np.asarray(reference, float)
+    return float(student.sf(d.mean() / (d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1))

@@ -177,9 +177,18 @@ def spec():
 
 
 # DIN and DIEN need click histories (the time split): tests/test_udg.py fits them.
-@pytest.mark.parametrize("user_level", ["none", "gprec"])
-@pytest.mark.parametrize("name", sorted(n for n in backbones.BACKBONES
-                                        if n not in ("din", "dien")))
+# GPRec reads a backbone only through h and its logit; the default run joins it to the
+# backbones whose logit has terms outside head(h) (DeepFM's FM part, FinalMLP's bilinear
+# fusion), a cross network (GDCN) and the MLP; `pytest -m slow` joins it to the rest.
+GPREC_IN_DEFAULT_RUN = ("mlp", "deepfm", "finalmlp", "gdcn")
+
+
+@pytest.mark.parametrize("name,user_level", [
+    pytest.param(name, user_level,
+                 marks=() if user_level == "none" or name in GPREC_IN_DEFAULT_RUN
+                 else pytest.mark.slow)
+    for name in sorted(n for n in backbones.BACKBONES if n not in ("din", "dien"))
+    for user_level in ("none", "gprec")])
 def test_every_backbone_fits_saves_and_reloads(ml100k, spec, tmp_path, name, user_level):
     train = ml100k["train"]
     keras.utils.set_random_seed(0)

@@ -112,14 +112,32 @@ def test_mirrored_loss_equals_single_device_loss_for_every_term(tmp_path):
 
 
 def _free_ports(n):
+    """n ports that are free now, drawn below the kernel's ephemeral range.
+
+    TensorFlow's servers bind the ports named in TF_CONFIG themselves, so a port must be
+    released before a worker binds it. A port from port 0 (the ephemeral range) can be
+    handed to any other socket the machine opens in that gap; a port below the range is
+    only taken by a program that names it, so the gap is not a race with the OS.
+    """
+    import random
     import socket
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    population = range(20000, low) if low > 20400 else range(20000, 30000)
+    candidates = random.Random(os.getpid()).sample(population, 200)
+    ports = []
+    for port in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("localhost", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise RuntimeError(f"no {n} free ports below {low}")
 
 
 def _start(command, tf_config, log):

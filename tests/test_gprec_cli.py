@@ -14,6 +14,8 @@ from tfrs_userlevel.cli.terminal import UsageError
 from tfrs_userlevel.significance import one_sided_ttest, paired_one_sided_ttest
 from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, schedule_callbacks
 
+from .helpers import paired_p, welch_p
+
 SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "15",
          "--batch-size", "1024", "--groups", "6"]
 
@@ -128,9 +130,14 @@ def test_gprec_options_are_validated():
 
 def test_one_sided_ttest_direction_and_guard():
     better = [0.822, 0.823, 0.821, 0.824, 0.822]
-    worse = [0.819, 0.820, 0.818, 0.820, 0.819]
-    assert one_sided_ttest(better, worse) < 0.001
-    assert one_sided_ttest(worse, better) > 0.999
+    worse = [0.819, 0.820, 0.818, 0.820, 0.819, 0.821]
+    assert one_sided_ttest(better, worse) == pytest.approx(welch_p(better, worse), rel=1e-9)
+    assert one_sided_ttest(worse, better) == pytest.approx(welch_p(worse, better), rel=1e-9)
+    # By hand: means 0.8224 and 0.8195, variances 1.3e-6/5 and 1.1e-6/6, t ≈ 4.36.
+    assert (np.mean(better) - np.mean(worse)) / math.sqrt(
+        np.var(better, ddof=1) / 5 + np.var(worse, ddof=1) / 6) == pytest.approx(4.355, abs=1e-3)
+    assert one_sided_ttest(better, worse) < 0.01
+    assert one_sided_ttest(worse, better) > 0.99
     assert one_sided_ttest(better, better) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="at least two"):
         one_sided_ttest([0.8], worse)
@@ -144,6 +151,8 @@ def test_paired_ttest_sees_a_small_gain_that_the_seed_spread_hides():
     candidate = reference + np.array([0.0004, 0.0005, 0.0003, 0.0004, 0.0004])
     assert one_sided_ttest(candidate, reference) > 0.3
     assert paired_one_sided_ttest(candidate, reference) < 1e-3
+    for a, b in ((candidate, reference), (reference, candidate)):
+        assert paired_one_sided_ttest(a, b) == pytest.approx(paired_p(a, b), rel=1e-9)
     mixed = reference + np.array([0.0004, -0.0004, 0.0003, -0.0003, 0.0001])
     assert paired_one_sided_ttest(mixed, reference) > 0.2
     assert paired_one_sided_ttest(reference, candidate) > 0.999
@@ -168,7 +177,7 @@ def test_compare_trains_both_configs_reuses_runs_and_writes_rows(tmp_path, monke
         assert r["seeds"] == [1, 2] and r["dataset"] == "movielens_100k"
         assert r["auc_mean"] == pytest.approx(np.mean(r["test_auc"]))
     assert rows[1]["p_value"] == pytest.approx(
-        one_sided_ttest(rows[1]["test_auc"], rows[0]["test_auc"]))
+        welch_p(rows[1]["test_auc"], rows[0]["test_auc"]), rel=1e-9)
     assert "python experiments.py compare" in (tmp_path / "results" / "cmp.md").read_text()
     runs = sorted((tmp_path / "runs").glob("*/seed_*/metrics.json"))
     assert len(runs) == 4
@@ -185,10 +194,25 @@ def test_diversity_writes_heatmap_and_similarities(tmp_path):
     assert (tmp_path / "div.png").stat().st_size > 1000
     assert json.loads((tmp_path / "div.json").read_text()) == stats
     assert stats["groups"] == 6 and len(stats["shown_groups"]) == 5
-    assert stats["embeddings"] == "dual" and 0 <= stats["mean_abs_cos_all_pairs"] <= 1
-    for key in ("mean_cos_positive_vs_own_negative", "mean_cos_positive_vs_positive",
-                "mean_cos_negative_vs_negative"):
-        assert -1 <= stats[key] <= 1
+    assert stats["embeddings"] == "dual"
+    # The same statistics from the saved group tables, with plain numpy.
+    tables = load_trained(run_dir).user_level.group_embeddings()
+    positive, negative = tables["positive"], tables["negative"]
+
+    def cos(a, b):
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    pairs = [(i, j) for i in range(6) for j in range(6) if i != j]
+    assert stats["mean_cos_positive_vs_own_negative"] == pytest.approx(
+        np.mean([cos(positive[i], negative[i]) for i in range(6)]), abs=1e-6)
+    assert stats["mean_cos_positive_vs_positive"] == pytest.approx(
+        np.mean([cos(positive[i], positive[j]) for i, j in pairs]), abs=1e-6)
+    assert stats["mean_cos_negative_vs_negative"] == pytest.approx(
+        np.mean([cos(negative[i], negative[j]) for i, j in pairs]), abs=1e-6)
+    both = np.concatenate([positive, negative])
+    assert stats["mean_abs_cos_all_pairs"] == pytest.approx(np.mean(
+        [abs(cos(both[i], both[j])) for i in range(12) for j in range(12) if i != j]),
+        abs=1e-6)
     with pytest.raises(SystemExit, match="no GPRec"):
         plain = tmp_path / "plain"
         assert train.main(SMOKE[:-2] + ["--model-dir", str(plain)]) == 0
@@ -207,7 +231,10 @@ def test_strategy_table_rows_and_p_values_against_the_mlp(tmp_path, monkeypatch)
                                           "GPRec(MLP) ensemble"]
     assert [r["strategy"] for r in rows] == [None, "input", "dp", "ensemble"]
     assert rows[0]["p_value"] is None
-    assert all(r["p_value_vs"] == "MLP" and 0 <= r["p_value"] <= 1 for r in rows[1:])
+    for r in rows[1:]:
+        assert r["p_value_vs"] == "MLP"
+        assert r["p_value"] == pytest.approx(welch_p(r["test_auc"], rows[0]["test_auc"]),
+                                             rel=1e-9)
     assert "partial" not in (tmp_path / "ml1m_gprec.md").read_text()
 
 

@@ -17,8 +17,14 @@ from tfrs_userlevel.gprec import (
     OrthogonalLoss,
     SingleGroupEmbedding,
 )
+from tfrs_userlevel.gprec.factored import materialize
 
 B, D = 64, 16
+
+
+def _normal(shape, seed):
+    """A seeded N(0, 1) float32 tensor."""
+    return tf.constant(np.random.default_rng(seed).normal(size=shape), tf.float32)
 
 
 def _inputs(batch=B, labels=True, seed=0):
@@ -105,10 +111,8 @@ def test_gumbel_masks_are_a_two_class_distribution_with_noise_only_in_training()
     scores = tf.random.stateless_normal([B, 10, 2], seed=[1, 2])
     masks = layer(scores, training=True).numpy()
     assert masks.shape == (B, 10, 2)
-    assert masks.min() >= 0 and masks.max() <= 1
     np.testing.assert_allclose(masks.sum(-1), 1.0, atol=1e-6)
-    # Inference: deterministic, the tempered softmax of the scores.
-    np.testing.assert_array_equal(layer(scores).numpy(), layer(scores).numpy())
+    # Inference: the tempered softmax of the scores, with no noise.
     np.testing.assert_allclose(layer(scores).numpy(),
                                tf.nn.softmax(tf.nn.log_softmax(scores) / 0.5).numpy(), atol=1e-6)
     assert not np.allclose(layer(scores, training=True).numpy(), masks)
@@ -195,30 +199,101 @@ def test_orthogonal_loss_is_the_mean_absolute_cosine():
     assert float(loss(tf.zeros([2, 2]), b[:2])) == 0.0  # ε keeps zero vectors finite
 
 
-def test_individual_preference_maps_personal_fields_to_the_group_space():
-    layer = IndividualPreference(output_dim=48, hidden_units=(8,))
-    out = layer(_inputs()["personal"])
-    assert out.shape == (B, 48)
-    assert float(tf.reduce_min(out)) < 0 < float(tf.reduce_max(out))  # linear output
+def _randomize(layer, seed):
+    """Every weight of `layer` drawn from N(0, 0.5²) (non-zero biases included)."""
+    rng = np.random.default_rng(seed)
+    layer.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32)
+                       for w in layer.get_weights()])
 
 
-def test_strategies_output_one_logit_and_condition_on_the_user():
-    x = _inputs()
-    group, individual = tf.random.normal([B, 12]), tf.random.normal([B, 12])
-    item = tf.reshape(x["item"], [B, -1])
-    for strategy in (InputStrategy(dropout=0.0), DynamicParameterStrategy(rank=4, dropout=0.0)):
-        out = strategy(x["hidden"], group, individual, item=item)
-        assert out.shape == (B, 1)
-        # Same h, another user representation: another prediction.
-        other = strategy(x["hidden"], group + 1.0, individual, item=item)
-        assert np.abs(other.numpy() - out.numpy()).max() > 1e-4
+def _relu(x):
+    return np.maximum(x, 0.0)
+
+
+def test_individual_preference_is_eq_12_by_hand():
+    """r_p = W2·ReLU(W1·flatten(E_p) + b1) + b2 (a linear output: any sign)."""
+    personal = _inputs()["personal"]
+    layer = IndividualPreference(output_dim=6, hidden_units=(8,))
+    layer(personal)
+    _randomize(layer, 1)
+    k1, b1, k2, b2 = layer.get_weights()
+    flat = personal.numpy().reshape(B, -1)
+    expected = _relu(flat @ k1 + b1) @ k2 + b2
+    np.testing.assert_allclose(layer(personal).numpy(), expected, rtol=1e-5, atol=1e-5)
+    factored = layer.factored(personal)
+    np.testing.assert_allclose(materialize(factored).numpy(), expected, rtol=1e-5,
+                               atol=1e-5)
+
+
+def test_input_strategy_is_eq_14_by_hand_and_reads_each_part():
+    """ŷ = MLP_pred([h, r_g, r_p]) with MLP_pred's own weights; without r_p, [h, r_g]."""
+    rng = np.random.default_rng(2)
+    hidden, group, individual = (tf.constant(rng.normal(size=(B, n)), tf.float32)
+                                 for n in (16, 12, 12))
+    strategy = InputStrategy(hidden_units=(8, 4), dropout=0.0)
+    strategy(hidden, group, individual)
+    _randomize(strategy, 3)
+    k1, b1, k2, b2, k3, b3 = strategy.get_weights()
+
+    def by_hand(parts):
+        x = np.concatenate([p.numpy() for p in parts], axis=1)
+        return _relu(_relu(x @ k1 + b1) @ k2 + b2) @ k3 + b3
+
+    out = strategy(hidden, group, individual).numpy()
+    np.testing.assert_allclose(out, by_hand([hidden, group, individual]), rtol=1e-5,
+                               atol=1e-5)
+    # Each of h, r_g and r_p moves the prediction.
+    for i in range(3):
+        parts = [hidden, group, individual]
+        parts[i] = parts[i] + 1.0
+        assert np.abs(strategy(*parts).numpy() - out).max() > 1e-3, i
+    two = InputStrategy(hidden_units=(8,), dropout=0.0)
+    two(hidden, group)
+    _randomize(two, 4)
+    k1, b1, k2, b2 = two.get_weights()
+    x = np.concatenate([hidden.numpy(), group.numpy()], axis=1)
+    np.testing.assert_allclose(two(hidden, group).numpy(), _relu(x @ k1 + b1) @ k2 + b2,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_dynamic_parameter_strategy_is_the_low_rank_form_by_hand():
+    """Layer l: ReLU(((x·U_l) ⊙ (1 + s_l(z)))·V_l + b_l), s = the generator's linear
+    output on z = [r_g, r_p], split into one k-vector per layer; a static output layer."""
+    rng = np.random.default_rng(5)
+    hidden, group, individual = (tf.constant(rng.normal(size=(B, n)), tf.float32)
+                                 for n in (16, 12, 12))
+    strategy = DynamicParameterStrategy(hidden_units=(8, 4), rank=3, generator_units=(5,),
+                                        dropout=0.0)
+    strategy(hidden, group, individual)
+    _randomize(strategy, 6)
+    generator = strategy.generator.get_weights()    # g1, c1, g2, c2
+    factors = [[w.numpy() for w in f] for f in strategy.factors]
+    output = strategy.output_layer.get_weights()
+    z = np.concatenate([group.numpy(), individual.numpy()], axis=1)
+    s = _relu(z @ generator[0] + generator[1]) @ generator[2] + generator[3]   # [B, 2k]
+    x = hidden.numpy()
+    for layer, (u, v, b) in enumerate(factors):
+        scale = 1.0 + s[:, 3 * layer:3 * (layer + 1)]
+        x = _relu(((x @ u) * scale) @ v + b)
+    expected = x @ output[0] + output[1]
+    np.testing.assert_allclose(strategy(hidden, group, individual).numpy(), expected,
+                               rtol=1e-5, atol=1e-5)
+    # The per-example weight U·diag(1 + s)·V, applied as one matrix, is the same map.
+    first = np.einsum("ik,bk,ko->bio", factors[0][0], 1.0 + s[:, :3], factors[0][1])
+    direct = _relu(np.einsum("bi,bio->bo", hidden.numpy(), first) + factors[0][2])
+    staged = _relu(((hidden.numpy() @ factors[0][0]) * (1.0 + s[:, :3])) @ factors[0][1]
+                   + factors[0][2])
+    np.testing.assert_allclose(direct, staged, rtol=1e-5, atol=1e-5)
+    # r_p is read: another r_p, another prediction.
+    moved = strategy(hidden, group, individual + 1.0).numpy()
+    assert np.abs(moved - expected).max() > 1e-3
 
 
 def test_ensemble_averages_probabilities_of_its_three_heads():
     x = _inputs()
     item = tf.reshape(x["item"], [B, -1])
-    individual = tf.random.normal([B, 12])
-    group_logit = tf.random.normal([B, 1]) * 3
+    individual = _normal([B, 12], 10)
+    group_logit = _normal([B, 1], 11) * 3
     ensemble = EnsembleStrategy(dropout=0.0)
     out = ensemble(x["hidden"], None, individual, item=item, group_logit=group_logit,
                    backbone_logit=x["logit"])
@@ -264,8 +339,8 @@ def test_gprec_returns_the_ensembles_heads_and_they_recombine_into_its_logit():
 def test_learned_ensemble_weights_start_at_the_average_and_move_to_the_better_head():
     x = _inputs()
     item = tf.reshape(x["item"], [B, -1])
-    individual = tf.random.normal([B, 12])
-    group_logit = tf.random.normal([B, 1]) * 3
+    individual = _normal([B, 12], 10)
+    group_logit = _normal([B, 1], 11) * 3
     args = (x["hidden"], None, individual)
     kwargs = {"item": item, "group_logit": group_logit, "backbone_logit": x["logit"]}
     equal = EnsembleStrategy(dropout=0.0)
@@ -359,22 +434,55 @@ def test_contrastive_pass_holds_the_group_head_fixed(reduce):
     assert float(flipped(x, training=True)["losses"]["gprec_contrastive_loss"]) > 0
 
 
-def test_every_loss_term_is_weighted_and_named():
+def _np_bce(labels, logits):
+    labels, logits = np.asarray(labels, np.float64), np.asarray(logits, np.float64)
+    return float(np.mean(np.maximum(logits, 0) - logits * labels
+                         + np.log1p(np.exp(-np.abs(logits)))))
+
+
+def _np_stack(weights, x):
+    """A DenseStack forward pass in numpy: ReLU hidden layers, a linear output."""
+    for i in range(0, len(weights) - 2, 2):
+        x = _relu(x @ weights[i] + weights[i + 1])
+    return x @ weights[-2] + weights[-1]
+
+
+def test_every_loss_term_is_weighted_and_named_and_computed_as_by_hand():
+    """Eq. 7, 9–13 in numpy from the layer's weights and masks: r_g, r̄_g (the swapped
+    masks), MLP_g on [r_g, e_i], r_p, and each weighted term."""
     x = _inputs()
     layer = GPRec(groups=5, group_weight=2.0, contrast_weight=0.5, orthogonal_weight=3.0,
                   backbone_weight=0.25, dropout=0.0)
+    layer(x)
+    _randomize(layer, 8)
     out = layer(x)
     assert set(out["losses"]) == set(layer.loss_names) == {
         "gprec_backbone_loss", "gprec_group_loss", "gprec_contrastive_loss",
         "gprec_orthogonal_loss"}
-    bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    assert float(out["losses"]["gprec_backbone_loss"]) == pytest.approx(
-        0.25 * float(bce(x["labels"], x["logit"])), rel=1e-5)
-    group_logit = layer.group_head(tf.concat([out["group"], tf.reshape(x["item"], [B, -1])], -1))
-    assert float(out["losses"]["gprec_group_loss"]) == pytest.approx(
-        2.0 * float(bce(x["labels"], group_logit)), rel=1e-5)
-    assert float(out["losses"]["gprec_orthogonal_loss"]) == pytest.approx(
-        3.0 * float(OrthogonalLoss()(out["group"], out["individual"])), rel=1e-5)
+    masks = out["masks"].numpy().astype(np.float64)                  # [B, G, 2]
+    positive = layer.group_table.positive.numpy()                     # [G, d]
+    negative = layer.group_table.negative.numpy()
+    r_g = (masks[:, :, :1] * positive + masks[:, :, 1:] * negative).reshape(B, -1)
+    r_bar = (masks[:, :, 1:] * positive + masks[:, :, :1] * negative).reshape(B, -1)
+    np.testing.assert_allclose(out["group"].numpy(), r_g, rtol=1e-5, atol=1e-5)
+    item = x["item"].numpy().reshape(B, -1)
+    head = layer.group_head.get_weights()
+    labels = x["labels"].numpy()
+    r_p = _np_stack(layer.individual_preference.get_weights(),
+                    x["personal"].numpy().reshape(B, -1))
+    np.testing.assert_allclose(out["individual"].numpy(), r_p, rtol=1e-5, atol=1e-5)
+    cosine = np.abs((r_g * r_p).sum(1)) / (np.linalg.norm(r_g, axis=1)
+                                            * np.linalg.norm(r_p, axis=1) + 1e-8)
+    expected = {
+        "gprec_backbone_loss": 0.25 * _np_bce(labels, x["logit"].numpy()),
+        "gprec_group_loss": 2.0 * _np_bce(labels, _np_stack(head, np.hstack([r_g, item]))),
+        "gprec_contrastive_loss": -0.5 * _np_bce(labels,
+                                                 _np_stack(head, np.hstack([r_bar, item]))),
+        "gprec_orthogonal_loss": 3.0 * float(cosine.mean()),
+    }
+    for name, value in expected.items():
+        assert float(out["losses"][name]) == pytest.approx(value, rel=1e-4), name
+    assert float(out["loss"]) == pytest.approx(sum(expected.values()), rel=1e-4)
     assert out["logit"].shape == (B, 1) and out["masks"].shape == (B, 5, 2)
     # Without labels (serving) no loss is computed.
     assert layer({k: v for k, v in x.items() if k != "labels"})["losses"] == {}
@@ -399,6 +507,24 @@ def test_ablations_remove_what_the_paper_says(name):
         np.testing.assert_allclose(out["masks"].numpy().sum(axis=1), 1.0, atol=1e-5)
     if name == "gprec-2":
         assert out["individual"] is None
+
+
+@pytest.mark.parametrize("strategy,trained", [("input", False), ("dp", False),
+                                              ("ensemble", True)])
+def test_without_the_group_loss_only_the_ensemble_trains_the_group_head(strategy, trained):
+    """GPRec-3: MLP_g gets a gradient only where a prediction reads it (the ensemble);
+    with input and dp, L_c reads r̄_g through MLP_g's fixed initial weights."""
+    layer = GPRec(groups=4, strategy=strategy, **ABLATIONS["gprec-3"])
+    with tf.GradientTape() as tape:
+        out = layer(_inputs(), training=True)
+        loss = tf.reduce_mean(out["logit"]) + out["loss"]
+    head = layer.group_head.trainable_weights
+    gradients = tape.gradient(loss, head + layer.classifier.trainable_weights)
+    moved = [g is not None and float(tf.norm(tf.convert_to_tensor(g))) > 0
+             for g in gradients]
+    head_moved = moved[:len(head)]
+    assert all(head_moved) if trained else not any(head_moved)
+    assert all(moved[len(head):])  # L_c still trains the classifier
 
 
 @pytest.mark.parametrize("strategy", ["input", "dp", "ensemble"])
@@ -508,6 +634,29 @@ def test_factored_representations_equal_the_built_ones(strategy, options):
             assert np.any(b), name
             np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5 * np.abs(b).max(),
                                        err_msg=name)
+
+
+def test_factored_squared_norm_error_is_bounded_by_the_tables_scale():
+    """The expanded-square norm of r_g against float64: relative error < 1e-5 at the
+    table scales of training, and in the cancelling case (P⁺ ≈ −P⁻, m = ½) an absolute
+    error under 1e-6 of Σ(‖P⁻‖² + ‖P⁺‖²) (OrthogonalLoss clamps the result at 0)."""
+    from tfrs_userlevel.gprec.factored import MaskedGroups
+    rng = np.random.default_rng(11)
+    for scale in (0.01, 0.16, 1.0):
+        inside = rng.uniform(size=(256, 8))
+        negative, positive = (rng.normal(scale=scale, size=(8, 16)) for _ in range(2))
+        truth = ((negative + inside[..., None] * (positive - negative)) ** 2).sum((1, 2))
+        found = MaskedGroups(*(tf.constant(v, tf.float32) for v in (inside, negative,
+                                                                    positive))).squared_norm()
+        assert np.max(np.abs(found.numpy() - truth) / truth) < 1e-5, scale
+    negative = rng.normal(size=(8, 16))
+    positive = -negative * (1 + 1e-3 * rng.normal(size=(8, 16)))
+    inside = np.full((256, 8), 0.5) + rng.uniform(-1e-3, 1e-3, size=(256, 8))
+    truth = ((negative + inside[..., None] * (positive - negative)) ** 2).sum((1, 2))
+    found = MaskedGroups(*(tf.constant(v, tf.float32) for v in (inside, negative,
+                                                                positive))).squared_norm()
+    scale = (negative ** 2).sum() + (positive ** 2).sum()
+    assert np.max(np.abs(found.numpy() - truth)) < 1e-6 * scale
 
 
 def test_factored_orthogonal_loss_is_the_cosine_of_the_built_vectors():

@@ -4,6 +4,7 @@ good weights, and --deterministic repeats a run exactly."""
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,8 +19,9 @@ from tfrs_userlevel.resilience import NonFiniteLossError
 from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, run
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN = [sys.executable, str(REPO / "train.py"), "--dataset", "movielens_100k", "--epochs", "6",
-         "--patience", "10", "--batch-size", "4096", "--seed", "7"]
+EPOCHS = 4
+TRAIN = [sys.executable, str(REPO / "train.py"), "--dataset", "movielens_100k", "--epochs",
+         str(EPOCHS), "--patience", "10", "--batch-size", "4096", "--seed", "7"]
 
 
 def _train(model_dir, timeout=600):
@@ -55,9 +57,29 @@ def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming the interrupted run" in resumed.stdout
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    assert metrics["epochs"] == expected["epochs"] == 6
+    assert metrics["epochs"] == expected["epochs"] == EPOCHS
+    # The restart trained only the epochs after the backup's, from its weights: it printed
+    # just those epochs, and its first one's loss is the reference's at that epoch, well
+    # below the loss of a first epoch (a run that started over from fresh weights).
+    after = metrics["resumed_after_epoch"]  # 1 or 2: the kill may precede epoch 2's backup
+    assert after is not None and after >= 1
+    assert _epochs_printed(resumed.stdout) == list(range(after + 1, EPOCHS + 1))
+    losses, reference_losses = _losses(resumed.stdout), _losses(reference.stdout)
+    assert len(losses) == EPOCHS - after and len(reference_losses) == EPOCHS
+    gained = reference_losses[0] - reference_losses[after]
+    assert gained > 0.005
+    assert abs(losses[0] - reference_losses[after]) < gained / 2
     assert abs(metrics["test"]["auc"] - expected["test"]["auc"]) < 0.002
     assert not (model_dir / "backup").exists()   # removed once training completed
+
+
+def _epochs_printed(stdout: str) -> list[int]:
+    return [int(m) for m in re.findall(r"^Epoch (\d+)/\d+", stdout, re.MULTILINE)]
+
+
+def _losses(stdout: str) -> list[float]:
+    """The training loss Keras printed for each epoch (one line per epoch)."""
+    return [float(m) for m in re.findall(r" - loss: ([0-9.]+)", stdout)]
 
 
 class PoisonGroupHead(keras.callbacks.Callback):
@@ -168,7 +190,7 @@ def test_a_streamed_deterministic_run_cut_mid_epoch_resumes_exactly(ml100k, tmp_
     for prefix, split in (("train", "train"), ("validation", "validation"), ("test", "test")):
         streaming.write_tfrecords([ml100k[split]], spec, shards, prefix=prefix,
                                   block_rows=256)
-    config = TrainConfig(dataset="movielens_100k", user_level="gprec", groups=4, epochs=3,
+    config = TrainConfig(dataset="movielens_100k", user_level="gprec", groups=4, epochs=2,
                          batch_size=4096, patience=10, seed=5, deterministic=True,
                          steps_per_execution=4)
     expected = run(config, None, spec, tmp_path / "reference", verbose=0,

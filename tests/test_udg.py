@@ -64,24 +64,81 @@ def test_gates_lie_in_zero_one_and_change_with_the_user(ml100k_time, tmp_path):
         assert np.abs(values[0] - values[1]).max() > 1e-6
 
 
-def test_gates_scale_each_layer_input():
-    """Gates of ones (or None) change nothing; gates of zeros cut the input of that layer."""
-    deep = DeepNetwork((8, 4), dropout=0.0)
-    x = tf.random.normal([4, 30])
-    deep(x)
-    widths = deep.input_widths(30)
-    plain = deep(x).numpy()
-    ones = deep(x, gates=[tf.ones([4, w]) for w in widths]).numpy()
-    np.testing.assert_allclose(ones, plain, atol=1e-6)
-    # None leaves that layer ungated: the same as a gate of ones there.
-    half = [tf.fill([4, w], 0.5) for w in widths]
-    np.testing.assert_allclose(deep(x, gates=[None, half[1]]).numpy(),
-                               deep(x, gates=[tf.ones([4, widths[0]]), half[1]]).numpy(),
-                               atol=1e-6)
-    zeros = [tf.ones([4, w]) for w in widths]
-    zeros[0] = tf.zeros([4, widths[0]])
-    cut = deep(x, gates=zeros).numpy()
-    np.testing.assert_allclose(cut, deep(tf.zeros_like(x)).numpy(), atol=1e-6)
+def _relu(x):
+    return np.maximum(x, 0.0)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_gates_multiply_each_dense_layers_input_as_computed_by_hand():
+    """eq. 7: h(l) = ReLU(W(l)(g(l-1) ⊙ h(l-1)) + b(l)), in numpy from the layer's own
+    weights, with non-zero biases and a different random gate at every layer."""
+    rng = np.random.default_rng(0)
+    deep = DeepNetwork((8, 4, 3), dropout=0.0)
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    deep(tf.constant(x))
+    deep.set_weights([rng.normal(size=w.shape).astype(np.float32)
+                      for w in deep.get_weights()])
+    weights = [w.astype(np.float64) for w in deep.get_weights()]  # kernel, bias per layer
+    widths = deep.input_widths(6)
+    assert widths == [6, 8, 4]
+    gates = [rng.uniform(0.1, 2.0, size=(5, w)).astype(np.float32) for w in widths]
+
+    def by_hand(gates):
+        h = x.astype(np.float64)
+        for layer in range(3):
+            if gates[layer] is not None:
+                h = h * gates[layer]
+            h = _relu(h @ weights[2 * layer] + weights[2 * layer + 1])
+        return h
+
+    expected = by_hand(gates)
+    np.testing.assert_allclose(deep(x, gates=gates).numpy(), expected, rtol=1e-5, atol=1e-5)
+    # Every layer's gate matters here: leaving out the later ones changes the output.
+    assert np.abs(by_hand([gates[0], None, None]) - expected).max() > 1e-3
+    # None leaves exactly that layer's input as it is.
+    partial = [gates[0], None, gates[2]]
+    np.testing.assert_allclose(deep(x, gates=partial).numpy(), by_hand(partial),
+                               rtol=1e-5, atol=1e-5)
+    # The gates may come from a callable that is given the input widths.
+    np.testing.assert_allclose(deep(x, gates=lambda w: [tf.constant(g) for g in gates])
+                               .numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("meta", [False, True])
+def test_udg_gates_are_computed_as_eq_6_by_hand(meta):
+    """g(l) = gate_scale · σ(GN(l)([e_item, e_behv, e_UDG])) in numpy from the layer's
+    weights; with the meta generator, OOV users (index 0) take tanh(Σ W[profile] + b)."""
+    rng = np.random.default_rng(1)
+    batch, users, vocabulary = 6, 4, 9
+    gating = UserDependentGating(num_users=users, udg_dim=3, hidden_units=(5,),
+                                 gate_scale=1.5, meta=meta, vocabulary_size=vocabulary)
+    inputs = {"item": tf.constant(rng.normal(size=(batch, 2, 3)), tf.float32),
+              "behavior": tf.constant(rng.normal(size=(batch, 3)), tf.float32),
+              "user_index": tf.constant([0, 1, 2, 3, 4, 0], tf.int32),
+              "profile": tf.constant(rng.integers(0, vocabulary, (batch, 2)), tf.int32)}
+    widths = [7, 4]
+    gating(inputs, widths=widths)
+    gating.set_weights([rng.normal(size=w.shape).astype(np.float32)
+                        for w in gating.get_weights()])
+    table = gating.user_table.embeddings.numpy().astype(np.float64)
+    user = table[inputs["user_index"].numpy()]
+    if meta:
+        generator = gating.generator
+        generated = np.tanh(generator.table.numpy()[inputs["profile"].numpy()].sum(1)
+                            + generator.bias.numpy())
+        oov = inputs["user_index"].numpy() == 0
+        user[oov] = generated[oov]
+    x = np.concatenate([inputs["item"].numpy().reshape(batch, 6), inputs["behavior"].numpy(),
+                        user], axis=1)
+    gates = gating(inputs, widths=widths)
+    assert [g.shape for g in gates] == [(batch, 7), (batch, 4)]
+    for network, gate in zip(gating.networks, gates, strict=True):
+        (k1, b1), (k2, b2) = [(d.kernel.numpy(), d.bias.numpy()) for d in network.layers]
+        expected = 1.5 * _sigmoid(_relu(x @ k1 + b1) @ k2 + b2)
+        np.testing.assert_allclose(gate.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_udg_trains_its_gates_and_user_table(ml100k_time):
@@ -118,17 +175,18 @@ def test_udg_rejects_backbones_without_an_mlp_head_and_histories_on_random(ml100
 
 def test_din_attention_ignores_padding_and_augru_holds_state_without_attention():
     attention = TargetAttention((8,))
-    sequence = tf.random.normal([3, 5, 4])
+    rng = np.random.default_rng(7)
+    sequence = tf.constant(rng.normal(size=(3, 5, 4)), tf.float32)
     mask = tf.constant([[True, True, False, False, False]] * 3)
-    query = tf.random.normal([3, 4])
+    query = tf.constant(rng.normal(size=(3, 4)), tf.float32)
     interest, weights = attention(sequence, mask, query)
     assert np.all(weights.numpy()[:, 2:] == 0)
     changed = tf.concat([sequence[:, :2], 100.0 * tf.ones([3, 3, 4])], axis=1)
     np.testing.assert_allclose(attention(changed, mask, query)[0].numpy(), interest.numpy(),
                                atol=1e-5)
     cell = AUGRUCell(4)
-    h = tf.random.normal([3, 4])
-    x = tf.random.normal([3, 6])
+    h = tf.constant(rng.normal(size=(3, 4)), tf.float32)
+    x = tf.constant(rng.normal(size=(3, 6)), tf.float32)
     held, _ = cell(tf.concat([x, tf.zeros([3, 1])], axis=1), [h])
     np.testing.assert_allclose(held.numpy(), h.numpy(), atol=1e-6)  # a_t = 0: no update
     moved, _ = cell(tf.concat([x, tf.ones([3, 1])], axis=1), [h])
@@ -147,6 +205,105 @@ def test_meta_step_changes_only_the_generator(ml100k_time):
     for weight in model.weights:
         moved = not np.array_equal(before[weight.name], weight.numpy())
         assert moved == (weight.name in generator), weight.name
+
+
+def _meta_case(ml100k_time):
+    """An untrained UDG(meta) model and the ids of 2 users with 2 rows each: the earlier
+    row is each user's D^A, the later one its D^B (so every draw of the trainer is known)."""
+    model = _model(ml100k_time, "ipnn", meta=True)
+    # Weights at a trained model's scale (fresh embeddings are ~1e-4, under which the
+    # gates, and so the UDG embedding, barely move a logit).
+    rng = np.random.default_rng(9)
+    for weight in model.weights:
+        weight.assign(rng.normal(scale=0.3, size=weight.shape).astype(np.float32))
+    train = ml100k_time["train"]
+    users = np.unique(train["user_id"])[:2]
+    rows = np.concatenate([np.flatnonzero(train["user_id"] == u)[:2] for u in users])
+    columns = {k: v[rows] for k, v in train.items()}
+    assert len(set(columns["timestamp"][:2])) == 2 and len(set(columns["timestamp"][2:])) == 2
+    ids = data.lookup_columns(model.lookup, columns)
+    return model, columns, ids
+
+
+def _expected_meta_step(model, columns, ids, alpha, gamma, second_order=True):
+    """Algorithm 1's step written out: (L_meta, L_A, L_B, gradient of L_meta for each
+    generator weight), from the model's score and the generator's weights."""
+    lookup, spec = model.lookup, model.feature_spec
+    user_column = lookup.single_fields.index("user_id")
+    profile = [lookup.single_fields.index(f.name) for f in spec.fields
+               if f.role == "user_other"]
+    t = columns["timestamp"]  # rows: user 0's two, then user 1's two
+    a = np.array([i if t[i] < t[i + 1] else i + 1 for i in (0, 2)])  # the earlier: D^A
+    b = np.array([i + 1 if t[i] < t[i + 1] else i for i in (0, 2)])
+
+    def as_new(rows, empty_history):
+        out = {k: tf.constant(np.repeat(v[rows], 2, axis=0)) for k, v in ids.items()}
+        single = out["ids"].numpy()
+        single[:, user_column] = lookup.oov_id("user_id")  # a user outside the vocabulary
+        out["ids"] = tf.constant(single)
+        if empty_history:
+            for key in out:
+                if key.startswith("history_item_id"):
+                    out[key] = -tf.ones_like(out[key])
+        return out
+
+    labels = columns["label"].astype(np.float32)
+    labels_a = tf.constant(np.repeat(labels[a], 2)[:, None])
+    labels_b = tf.constant(np.repeat(labels[b], 2)[:, None])
+    ids_a, ids_b = as_new(a, True), as_new(b, False)
+    slots = tf.constant([0, 0, 1, 1])
+    generator = model.gating.generator
+    profile_ids = tf.constant(ids["ids"][a][:, profile])
+
+    def rows_loss(batch, labels, embedding):
+        logits = model.score(batch, training=False, udg_embedding=embedding)["logit"]
+        return tf.nn.sigmoid_cross_entropy_with_logits(labels, logits)[:, 0]
+
+    with tf.GradientTape() as outer:
+        generated = tf.tanh(tf.reduce_sum(tf.gather(generator.table, profile_ids), axis=1)
+                            + generator.bias)
+        with tf.GradientTape() as inner:
+            inner.watch(generated)
+            rows_a = rows_loss(ids_a, labels_a, tf.gather(generated, slots))
+            inner_loss = tf.reduce_sum(rows_a) / 2.0  # summed over each user's k = 2 rows
+        step = tf.convert_to_tensor(inner.gradient(inner_loss, generated))
+        if not second_order:
+            step = tf.stop_gradient(step)
+        rows_b = rows_loss(ids_b, labels_b, tf.gather(generated - alpha * step, slots))
+        loss_a, loss_b = tf.reduce_mean(rows_a), tf.reduce_mean(rows_b)
+        loss = gamma * loss_a + (1 - gamma) * loss_b
+    gradients = outer.gradient(loss, [generator.table, generator.bias])
+    return (float(loss), float(loss_a), float(loss_b),
+            [tf.convert_to_tensor(g).numpy() for g in gradients])
+
+
+def test_meta_step_is_algorithm_1_with_its_second_order_path(ml100k_time):
+    """One trainer step equals Algorithm 1 written out (U = 2 users, k = 2 rows): the
+    losses, and, with plain SGD of rate 1, an update of exactly −∇L_meta through the inner
+    step. The first-order variant (the inner gradient held fixed) and another γ differ."""
+    model, columns, ids = _meta_case(ml100k_time)
+    generator = model.gating.generator
+    rng = np.random.default_rng(4)
+    generator.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32)
+                           for w in generator.weights])
+    alpha, gamma = 2.0, 0.3
+    loss, loss_a, loss_b, gradients = _expected_meta_step(model, columns, ids, alpha, gamma)
+    first_order = _expected_meta_step(model, columns, ids, alpha, gamma, second_order=False)
+    other_gamma = _expected_meta_step(model, columns, ids, alpha, 0.9)
+    assert max(np.abs(f - g).max() for f, g in zip(first_order[3], gradients,
+                                                   strict=True)) > 1e-6
+    assert abs(other_gamma[0] - loss) > 1e-4
+
+    before = [w.numpy().copy() for w in generator.weights]
+    trainer = MetaEmbeddingTrainer(model, alpha=alpha, gamma=gamma, users_per_step=2,
+                                   rows_per_user=2, seed=0)
+    trainer.optimizer = keras.optimizers.SGD(1.0)
+    history = trainer.fit(ids, columns["label"], columns["timestamp"], steps=1)
+    step = history[0]
+    assert step["meta_loss"] == pytest.approx(loss, rel=1e-5)
+    assert (step["loss_a"], step["loss_b"]) == pytest.approx((loss_a, loss_b), rel=1e-5)
+    for weight, start, gradient in zip(generator.weights, before, gradients, strict=True):
+        np.testing.assert_allclose(start - weight.numpy(), gradient, rtol=1e-4, atol=1e-7)
 
 
 def test_unshared_profile_values_become_oov():
@@ -317,3 +474,47 @@ def test_gated_layers_gate_only_the_named_layers(ml100k_time, tmp_path):
     assert len(model.gating.networks) == 1
     assert np.all((gates[0].numpy() > 0) & (gates[0].numpy() < 1))
     assert gates[1] is None and gates[2] is None
+
+
+def test_warm_up_moves_only_the_new_users_rows_of_both_tables(ml100k_time):
+    model = _model(ml100k_time, "ipnn")
+    train = ml100k_time["train"]
+    new_users = np.unique(train["user_id"])[:3]
+    rows = np.concatenate([np.flatnonzero(train["user_id"] == u)[:32] for u in new_users])
+    ids = data.lookup_columns(model.lookup, {k: v[rows] for k, v in train.items()})
+    index = np.unique(model.user_index({k: tf.constant(v) for k, v in ids.items()}).numpy())
+    assert len(index) == 3 and index.min() > 0
+    before = {w.name: w.numpy().copy() for w in model.weights}
+    loss = cold_start.WarmUp(model, index, learning_rate=0.05, batch_size=32).fit(
+        ids, train["label"][rows])
+    assert np.isfinite(loss)
+    base_rows = model._user_offset + index
+    for weight in model.weights:
+        moved = np.abs(weight.numpy() - before[weight.name])
+        moved = moved.reshape(len(moved), -1).max(axis=1) if moved.ndim else moved
+        if weight is model.embedding.table:
+            assert set(np.flatnonzero(moved)) == set(base_rows), weight.name
+        elif weight is model.gating.user_table.embeddings:
+            assert set(np.flatnonzero(moved)) == set(index), weight.name
+        else:
+            assert not np.any(moved), weight.name
+
+
+@pytest.mark.parametrize("meta", [True, False])
+def test_initialise_new_users_writes_only_their_rows(ml100k_time, meta):
+    model = _model(ml100k_time, "ipnn", meta=meta)
+    table = model.gating.user_table.embeddings
+    before = table.numpy().copy()
+    index = np.array([3, 7, 11])
+    profile = np.array([[2, 40, 60], [5, 41, 61], [2, 40, 61]], np.int32)
+    cold_start.initialise_new_users(model, index, profile, meta=meta, seed=5)
+    after = table.numpy()
+    others = np.setdiff1d(np.arange(len(after)), index)
+    np.testing.assert_array_equal(after[others], before[others])
+    if meta:
+        generator = model.gating.generator
+        expected = np.tanh(generator.table.numpy()[profile].sum(1) + generator.bias.numpy())
+        np.testing.assert_allclose(after[index], expected, rtol=1e-5, atol=1e-7)
+    else:  # N(0, 0.01²) from the seed: the same draw again, and the table's own scale
+        expected = np.random.default_rng(5).normal(0.0, 0.01, (3, table.shape[1]))
+        np.testing.assert_allclose(after[index], expected, rtol=1e-5, atol=1e-8)
