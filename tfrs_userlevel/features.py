@@ -245,12 +245,17 @@ class FeatureSpec:
             vocabularies[owner] = [v.item() for v in kept]
         for field in self.fields:
             for attribute in field.attributes:
-                items = np.asarray(columns[field.shared_vocabulary_with])
-                values = np.asarray(columns[attribute])
-                keys, first = np.unique(items, return_index=True)
+                first = first_values(columns[field.shared_vocabulary_with], columns[attribute])
                 vocabularies[attribute_key(field.name, attribute)] = [
-                    [_plain(k), _plain(v)] for k, v in zip(keys, values[first], strict=True)]
+                    [item, value] for item, value in first.items()]
         return vocabularies
+
+
+def first_values(items: np.ndarray, values: np.ndarray) -> dict[Any, Any]:
+    """{item: the value on its first row}, items ascending, as plain Python values: the
+    item -> attribute map of a behavior field's attribute, from parallel columns [N]."""
+    keys, first = np.unique(np.asarray(items), return_index=True)
+    return dict(zip(keys.tolist(), np.asarray(values)[first].tolist(), strict=True))
 
 
 def _string_counts(values: np.ndarray, separator: str | None) -> pd.Series:
@@ -276,9 +281,6 @@ def attribute_key(field: str, attribute: str) -> str:
     """The vocabularies key of a behavior field's item -> attribute map."""
     return f"{field}:{attribute}"
 
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def field_rows(field: Field, vocabularies: Mapping[str, list]) -> int:

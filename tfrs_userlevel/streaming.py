@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 
 from tfrs_userlevel.backend import tf
-from tfrs_userlevel.features import BEHAVIOR_PADDING, FeatureSpec, attribute_key
+from tfrs_userlevel.features import (
+    BEHAVIOR_PADDING,
+    FeatureSpec,
+    attribute_key,
+    first_values,
+)
 
 MANIFEST = "manifest.json"
 
@@ -93,13 +98,10 @@ def write_tfrecords(chunks: Iterable[Mapping[str, np.ndarray]], spec: FeatureSpe
             uniques, times = np.unique(np.asarray(values), return_counts=True)
             counts[field.shared_vocabulary_with or field.name].update(
                 dict(zip(uniques.tolist(), times.tolist(), strict=True)))
-            for attribute in field.attributes:
-                items, first = np.unique(np.asarray(chunk[field.shared_vocabulary_with]),
-                                         return_index=True)
+            for attribute in field.attributes:  # earlier chunks' rows come first
                 seen = attribute_maps[attribute_key(field.name, attribute)]
-                for item, value in zip(items.tolist(),
-                                       np.asarray(chunk[attribute])[first].tolist(),
-                                       strict=True):
+                for item, value in first_values(chunk[field.shared_vocabulary_with],
+                                                chunk[attribute]).items():
                     seen.setdefault(item, value)
         rows += n
         positives += int(labels.sum())
