@@ -58,6 +58,8 @@ class DenseStack(keras.layers.Layer):
         self._activation = keras.activations.get(activation)
         self._dropout = (keras.layers.Dropout(self.dropout)
                          if self.dropout and self.hidden_units else None)
+        if self._dropout is not None:  # weightless; a head only serving calls is saved too
+            self._dropout.built = True
 
     def build(self, input_shape):
         if _is_shape_list(input_shape):  # a list of parts: their total width
@@ -75,8 +77,6 @@ class DenseStack(keras.layers.Layer):
                 initializer=keras.initializers.Constant(self.output_bias if is_output else 0.0))
             self._dense_params.append((kernel, bias))
             fan_in = width
-        if self._dropout is not None:  # weightless; built even where only serving calls
-            self._dropout.build(None)
         super().build(input_shape)
 
     def call(self, x, training: bool = False, frozen: bool = False) -> tf.Tensor:

@@ -554,6 +554,7 @@ def _writer(model_dir: Path):
 
 main = command_main("train")  # `tfrs-userlevel train ARGV` -> the exit code
 
+
 def report(args: argparse.Namespace, results: dict, described: dict, model_dir: Path) -> int:
     """Prints the metrics of every seed (and their mean ± std with --seeds)."""
     seeds = list(results)
