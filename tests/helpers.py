@@ -106,3 +106,29 @@ def paired_p(candidate, reference):
 
     d = np.asarray(candidate, float) - np.asarray(reference, float)
     return float(student.sf(d.mean() / (d.std(ddof=1) / math.sqrt(len(d))), len(d) - 1))
+
+
+# -- numpy oracles (independent of the code under test) -------------------------------
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_bce(labels, logits) -> float:
+    """Mean binary cross-entropy on logits, in float64."""
+    labels, logits = np.asarray(labels, np.float64), np.asarray(logits, np.float64)
+    return float(np.mean(np.maximum(logits, 0) - logits * labels
+                         + np.log1p(np.exp(-np.abs(logits)))))
+
+
+def randomize_weights(layer, seed: int, scale: float = 1.0) -> None:
+    """Every weight of `layer` (a layer or a model) drawn from N(0, scale²), biases
+    included, so that no term of a hand computation is zero by construction."""
+    rng = np.random.default_rng(seed)
+    layer.set_weights([rng.normal(scale=scale, size=w.shape).astype(np.float32)
+                       for w in layer.get_weights()])

@@ -19,6 +19,8 @@ from tfrs_userlevel.gprec import (
 )
 from tfrs_userlevel.gprec.factored import materialize
 
+from .helpers import np_bce, randomize_weights, relu
+
 B, D = 64, 16
 
 
@@ -200,14 +202,7 @@ def test_orthogonal_loss_is_the_mean_absolute_cosine():
 
 
 def _randomize(layer, seed):
-    """Every weight of `layer` drawn from N(0, 0.5²) (non-zero biases included)."""
-    rng = np.random.default_rng(seed)
-    layer.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32)
-                       for w in layer.get_weights()])
-
-
-def _relu(x):
-    return np.maximum(x, 0.0)
+    randomize_weights(layer, seed, scale=0.5)
 
 
 def test_individual_preference_is_eq_12_by_hand():
@@ -218,7 +213,7 @@ def test_individual_preference_is_eq_12_by_hand():
     _randomize(layer, 1)
     k1, b1, k2, b2 = layer.get_weights()
     flat = personal.numpy().reshape(B, -1)
-    expected = _relu(flat @ k1 + b1) @ k2 + b2
+    expected = relu(flat @ k1 + b1) @ k2 + b2
     np.testing.assert_allclose(layer(personal).numpy(), expected, rtol=1e-5, atol=1e-5)
     factored = layer.factored(personal)
     np.testing.assert_allclose(materialize(factored).numpy(), expected, rtol=1e-5,
@@ -237,7 +232,7 @@ def test_input_strategy_is_eq_14_by_hand_and_reads_each_part():
 
     def by_hand(parts):
         x = np.concatenate([p.numpy() for p in parts], axis=1)
-        return _relu(_relu(x @ k1 + b1) @ k2 + b2) @ k3 + b3
+        return relu(relu(x @ k1 + b1) @ k2 + b2) @ k3 + b3
 
     out = strategy(hidden, group, individual).numpy()
     np.testing.assert_allclose(out, by_hand([hidden, group, individual]), rtol=1e-5,
@@ -252,7 +247,7 @@ def test_input_strategy_is_eq_14_by_hand_and_reads_each_part():
     _randomize(two, 4)
     k1, b1, k2, b2 = two.get_weights()
     x = np.concatenate([hidden.numpy(), group.numpy()], axis=1)
-    np.testing.assert_allclose(two(hidden, group).numpy(), _relu(x @ k1 + b1) @ k2 + b2,
+    np.testing.assert_allclose(two(hidden, group).numpy(), relu(x @ k1 + b1) @ k2 + b2,
                                rtol=1e-5, atol=1e-5)
 
 
@@ -270,18 +265,18 @@ def test_dynamic_parameter_strategy_is_the_low_rank_form_by_hand():
     factors = [[w.numpy() for w in f] for f in strategy.factors]
     output = strategy.output_layer.get_weights()
     z = np.concatenate([group.numpy(), individual.numpy()], axis=1)
-    s = _relu(z @ generator[0] + generator[1]) @ generator[2] + generator[3]   # [B, 2k]
+    s = relu(z @ generator[0] + generator[1]) @ generator[2] + generator[3]   # [B, 2k]
     x = hidden.numpy()
     for layer, (u, v, b) in enumerate(factors):
         scale = 1.0 + s[:, 3 * layer:3 * (layer + 1)]
-        x = _relu(((x @ u) * scale) @ v + b)
+        x = relu(((x @ u) * scale) @ v + b)
     expected = x @ output[0] + output[1]
     np.testing.assert_allclose(strategy(hidden, group, individual).numpy(), expected,
                                rtol=1e-5, atol=1e-5)
     # The per-example weight U·diag(1 + s)·V, applied as one matrix, is the same map.
     first = np.einsum("ik,bk,ko->bio", factors[0][0], 1.0 + s[:, :3], factors[0][1])
-    direct = _relu(np.einsum("bi,bio->bo", hidden.numpy(), first) + factors[0][2])
-    staged = _relu(((hidden.numpy() @ factors[0][0]) * (1.0 + s[:, :3])) @ factors[0][1]
+    direct = relu(np.einsum("bi,bio->bo", hidden.numpy(), first) + factors[0][2])
+    staged = relu(((hidden.numpy() @ factors[0][0]) * (1.0 + s[:, :3])) @ factors[0][1]
                    + factors[0][2])
     np.testing.assert_allclose(direct, staged, rtol=1e-5, atol=1e-5)
     # r_p is read: another r_p, another prediction.
@@ -434,16 +429,10 @@ def test_contrastive_pass_holds_the_group_head_fixed(reduce):
     assert float(flipped(x, training=True)["losses"]["gprec_contrastive_loss"]) > 0
 
 
-def _np_bce(labels, logits):
-    labels, logits = np.asarray(labels, np.float64), np.asarray(logits, np.float64)
-    return float(np.mean(np.maximum(logits, 0) - logits * labels
-                         + np.log1p(np.exp(-np.abs(logits)))))
-
-
 def _np_stack(weights, x):
     """A DenseStack forward pass in numpy: ReLU hidden layers, a linear output."""
     for i in range(0, len(weights) - 2, 2):
-        x = _relu(x @ weights[i] + weights[i + 1])
+        x = relu(x @ weights[i] + weights[i + 1])
     return x @ weights[-2] + weights[-1]
 
 
@@ -474,9 +463,9 @@ def test_every_loss_term_is_weighted_and_named_and_computed_as_by_hand():
     cosine = np.abs((r_g * r_p).sum(1)) / (np.linalg.norm(r_g, axis=1)
                                             * np.linalg.norm(r_p, axis=1) + 1e-8)
     expected = {
-        "gprec_backbone_loss": 0.25 * _np_bce(labels, x["logit"].numpy()),
-        "gprec_group_loss": 2.0 * _np_bce(labels, _np_stack(head, np.hstack([r_g, item]))),
-        "gprec_contrastive_loss": -0.5 * _np_bce(labels,
+        "gprec_backbone_loss": 0.25 * np_bce(labels, x["logit"].numpy()),
+        "gprec_group_loss": 2.0 * np_bce(labels, _np_stack(head, np.hstack([r_g, item]))),
+        "gprec_contrastive_loss": -0.5 * np_bce(labels,
                                                  _np_stack(head, np.hstack([r_bar, item]))),
         "gprec_orthogonal_loss": 3.0 * float(cosine.mean()),
     }

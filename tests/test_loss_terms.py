@@ -15,18 +15,11 @@ from tfrs_userlevel import keras, tf
 from tfrs_userlevel.gprec import GPRec
 from tfrs_userlevel.udg import UserDependentGating
 
-from .helpers import not_built_warnings
+from .helpers import not_built_warnings, np_bce
 
 TERMS = ("gprec_backbone_loss", "gprec_group_loss", "gprec_contrastive_loss",
          "gprec_orthogonal_loss")
 BATCH = 1024
-
-
-def _bce(labels, logits):
-    """Mean binary cross-entropy on logits, in numpy (the independent oracle)."""
-    labels, logits = np.asarray(labels, np.float64), np.asarray(logits, np.float64)
-    return float(np.mean(np.maximum(logits, 0) - logits * labels
-                         + np.log1p(np.exp(-np.abs(logits)))))
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +154,7 @@ def test_loss_is_the_task_plus_each_term_once_and_regularization_only_the_penalt
         assert logs[name] == pytest.approx(value, rel=1e-5, abs=1e-7), name
     table = model.user_embedding.layers[1].embeddings.numpy().astype(np.float64)
     assert logs["regularization_loss"] == pytest.approx(l2 * np.sum(table ** 2), rel=1e-5)
-    expected = _bce(labels.numpy(), out["logit"].numpy()) + sum(terms.values())
+    expected = np_bce(labels.numpy(), out["logit"].numpy()) + sum(terms.values())
     assert logs["loss"] == pytest.approx(expected, rel=1e-5)
     assert logs["total_loss"] == pytest.approx(expected + logs["regularization_loss"],
                                                rel=1e-5)

@@ -172,14 +172,14 @@ class TensorBoardServer:
             self.process.wait()
         self.process.stderr.close()
 
-    def get(self, path, body=None):
+    def get(self, path, body=None, raw=False):
+        """The JSON answer to GET `path` (POST with a JSON `body`); bytes with `raw`."""
         request = urllib.request.Request(
             self.url + path, data=None if body is None else json.dumps(body).encode(),
             headers={"Content-Type": "application/json"} if body is not None else {})
         with urllib.request.urlopen(request, timeout=30) as response:
             data = response.read()
-        return data if path.startswith("/data/plugin/images/individualImage") else \
-            json.loads(data)
+        return data if raw else json.loads(data)
 
     def until(self, path, ready, body=None):
         """The answer to `path` once `ready(answer)` holds (the server loads in the
@@ -252,6 +252,7 @@ def test_a_real_tensorboard_server_serves_the_run(seeds_run):
         listed = server.get("/data/plugin/images/images?"
                             + _query(run=f"{run}/user_level", tag="gprec/group_similarity"))
         assert len(listed) == EPOCHS
-        png = server.get(f"/data/plugin/images/individualImage?{listed[-1]['query']}")
+        png = server.get(f"/data/plugin/images/individualImage?{listed[-1]['query']}",
+                         raw=True)
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert server.process.returncode is not None  # stopped

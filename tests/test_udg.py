@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.helpers import check_model
+from tests.helpers import check_model, randomize_weights, relu, sigmoid
 from tfrs_userlevel import RankingModel, data, datasets, keras, tf
 from tfrs_userlevel.backbones import AUGRUCell, DeepNetwork, TargetAttention
 from tfrs_userlevel.features import FeatureSpec
@@ -64,14 +64,6 @@ def test_gates_lie_in_zero_one_and_change_with_the_user(ml100k_time, tmp_path):
         assert np.abs(values[0] - values[1]).max() > 1e-6
 
 
-def _relu(x):
-    return np.maximum(x, 0.0)
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def test_gates_multiply_each_dense_layers_input_as_computed_by_hand():
     """eq. 7: h(l) = ReLU(W(l)(g(l-1) ⊙ h(l-1)) + b(l)), in numpy from the layer's own
     weights, with non-zero biases and a different random gate at every layer."""
@@ -79,8 +71,7 @@ def test_gates_multiply_each_dense_layers_input_as_computed_by_hand():
     deep = DeepNetwork((8, 4, 3), dropout=0.0)
     x = rng.normal(size=(5, 6)).astype(np.float32)
     deep(tf.constant(x))
-    deep.set_weights([rng.normal(size=w.shape).astype(np.float32)
-                      for w in deep.get_weights()])
+    randomize_weights(deep, 0)
     weights = [w.astype(np.float64) for w in deep.get_weights()]  # kernel, bias per layer
     widths = deep.input_widths(6)
     assert widths == [6, 8, 4]
@@ -91,7 +82,7 @@ def test_gates_multiply_each_dense_layers_input_as_computed_by_hand():
         for layer in range(3):
             if gates[layer] is not None:
                 h = h * gates[layer]
-            h = _relu(h @ weights[2 * layer] + weights[2 * layer + 1])
+            h = relu(h @ weights[2 * layer] + weights[2 * layer + 1])
         return h
 
     expected = by_hand(gates)
@@ -121,8 +112,7 @@ def test_udg_gates_are_computed_as_eq_6_by_hand(meta):
               "profile": tf.constant(rng.integers(0, vocabulary, (batch, 2)), tf.int32)}
     widths = [7, 4]
     gating(inputs, widths=widths)
-    gating.set_weights([rng.normal(size=w.shape).astype(np.float32)
-                        for w in gating.get_weights()])
+    randomize_weights(gating, 1)
     table = gating.user_table.embeddings.numpy().astype(np.float64)
     user = table[inputs["user_index"].numpy()]
     if meta:
@@ -137,7 +127,7 @@ def test_udg_gates_are_computed_as_eq_6_by_hand(meta):
     assert [g.shape for g in gates] == [(batch, 7), (batch, 4)]
     for network, gate in zip(gating.networks, gates, strict=True):
         (k1, b1), (k2, b2) = [(d.kernel.numpy(), d.bias.numpy()) for d in network.layers]
-        expected = 1.5 * _sigmoid(_relu(x @ k1 + b1) @ k2 + b2)
+        expected = 1.5 * sigmoid(relu(x @ k1 + b1) @ k2 + b2)
         np.testing.assert_allclose(gate.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -213,9 +203,7 @@ def _meta_case(ml100k_time):
     model = _model(ml100k_time, "ipnn", meta=True)
     # Weights at a trained model's scale (fresh embeddings are ~1e-4, under which the
     # gates, and so the UDG embedding, barely move a logit).
-    rng = np.random.default_rng(9)
-    for weight in model.weights:
-        weight.assign(rng.normal(scale=0.3, size=weight.shape).astype(np.float32))
+    randomize_weights(model, 9, scale=0.3)
     train = ml100k_time["train"]
     users = np.unique(train["user_id"])[:2]
     rows = np.concatenate([np.flatnonzero(train["user_id"] == u)[:2] for u in users])
@@ -283,9 +271,7 @@ def test_meta_step_is_algorithm_1_with_its_second_order_path(ml100k_time):
     step. The first-order variant (the inner gradient held fixed) and another γ differ."""
     model, columns, ids = _meta_case(ml100k_time)
     generator = model.gating.generator
-    rng = np.random.default_rng(4)
-    generator.set_weights([rng.normal(scale=0.5, size=w.shape).astype(np.float32)
-                           for w in generator.weights])
+    randomize_weights(generator, 4, scale=0.5)
     alpha, gamma = 2.0, 0.3
     loss, loss_a, loss_b, gradients = _expected_meta_step(model, columns, ids, alpha, gamma)
     first_order = _expected_meta_step(model, columns, ids, alpha, gamma, second_order=False)
