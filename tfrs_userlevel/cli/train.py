@@ -67,6 +67,7 @@ SHORTHANDS = {
     "learning_rate": "train.learning_rate", "seed": "train.seed", "max_steps": "train.max_steps",
     "deterministic": "train.deterministic", "patience": "train.patience",
     "lr_schedule": "train.lr_schedule", "steps_per_execution": "train.steps_per_execution",
+    "eval_batch_size": "train.eval_batch_size",
     "schedule_monitor": "train.schedule_monitor", "embedding_dim": "model.embedding_dim",
     "embedding_l2": "model.embedding_l2", "backbone": "model.backbone.name",
     "hidden_units": "model.backbone.hidden_units", "dropout": "model.backbone.dropout",
@@ -249,22 +250,34 @@ def build_parser(prog: str = "tfrs-userlevel train") -> argparse.ArgumentParser:
     g.add_argument("--gprec-dropout", type=float, default=None,
                    help="dropout of GPRec's MLPs (default: --dropout with the ensemble "
                         "strategy, 0 with input and dp)")
-    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs,
+                   help="most passes over the training split (early stopping may end sooner)")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size,
+                   help="training examples per step")
+    p.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate,
+                   help="Adam's initial learning rate")
     p.add_argument("--lr-schedule", default=DEFAULTS.lr_schedule, choices=LR_SCHEDULES,
                    help="step: multiply by --lr-gamma every --lr-step-epochs epochs; plateau: "
                         "multiply by --lr-plateau-factor after --lr-plateau-patience epochs "
                         "without a better validation AUC")
-    p.add_argument("--lr-step-epochs", type=int, default=DEFAULTS.lr_step_epochs)
-    p.add_argument("--lr-gamma", type=float, default=DEFAULTS.lr_gamma)
-    p.add_argument("--lr-plateau-factor", type=float, default=DEFAULTS.lr_plateau_factor)
-    p.add_argument("--lr-plateau-patience", type=int, default=DEFAULTS.lr_plateau_patience)
-    p.add_argument("--embedding-dim", type=int, default=DEFAULTS.embedding_dim)
-    p.add_argument("--embedding-l2", type=float, default=DEFAULTS.embedding_l2)
-    p.add_argument("--hidden-units", type=int, nargs="+", default=list(DEFAULTS.hidden_units))
-    p.add_argument("--dropout", type=float, default=DEFAULTS.dropout)
-    p.add_argument("--batch-norm", action="store_true")
+    p.add_argument("--lr-step-epochs", type=int, default=DEFAULTS.lr_step_epochs,
+                   help="epochs between two cuts of the step schedule")
+    p.add_argument("--lr-gamma", type=float, default=DEFAULTS.lr_gamma,
+                   help="factor of each cut of the step schedule")
+    p.add_argument("--lr-plateau-factor", type=float, default=DEFAULTS.lr_plateau_factor,
+                   help="factor of each cut of the plateau schedule")
+    p.add_argument("--lr-plateau-patience", type=int, default=DEFAULTS.lr_plateau_patience,
+                   help="epochs without a better validation AUC before a plateau cut")
+    p.add_argument("--embedding-dim", type=int, default=DEFAULTS.embedding_dim,
+                   help="width d of every field embedding")
+    p.add_argument("--embedding-l2", type=float, default=DEFAULTS.embedding_l2,
+                   help="L2 penalty on the embedding table")
+    p.add_argument("--hidden-units", type=int, nargs="+", default=list(DEFAULTS.hidden_units),
+                   help="widths of the backbone's dense layers")
+    p.add_argument("--dropout", type=float, default=DEFAULTS.dropout,
+                   help="dropout rate after each dense layer")
+    p.add_argument("--batch-norm", action="store_true",
+                   help="batch normalisation in the dense layers")
     p.add_argument("--patience", type=int, default=DEFAULTS.patience,
                    help="early stopping patience on validation AUC")
     p.add_argument("--schedule-monitor", default=None, choices=SCHEDULE_MONITORS,
@@ -274,8 +287,12 @@ def build_parser(prog: str = "tfrs-userlevel train") -> argparse.ArgumentParser:
                         "learning-rate cuts; the best epoch is always the prediction's "
                         "(default: backbone_auc for a GPRec ensemble that does not train "
                         "its backbone, auc otherwise)")
-    p.add_argument("--steps-per-execution", type=int, default=DEFAULTS.steps_per_execution)
-    p.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    p.add_argument("--steps-per-execution", type=int, default=DEFAULTS.steps_per_execution,
+                   help="training steps per call into the compiled graph")
+    p.add_argument("--eval-batch-size", type=int, default=DEFAULTS.eval_batch_size,
+                   help="examples per evaluation step")
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help="seed of the weights, the shuffling and the noise")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="run every seed and report mean ± std")
     p.add_argument("--max-steps", type=int, default=None, help="cap on training steps (smoke runs)")
@@ -301,7 +318,7 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         embedding_dim=args.embedding_dim, embedding_l2=args.embedding_l2,
         hidden_units=tuple(args.hidden_units), dropout=args.dropout, batch_norm=args.batch_norm,
         patience=args.patience, schedule_monitor=args.schedule_monitor, seed=seed,
-        max_steps=args.max_steps,
+        max_steps=args.max_steps, eval_batch_size=args.eval_batch_size,
         steps_per_execution=args.steps_per_execution, deterministic=args.deterministic,
         distribute=args.distribute,
         history_length=args.history_length, udg_dim=args.udg_dim,

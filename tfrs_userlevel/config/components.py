@@ -111,7 +111,7 @@ def validate_component(kind: str, section: Mapping[str, Any], path: tuple[str, .
     options as the schema read them (only the keys given).
 
     Raises:
-      ConfigError naming `path` and the valid choices.
+      ConfigError: naming `path` and the valid choices.
     """
     section = dict(section)
     choices = sorted(factories(kind))

@@ -28,11 +28,12 @@ class Section(pydantic.BaseModel):
 class RatioSplit(Section):
     """Rows drawn at random (seeded) into the three splits, by fraction."""
 
-    by: Literal["ratio"]
-    train: float = pydantic.Field(0.8, gt=0, lt=1)
-    validation: float = pydantic.Field(0.1, ge=0, lt=1)
-    test: float = pydantic.Field(0.1, ge=0, lt=1)
-    seed: int = 2024
+    by: Literal["ratio"] = pydantic.Field(description="selects this rule")
+    train: float = pydantic.Field(0.8, gt=0, lt=1, description="fraction of rows for training")
+    validation: float = pydantic.Field(0.1, ge=0, lt=1,
+                                       description="fraction of rows for validation")
+    test: float = pydantic.Field(0.1, ge=0, lt=1, description="fraction of rows for testing")
+    seed: int = pydantic.Field(2024, description="seed of the random assignment")
 
     @pydantic.model_validator(mode="after")
     def _fractions(self):
@@ -45,21 +46,25 @@ class RatioSplit(Section):
 class ColumnSplit(Section):
     """Rows assigned by the value of a column (one value, or a list, per split)."""
 
-    by: Literal["column"]
-    column: str
-    train: str | int | list[str | int] = "train"
-    validation: str | int | list[str | int] = "validation"
-    test: str | int | list[str | int] = "test"
+    by: Literal["column"] = pydantic.Field(description="selects this rule")
+    column: str = pydantic.Field(description="the column whose value names the split")
+    train: str | int | list[str | int] = pydantic.Field(
+        "train", description="the value (or values) of `column` that mark training rows")
+    validation: str | int | list[str | int] = pydantic.Field(
+        "validation", description="the value (or values) that mark validation rows")
+    test: str | int | list[str | int] = pydantic.Field(
+        "test", description="the value (or values) that mark test rows")
 
 
 class TimeSplit(Section):
     """The oldest fraction of rows by `column` for training, then validation, then test."""
 
-    by: Literal["time"]
-    column: str
-    train: float = pydantic.Field(0.8, gt=0, lt=1)
-    validation: float = pydantic.Field(0.1, ge=0, lt=1)
-    test: float = pydantic.Field(0.1, ge=0, lt=1)
+    by: Literal["time"] = pydantic.Field(description="selects this rule")
+    column: str = pydantic.Field(description="the column that orders the rows in time")
+    train: float = pydantic.Field(0.8, gt=0, lt=1, description="oldest fraction, for training")
+    validation: float = pydantic.Field(0.1, ge=0, lt=1,
+                                       description="next fraction, for validation")
+    test: float = pydantic.Field(0.1, ge=0, lt=1, description="newest fraction, for testing")
 
     _fractions = RatioSplit._fractions
 
@@ -70,8 +75,9 @@ Split = Annotated[RatioSplit | ColumnSplit | TimeSplit, pydantic.Field(discrimin
 class Label(Section):
     """The click label: a 0/1 column, or a numeric column made 0/1 by a threshold."""
 
-    column: str
-    positive_above: float | None = None
+    column: str = pydantic.Field(description="the label column (0/1 unless `positive_above`)")
+    positive_above: float | None = pydantic.Field(
+        None, description="values above this are clicks (1), the rest 0 (e.g. rating > 3)")
 
 
 class FieldEntry(Section):
@@ -82,33 +88,53 @@ class FieldEntry(Section):
     vocabulary; `default` fills empty values (without it they are errors).
     """
 
-    name: str
-    role: Literal[ROLES]
-    dtype: Literal[DTYPES] | None = None
-    separator: str | None = None
-    max_length: int = pydantic.Field(8, ge=1)
-    hash_buckets: int | None = pydantic.Field(None, ge=1)
-    min_frequency: int | None = pydantic.Field(None, ge=1)
-    shared_vocabulary_with: str | None = None
-    default: str | int | None = None
+    name: str = pydantic.Field(description="the column, and the serving input of that name")
+    role: Literal[ROLES] = pydantic.Field(
+        description="what the field describes: item, user_personal (the user's id), "
+                    "user_other (profile), context or behavior (a click history)")
+    dtype: Literal[DTYPES] | None = pydantic.Field(
+        None, description="the value type; inferred from the data when not given")
+    separator: str | None = pydantic.Field(
+        None, description="makes the field multi-valued, split on this string")
+    max_length: int = pydantic.Field(8, ge=1, description="values kept per multi-valued row")
+    hash_buckets: int | None = pydantic.Field(
+        None, ge=1, description="hash values into this many buckets instead of a vocabulary")
+    min_frequency: int | None = pydantic.Field(
+        None, ge=1, description="this field's vocabulary cut-off (default: data.min_frequency)")
+    shared_vocabulary_with: str | None = pydantic.Field(
+        None, description="another field whose vocabulary (and ids) this field uses")
+    default: str | int | None = pydantic.Field(
+        None, description="fills empty values; without it an empty value is an error")
 
 
 class DataSection(Section):
     """Where the rows are and how they become features, labels and splits."""
 
-    format: Literal[FORMATS]
-    files: str | list[str] | dict[Literal[SPLITS], str | list[str]] | None = None
-    rows: int | None = pydantic.Field(None, ge=10)
-    # Stream files larger than memory: one pass writes the rows as TFRecord shards (and
-    # counts the vocabularies of the training split), and training reads the shards.
-    stream: bool = False
-    # Where the shards go (default: <model-dir>/data); reused when they are there.
-    shard_dir: str | None = None
-    split: Split | None = None
-    label: Label
-    fields: list[FieldEntry] = pydantic.Field(min_length=1)
-    min_frequency: int = pydantic.Field(1, ge=1)
-    delimiter: str = pydantic.Field(",", min_length=1, max_length=1)
+    format: Literal[FORMATS] = pydantic.Field(
+        description="csv (plain or .gz), parquet, tfrecord (one tf.Example per row), or a "
+                    "built-in dataset")
+    files: str | list[str] | dict[Literal[SPLITS], str | list[str]] | None = pydantic.Field(
+        None, description="a glob or a list of files (relative to the configuration's "
+                          "folder), or one per split: {train: ..., validation: ..., test: ...};"
+                          " for a built-in dataset, its data root")
+    rows: int | None = pydantic.Field(None, ge=10,
+                                      description="rows of the synthetic dataset")
+    stream: bool = pydantic.Field(
+        False, description="for files larger than memory: one pass writes the rows as "
+                           "TFRecord shards (counting the training split's vocabularies), "
+                           "and training reads the shards")
+    shard_dir: str | None = pydantic.Field(
+        None, description="where the shards go (default: `<model-dir>/data`); reused when "
+                          "they are there")
+    split: Split | None = pydantic.Field(
+        None, description="how one table becomes three splits: {by: ratio | column | time}")
+    label: Label = pydantic.Field(description="the click label")
+    fields: list[FieldEntry] = pydantic.Field(min_length=1,
+                                              description="the input fields, one per column")
+    min_frequency: int = pydantic.Field(
+        1, ge=1, description="values seen fewer times in training go to the field's OOV row")
+    delimiter: str = pydantic.Field(",", min_length=1, max_length=1,
+                                    description="the CSV delimiter")
 
     @pydantic.model_validator(mode="after")
     def _split_or_files(self):
@@ -157,8 +183,15 @@ class ModelSection(Section):
     checked against the layers in `tfrs_userlevel.config.components`.
     """
 
-    backbone: dict[str, Any] = pydantic.Field(default_factory=lambda: {"name": "mlp"})
-    user_level: dict[str, Any] = pydantic.Field(default_factory=lambda: {"name": "none"})
-    baseline: dict[str, Any] | None = None
-    embedding_dim: int = pydantic.Field(16, ge=1)
-    embedding_l2: float = pydantic.Field(3e-4, ge=0)
+    backbone: dict[str, Any] = pydantic.Field(
+        default_factory=lambda: {"name": "mlp"},
+        description="`name` of a backbone plus its constructor options")
+    user_level: dict[str, Any] = pydantic.Field(
+        default_factory=lambda: {"name": "none"},
+        description="`name` (none, gprec, udg, gprec+udg), `preset`, and the layer's options")
+    baseline: dict[str, Any] | None = pydantic.Field(
+        None, description="`name` of a user-modeling baseline, in place of the backbone, plus "
+                          "its options")
+    embedding_dim: int = pydantic.Field(16, ge=1, description="width d of every field embedding")
+    embedding_l2: float = pydantic.Field(3e-4, ge=0,
+                                         description="L2 penalty on the embedding table")

@@ -165,9 +165,9 @@ class GPRec(LossTerms, keras.layers.Layer):
         `tfrs.Model`, add the returned "loss" in `compute_loss` instead:
         TFRS reports `add_loss` terms as `regularization_loss`
         (`tfrs_userlevel.loss_terms`). `RankingModel` refuses True.
-      Outside `RankingModel`, each term is also logged under its name
-      (`gprec_backbone_loss`, `gprec_group_loss`, `gprec_contrastive_loss`,
-      `gprec_orthogonal_loss`) as a metric of the model that holds the layer.
+        Outside `RankingModel`, each term is also logged under its name
+        (`gprec_backbone_loss`, `gprec_group_loss`, `gprec_contrastive_loss`,
+        `gprec_orthogonal_loss`) as a metric of the model that holds the layer.
 
     Call:
       inputs: dict with
