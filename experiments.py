@@ -16,7 +16,7 @@
 Every run lands in --runs-dir/<configuration>/seed_<seed>/ (train.py's
 outputs). A run whose metrics.json exists with the identical config is
 reused, so an interrupted table resumes where it stopped. Tables are written
-to results/NAME.md and results/NAME.json (rows as in SPEC §10).
+to results/NAME.md and results/NAME.json (one row per model).
 
 p-values: Welch's one-sided two-sample t-test (scipy.stats.ttest_ind,
 equal_var=False, alternative="greater") of the candidate's per-seed test AUCs
@@ -165,7 +165,7 @@ class Runner:
 
 def row(name: str, args: Sequence[str], results: dict[int, dict], command: str,
         reference: tuple[str, dict[int, dict]] | None = None) -> dict:
-    """One results row (SPEC §10), with the p-value against `reference`."""
+    """One results row, with the p-value against `reference`."""
     config = next(iter(results.values()))["config"]
     auc = [r["test"]["auc"] for r in results.values()]
     logloss = [r["test"]["logloss"] for r in results.values()]
@@ -275,7 +275,7 @@ def ml1m_gprec_hparams(runner: Runner, seeds: Sequence[int], command: str) -> It
 
 
 # Best test AUC an established library reaches on this split with the same
-# hyper-parameters (SPEC §9); the bar is mean >= target - 0.001.
+# hyper-parameters (docs/reproducing.md); the bar is mean >= target - 0.001.
 LIBRARY_AUC = {"mlp": 0.8180, "deepfm": 0.8197, "dcn": 0.8191, "dcnv2": 0.8192,
                "gdcn": 0.8191, "finalmlp": 0.8183, "destine": 0.8172}
 ZOO = ["mlp", "wd", "deepfm", "ipnn", "opnn", "dcn", "dcnv2", "gdcn", "finalmlp", "destine"]
@@ -330,7 +330,7 @@ def ml1m_gprec_backbones(runner: Runner, seeds: Sequence[int], command: str
 
 # The lower half of the GPRec paper's Table II: each user-modeling baseline on the MLP,
 # in the order the paper lists them, plus PPNet alone (the form an established library
-# ships). PAPER_AUC: the paper's ML-1M numbers (SPEC §9).
+# ships). PAPER_AUC: the paper's ML-1M numbers (docs/reproducing.md).
 BASELINE_ROWS = [
     ("MMoE", ["--baseline", "mmoe"]),
     ("PLE", ["--baseline", "ple"]),
@@ -730,7 +730,7 @@ def baseline_comparison(rows: Sequence[dict]) -> str:
     by_name = {r["model"]: r for r in rows}
     mlp, gprec = by_name.get("MLP"), by_name.get("GPRec(MLP)")
     lines = ["| model | parameters outside the embeddings | ours (mean test AUC) | − our MLP | "
-             "paper (SPEC §9) | established library (SPEC §9) | GPRec(MLP) − model | "
+             "paper | established library | GPRec(MLP) − model | "
              "p (GPRec better) |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["model"] in ("MLP", "GPRec(MLP)"):
@@ -751,8 +751,8 @@ def baseline_comparison(rows: Sequence[dict]) -> str:
 
 
 def library_comparison(rows: Sequence[dict]) -> str:
-    """Markdown: each backbone's mean test AUC against the established library's (SPEC §9)."""
-    lines = ["| backbone | ours (mean test AUC) | established library (SPEC §9) | "
+    """Markdown: each backbone's mean test AUC against the established library's."""
+    lines = ["| backbone | ours (mean test AUC) | established library | "
              "ours − library | bar (≥ −0.001) |", "|---|---|---|---|---|"]
     for r in rows:
         if r.get("library_auc") is None:

@@ -19,7 +19,7 @@ target: >= 0.6).
       dcnv2 gdcn finalmlp destine
 
 records every backbone, with `ratio_vs_library` against the fastest
-established library's examples/s for that model on this machine (SPEC §9;
+established library's examples/s for that model on this machine (docs/reproducing.md;
 target: >= 1).
 
   python benchmarks/training_throughput.py --backbones mlp \
@@ -64,7 +64,7 @@ from tfrs_userlevel.training import TrainConfig, run, write_json_atomic  # noqa:
 
 
 # Fastest established library for the same model on this 2-core machine, examples/s end
-# to end (SPEC §9): a Keras library on this TensorFlow for MLP, DeepFM and DCN, a PyTorch
+# to end (docs/benchmarks.md): a Keras library on this TensorFlow for MLP, DeepFM and DCN, a PyTorch
 # library for the others. Target: no backbone slower than its entry here.
 LIBRARY_EXAMPLES_PER_SECOND = {"mlp": 307_000, "deepfm": 318_000, "dcn": 235_000,
                                "dcnv2": 101_000, "gdcn": 71_000, "finalmlp": 87_000,

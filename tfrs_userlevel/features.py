@@ -7,7 +7,7 @@ dataset's strings and ints) to ids in ONE fused id space: field k owns the
 rows `[offset_k, offset_k + size_k)` of a single embedding table, row
 `offset_k` being its OOV bucket. The lookup is a Keras layer, so a saved model
 takes raw features; during training the lookup runs once over the data and
-the training step sees only ints (SPEC §1).
+the training step sees only ints.
 """
 
 from __future__ import annotations

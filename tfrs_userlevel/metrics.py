@@ -1,4 +1,4 @@
-"""Evaluation metrics of SPEC §8 as Keras metrics taking logits or probabilities.
+"""Evaluation metrics (AUC, LogLoss, RMSE, RIG) as Keras metrics taking logits or probabilities.
 
 AUC, LogLoss (binary cross-entropy), RMSE and RIG (relative information gain,
 `1 - LogLoss / H(p̄)` with p̄ the positive rate of the training split).

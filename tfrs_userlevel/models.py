@@ -107,7 +107,7 @@ class RankingModel(tfrs.Model):
       user_level: Optional user-level layer (see the module docstring).
       gating: Optional `udg.UserDependentGating`: per-layer gates of the
         backbone's MLP, computed before the backbone from the item fields,
-        the pooled click history and the user (UDG, SPEC §6).
+        the pooled click history and the user (UDG, docs/udg.md).
       dense_embedding_gradients: Turn the embedding table's sparse gradient
         into a dense one before the optimizer step. For tables of up to a few
         million parameters this is faster on CPU (one dense Adam update instead

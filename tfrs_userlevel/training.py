@@ -2,7 +2,7 @@
 
 `TrainConfig` is the validated experiment configuration (unknown keys are
 errors); `run(config, splits, feature_spec, model_dir)` trains on in-memory
-columns and writes, under `model_dir` (SPEC §10):
+columns and writes, under `model_dir`:
 
 * `metrics.json`: val/test AUC, LogLoss, RMSE, RIG of the best epoch, epochs,
   best_epoch, train_examples_per_second, and the resolved config;
@@ -72,7 +72,7 @@ SCHEDULE_MONITORS = ("auc", "backbone_auc")
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Every option of a training run, with the SPEC defaults."""
+    """Every option of a training run, with its defaults."""
 
     dataset: str = "movielens_1m"
     split: str = "random"
@@ -112,7 +112,7 @@ class TrainConfig:
     distribute: str = "default"
     # Click histories (behavior field history_<item>, datasets.behavior): 0 = none.
     history_length: int = 0
-    # UDG (--user-level udg or gprec+udg), SPEC §6-§7.
+    # UDG (--user-level udg or gprec+udg), docs/udg.md.
     udg_dim: int | None = None  # width of E^UDG; None: embedding_dim
     udg_units: tuple[int, ...] = (64, 32)  # hidden widths of each gating network
     gate_scale: float = 1.0  # gate = gate_scale · sigmoid(.)
@@ -121,7 +121,7 @@ class TrainConfig:
     udg_layers: tuple[int, ...] | None = None  # MLP layers with a gate (None: all, the paper)
     meta: bool = False  # add the meta-embedding generator for unseen users
     meta_steps: int = 300  # Algorithm 1 steps after base training (with meta)
-    # GPRec (--user-level gprec), SPEC §2–§5.
+    # GPRec (--user-level gprec), docs/gprec.md.
     # The default strategy, with its defaults of ensemble_weights, ensemble_backbone_gradient,
     # gprec_dropout, prediction_units and schedule_monitor, is GPRec(MLP)'s best 5-seed
     # validation AUC (results/ml1m_gprec_tuning.md); classifier_shared, head_units and
@@ -583,7 +583,7 @@ def _evaluate(model: RankingModel, dataset: tf.data.Dataset,
 def _run_parameter_server(config: TrainConfig, splits, spec: FeatureSpec, model_dir: Path,
                           strategy, vocabularies, verbose, model_builder: ModelBuilder,
                           record: dict[str, Any]) -> dict[str, Any]:
-    """`run` on the coordinator of a ParameterServerStrategy cluster (SPEC §10 outputs).
+    """`run` on the coordinator of a ParameterServerStrategy cluster (the same outputs).
 
     Variables live on the parameter servers, sharded by the strategy's partitioner (the
     embedding table in several shards). The lookups run here, once; each worker builds

@@ -1,6 +1,6 @@
 """Backbones: E [B, F, d] -> {"hidden": h [B, H], "logit": [B, 1]} (see `base.Backbone`).
 
-`BACKBONES` maps each `--backbone` name (SPEC §10) to a factory; `get(name,
+`BACKBONES` maps each `--backbone` name to a factory; `get(name,
 **options)` builds one and rejects options the backbone does not have.
 """
 

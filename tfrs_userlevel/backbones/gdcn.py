@@ -65,7 +65,7 @@ class GDCNBackbone(CrossDeepBackbone):
 
     Reading chosen: the paper's field-level dimension optimisation (FDO,
     shrinking each field's embedding size) is an embedding-size choice made
-    outside the network; with the SPEC's uniform d = 16 it is not applied.
+    outside the network; with the uniform d = 16 of the defaults it is not applied.
 
     Args:
       cross_layers: Number of gated cross layers.

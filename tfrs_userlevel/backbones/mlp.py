@@ -14,7 +14,7 @@ class DeepNetwork(keras.layers.Layer):
     """Dense → [batch norm] → activation → [dropout], per hidden width.
 
     Args:
-      hidden_units: Widths of the dense layers (SPEC default 64-32-16).
+      hidden_units: Widths of the dense layers (default 64-32-16).
       activation: Activation of every layer.
       dropout: Dropout rate after every layer (training only).
       batch_norm: Batch normalization before each activation.

@@ -2,7 +2,7 @@
 
 Each is a complete prediction network with the backbone contract plus the
 user context (see `baselines.base`): `--baseline NAME` builds it in place of
-the backbone. `BASELINES` maps each name (SPEC §10) to its class; `get(name,
+the backbone. `BASELINES` maps each name to its class; `get(name,
 **options)` builds one and rejects options it does not have.
 
 | name   | paper                                  | user modeling                          |

@@ -41,7 +41,7 @@ class UserModelingBackbone(keras.layers.Layer):
     """Base class of the baselines (see the module docstring).
 
     Args:
-      hidden_units: Widths of the prediction MLP (SPEC default 64-32-16); each
+      hidden_units: Widths of the prediction MLP (default 64-32-16); each
         baseline says how it distributes them (experts, towers, ...).
       activation: Hidden activation.
       dropout: Dropout after every hidden layer (training only).

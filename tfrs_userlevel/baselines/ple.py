@@ -26,7 +26,7 @@ class PLEBaseline(DomainBaseline):
     Args:
       expert_units: Width of the experts at each level; level l's experts are
         one Dense(expert_units[l]) layer (default: hidden_units[:-1], i.e. two
-        levels 64 and 32 for the SPEC MLP).
+        levels 64 and 32 for the default MLP).
       tower_units: Widths of each task tower (default: hidden_units[-1:]).
       specific_experts: Experts per task per level.
       shared_experts: Shared experts per level.

@@ -6,6 +6,7 @@
     tfrs-userlevel export --model-dir runs/own --export-dir serving/own
     tfrs-userlevel predict --model-dir runs/own --input today.parquet --output scores.csv
     tfrs-userlevel datasets list
+    tfrs-userlevel compare runs/mlp runs/own
 
 Options for every command: --verbose shows TensorFlow's own log lines, --debug shows
 the traceback of an error. A user error (an option, the configuration, the data, a
@@ -28,6 +29,7 @@ COMMANDS = {
     "export": "write a trained model as a TF Serving model version",
     "predict": "score a CSV or Parquet file with a trained or exported model",
     "datasets": "list the built-in datasets, show a configuration's data, prepare TFDS",
+    "compare": "the validation and test metrics of finished runs, side by side",
 }
 GLOBAL_FLAGS = ("--verbose", "--debug")
 USAGE = "usage: tfrs-userlevel [--version] COMMAND [--verbose] [--debug] [options]"

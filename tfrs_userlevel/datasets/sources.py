@@ -1,6 +1,6 @@
 """Finds the raw MovieLens files, or says everywhere it looked.
 
-Search order (SPEC §10): the explicit `--data-dir`, then the environment
+Search order (docs/getting-started.md): the explicit `--data-dir`, then the environment
 variable `TFRS_USERLEVEL_DATA`, then TFDS's manual directory, then TFDS's
 download manager (GroupLens URL). A data root holds one folder per dataset
 (`movielens-1m/`, `movielens-100k/`); the official zip folder names

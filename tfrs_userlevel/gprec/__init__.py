@@ -1,4 +1,4 @@
-"""GPRec: bi-level (group + individual) user modeling (SPEC §2–§5)."""
+"""GPRec: bi-level (group + individual) user modeling (docs/gprec.md)."""
 
 from tfrs_userlevel.gprec.groups import (
     DualGroupEmbedding,

@@ -1,4 +1,4 @@
-"""GPRec group division and group embeddings (SPEC §2, paper eq. 2–6).
+"""GPRec group division and group embeddings (docs/gprec.md, paper eq. 2–6).
 
 * `GroupClassifier` (eq. 2): per-group non-linear classifier S = f_c(flatten(E_u)).
 * `GumbelMask` (eq. 3–4): Gumbel-softmax masks over {in g, not in g}.

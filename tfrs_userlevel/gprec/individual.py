@@ -1,4 +1,4 @@
-"""GPRec individual level (SPEC §3, paper eq. 12–13)."""
+"""GPRec individual level (docs/gprec.md, paper eq. 12–13)."""
 
 from __future__ import annotations
 

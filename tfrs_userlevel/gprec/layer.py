@@ -1,6 +1,6 @@
 """The composed GPRec layer: group level + individual level + a construction strategy.
 
-Objective (SPEC §5, paper eq. 19–20), each term returned by name:
+Objective (docs/gprec.md, paper eq. 19–20), each term returned by name:
 
     L = L_main + α·L_g − β·L_c + γ·L_o + w_b·L_backbone
 

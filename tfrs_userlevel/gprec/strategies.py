@@ -1,4 +1,4 @@
-"""How r_g and r_p meet the backbone (SPEC §4, paper eq. 14–18).
+"""How r_g and r_p meet the backbone (docs/gprec.md, paper eq. 14–18).
 
 Each strategy maps the backbone's hidden state h [B, H], r_g [B, D_g],
 optionally r_p [B, D_p] (None in ablation GPRec-2) and the item embeddings
@@ -26,7 +26,7 @@ class InputStrategy(keras.layers.Layer):
     """Eq. 14: ŷ = σ(MLP_pred([h, r_g, r_p])).
 
     Args:
-      hidden_units: Hidden widths of MLP_pred (default 64-32-16, SPEC).
+      hidden_units: Hidden widths of MLP_pred (default 64-32-16).
       dropout: Dropout after each hidden layer.
       output_bias: Initial bias of the output logit.
 

@@ -1,4 +1,4 @@
-"""UDG: user-dependent gating and meta-learned embeddings for new users (SPEC §6-§7)."""
+"""UDG: user-dependent gating and meta-learned embeddings for new users (docs/udg.md)."""
 
 from tfrs_userlevel.udg.gating import MetaEmbeddingGenerator, UserDependentGating
 

@@ -1,4 +1,4 @@
-"""User-dependent gating (UDG paper eq. 6-9, SPEC §6) and the meta-embedding generator (§7)."""
+"""User-dependent gating (UDG paper eq. 6-9) and the meta-embedding generator (docs/udg.md)."""
 
 from __future__ import annotations
 

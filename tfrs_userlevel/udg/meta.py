@@ -1,4 +1,4 @@
-"""Training the meta-embedding generator (UDG paper Algorithm 1, eq. 10; SPEC §7).
+"""Training the meta-embedding generator (UDG paper Algorithm 1, eq. 10; docs/udg.md).
 
 The base model (embeddings, backbone, gates, UDG table) is frozen; only the
 generator f_meta learns. Each step takes U users and, for each, k rows of

@@ -1,4 +1,4 @@
-"""MovieLens 100K for CTR prediction, label rating > 3 (SPEC §10).
+"""MovieLens 100K for CTR prediction, label rating > 3.
 
 One row per rating, sorted by (user_id, item_id):
   user_id (int64, personal), age (int64), gender (string), occupation

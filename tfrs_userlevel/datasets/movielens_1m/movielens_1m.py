@@ -1,4 +1,4 @@
-"""MovieLens 1M for CTR prediction: 8 fields, label rating > 3 (SPEC §9-§10).
+"""MovieLens 1M for CTR prediction: 8 fields, label rating > 3.
 
 One row per rating, sorted by (user_id, movie_id):
   user_id (int64, personal), gender (string), age (int64), occupation
@@ -128,7 +128,7 @@ FEATURES = {
     "label": np.int64, "rating": np.int64, "timestamp": np.int64,
 }
 
-# The 8 model fields of SPEC §9, as `tfrs_userlevel.features.FeatureSpec` config.
+# The 8 model fields of the reference setting (docs/reproducing.md), as `tfrs_userlevel.features.FeatureSpec` config.
 ITEM = "movie_id"  # the item id field; click histories list its values
 
 FEATURE_SPEC = [
