@@ -17,8 +17,6 @@ import sys
 import typing
 from pathlib import Path
 
-from mkdocs.structure.files import File
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -185,7 +183,51 @@ def api_reference() -> str:
     return "\n".join(lines)
 
 
+def public_names() -> dict[str, list[str]]:
+    """module -> the public classes, functions and constants it defines (read from the
+    source, not imported)."""
+    import ast
+
+    found = {}
+    for module in public_modules():
+        parts = module.split(".")
+        path = ROOT.joinpath(*parts).with_suffix(".py")
+        if not path.exists():
+            path = ROOT.joinpath(*parts, "__init__.py")
+        names = []
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                names.append(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names += [t.id for t in targets if isinstance(t, ast.Name)]
+        found[module] = [n for n in names if not n.startswith("_")]
+    return found
+
+
+def _inventory(site_dir: Path) -> set[str]:
+    """The object names in mkdocstrings' `objects.inv` (Sphinx inventory, version 2)."""
+    import zlib
+
+    raw = (site_dir / "objects.inv").read_bytes()
+    body = raw.split(b"\n", 4)[4]
+    return {line.split(" ", 1)[0] for line in zlib.decompress(body).decode().splitlines()}
+
+
 def on_files(files, config):
+    from mkdocs.structure.files import File
+
     files.append(File.generated(config, "configuration.md", content=configuration_reference()))
     files.append(File.generated(config, "api.md", content=api_reference()))
     return files
+
+
+def on_post_build(config):
+    """Fails the build when a public name of the package is missing from the API reference."""
+    from mkdocs.exceptions import PluginError
+
+    documented = _inventory(Path(config["site_dir"]))
+    missing = [f"{module}.{name}" for module, names in public_names().items()
+               for name in names if f"{module}.{name}" not in documented]
+    if missing:
+        raise PluginError(f"public names missing from the API reference: {missing}")

@@ -9,8 +9,13 @@ serving process sees it), and the loss must have gone down.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -132,3 +137,58 @@ def randomize_weights(layer, seed: int, scale: float = 1.0) -> None:
     rng = np.random.default_rng(seed)
     layer.set_weights([rng.normal(scale=scale, size=w.shape).astype(np.float32)
                        for w in layer.get_weights()])
+
+
+SERVER_SECONDS = 120  # the most the server may take to start and load the runs
+
+
+class TensorBoardServer:
+    """`tensorboard --logdir LOGDIR` on 127.0.0.1 at a port the server picks itself (0);
+    stopped on exit."""
+
+    def __init__(self, logdir):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+             "--host", "127.0.0.1", "--port", "0", "--load_fast", "false",
+             "--reload_interval", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.url = None
+
+    def __enter__(self):
+        deadline = time.monotonic() + SERVER_SECONDS
+        for line in self.process.stderr:  # it prints its address when it listens
+            if " at http://127.0.0.1:" in line:
+                self.url = line.split(" at ", 1)[1].split()[0].rstrip("/")
+                break
+            assert time.monotonic() < deadline, "TensorBoard did not start"
+        assert self.url, "TensorBoard exited before listening"
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process.stderr.close()
+
+    def get(self, path, body=None, raw=False):
+        """The JSON answer to GET `path` (POST with a JSON `body`); bytes with `raw`."""
+        request = urllib.request.Request(
+            self.url + path, data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"} if body is not None else {})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data = response.read()
+        return data if raw else json.loads(data)
+
+    def until(self, path, ready, body=None):
+        """The answer to `path` once `ready(answer)` holds (the server loads in the
+        background)."""
+        deadline = time.monotonic() + SERVER_SECONDS
+        while True:
+            answer = self.get(path, body)
+            if ready(answer):
+                return answer
+            assert time.monotonic() < deadline, (path, answer)
+            time.sleep(0.5)

@@ -4,9 +4,6 @@ learning rate, the group-mask histograms, the similarity image, the ensemble's w
 UDG gate histograms and one HParams session per seed; a real TensorBoard server serves them."""
 
 import json
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 
@@ -18,6 +15,8 @@ import tfrs_userlevel.cli.train as train
 from tfrs_userlevel import datasets, tf
 from tfrs_userlevel.monitoring import cosine_similarity, similarity_image
 from tfrs_userlevel.training import TrainConfig, run
+
+from .helpers import TensorBoardServer
 
 EPOCHS = 2
 SEEDS = (1, 2)
@@ -134,63 +133,6 @@ def test_ungated_layers_have_no_gate_histogram(ml100k, tmp_path):
     count = {tag: tf.make_ndarray(events.Tensors(tag)[-1].tensor_proto)[:, 2].sum()
              for tag in ("udg/gates", "udg/gates_layer1")}
     assert count["udg/gates"] == pytest.approx(count["udg/gates_layer1"])  # no constant 1s
-
-
-# -- a real TensorBoard server -------------------------------------------------------
-
-SERVER_SECONDS = 120  # the most the server may take to start and load the runs
-
-
-class TensorBoardServer:
-    """`tensorboard --logdir LOGDIR` on 127.0.0.1 at a port the server picks itself (0);
-    stopped on exit."""
-
-    def __init__(self, logdir):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-             "--host", "127.0.0.1", "--port", "0", "--load_fast", "false",
-             "--reload_interval", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.url = None
-
-    def __enter__(self):
-        deadline = time.monotonic() + SERVER_SECONDS
-        for line in self.process.stderr:  # it prints its address when it listens
-            if " at http://127.0.0.1:" in line:
-                self.url = line.split(" at ", 1)[1].split()[0].rstrip("/")
-                break
-            assert time.monotonic() < deadline, "TensorBoard did not start"
-        assert self.url, "TensorBoard exited before listening"
-        return self
-
-    def __exit__(self, *exc):
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stderr.close()
-
-    def get(self, path, body=None, raw=False):
-        """The JSON answer to GET `path` (POST with a JSON `body`); bytes with `raw`."""
-        request = urllib.request.Request(
-            self.url + path, data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"} if body is not None else {})
-        with urllib.request.urlopen(request, timeout=30) as response:
-            data = response.read()
-        return data if raw else json.loads(data)
-
-    def until(self, path, ready, body=None):
-        """The answer to `path` once `ready(answer)` holds (the server loads in the
-        background)."""
-        deadline = time.monotonic() + SERVER_SECONDS
-        while True:
-            answer = self.get(path, body)
-            if ready(answer):
-                return answer
-            assert time.monotonic() < deadline, (path, answer)
-            time.sleep(0.5)
 
 
 def _query(**fields):

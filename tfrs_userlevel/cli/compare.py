@@ -58,9 +58,9 @@ def format_rows(rows: list[tuple[str, str, dict[str, str]]]) -> str:
     columns = ["run", "model", *rows[0][2]]
     table = [[run, model, *cells.values()] for run, model, cells in rows]
     widths = [max(len(c), *(len(r[i]) for r in table)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)),
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)),
              "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in table]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in table]
     return "\n".join(lines)
 
 

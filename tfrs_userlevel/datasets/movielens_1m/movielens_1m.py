@@ -128,7 +128,8 @@ FEATURES = {
     "label": np.int64, "rating": np.int64, "timestamp": np.int64,
 }
 
-# The 8 model fields of the reference setting (docs/reproducing.md), as `tfrs_userlevel.features.FeatureSpec` config.
+# The 8 model fields of the reference setting (docs/reproducing.md), as
+# `tfrs_userlevel.features.FeatureSpec` config.
 ITEM = "movie_id"  # the item id field; click histories list its values
 
 FEATURE_SPEC = [
