@@ -71,7 +71,7 @@ def test_docs_and_docstrings_refer_to_no_file_outside_the_repository():
     outside = re.compile(r"SPEC §|SPEC\.md|\.\./shared/(?!data\b)|shared/papers")
     names = [n for n in _tracked_files()
              if n.endswith((".md", ".py", ".cfg", ".yaml", ".yml", ".toml"))
-             and not n.startswith("tests/mutation/")]
+             and not n.startswith("tests/mutation/") and n != "tests/test_docs.py"]
     found = [f"{n}:{i}" for n in names
              for i, line in enumerate((REPO / n).read_text().splitlines(), 1)
              if outside.search(line)]
