@@ -16,7 +16,7 @@
 Every run lands in --runs-dir/<configuration>/seed_<seed>/ (train.py's
 outputs). A run whose metrics.json exists with the identical config is
 reused, so an interrupted table resumes where it stopped. Tables are written
-to results/NAME.md and results/NAME.json (one row per model).
+to results/STUDY/NAME.md and NAME.json (one row per model; `STUDIES`).
 
 p-values: Welch's one-sided two-sample t-test (scipy.stats.ttest_ind,
 equal_var=False, alternative="greater") of the candidate's per-seed test AUCs
@@ -46,6 +46,34 @@ from tfrs_userlevel.training import GPREC_OPTIONS, TrainConfig, run, write_json_
 
 REPO = Path(__file__).resolve().parent
 RESULTS = REPO / "results"
+# Each result table belongs to one study, a folder of results/ (the first study with a
+# prefix of the table's name; a name of no study is a study of its own).
+STUDIES = {
+    "mlp": ("ml1m_mlp",),
+    "gprec_backbones": ("ml1m_gprec_backbones", "ml1m_gprec_dcn_", "ml1m_gprec_destine_",
+                        "ml1m_gprec_finalmlp_"),
+    "gprec_ablation": ("ml1m_gprec_ablation",),
+    "gprec_hparams": ("ml1m_gprec_hparams",),
+    "gprec_diversity": ("ml1m_gprec_diversity", "ml1m_gprec1_diversity"),
+    "gprec_by_activity": ("ml1m_gprec_by_activity",),
+    "gprec": ("ml1m_gprec",),
+    "backbones": ("ml1m_backbones",),
+    "baselines": ("ml1m_baselines", "ml1m_dgpm_kernel", "ml1m_mmoe_one_expert"),
+    "udg_cold_start": ("udg_cold_start",),
+    "udg": ("udg",),
+}
+
+
+def study_of(name: str) -> str:
+    return next((study for study, prefixes in STUDIES.items()
+                 if name.startswith(prefixes)), name)
+
+
+def result_path(name: str, suffix: str) -> Path:
+    """results/STUDY/NAME.SUFFIX, its folder created."""
+    folder = RESULTS / study_of(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{name}{suffix}"
 FIVE_SEEDS = [2024, 2025, 2026, 2027, 2028]
 GROUPS = [3, 7, 20, 40, 60, 80, 100, 1000]
 TEMPERATURES = [0.1, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0]
@@ -212,13 +240,13 @@ READING = "\n## Reading\n"
 
 def write_table(name: str, title: str, rows: list[dict], command: str,
                 extra: str = "") -> None:
-    """Writes results/NAME.json and NAME.md (with `extra` markdown after the table); a
+    """Writes results/STUDY/NAME.json and NAME.md (with `extra` markdown after the table); a
     hand-written "## Reading" section at the end of an existing NAME.md is kept."""
-    write_json_atomic(RESULTS / f"{name}.json", rows)
+    write_json_atomic(result_path(name, ".json"), rows)
     text = f"# {title}\n\nRegenerate: `{command}`\n\n{markdown_table(rows)}\n"
     if extra:
         text += f"\n{extra}\n"
-    write_keeping_reading(RESULTS / f"{name}.md", text)
+    write_keeping_reading(result_path(name, ".md"), text)
     print(text)
 
 
@@ -281,7 +309,7 @@ LIBRARY_AUC = {"mlp": 0.8180, "deepfm": 0.8197, "dcn": 0.8191, "dcnv2": 0.8192,
 ZOO = ["mlp", "wd", "deepfm", "ipnn", "opnn", "dcn", "dcnv2", "gdcn", "finalmlp", "destine"]
 ZOO_WITH_GPREC = ["gdcn", "dcn", "finalmlp", "destine"]  # the paper's Table III
 # GPRec's configuration on these backbones: the best validation AUC of six tried on GDCN,
-# seed 2024 (results/ml1m_backbones.md, "Choosing GPRec's configuration").
+# seed 2024 (results/backbones/ml1m_backbones.md, "Choosing GPRec's configuration").
 ZOO_GPREC_ARGS = ["--strategy", "ensemble", "--stop-embedding-gradient", *PER_GROUP_CLASSIFIER,
                   *WIDE_HEADS, *PAPER_ENSEMBLE]
 BACKBONE_NAMES = {"mlp": "MLP", "wd": "W&D", "deepfm": "DeepFM", "ipnn": "IPNN",
@@ -316,7 +344,7 @@ def ml1m_backbones(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
 
 # GPRec on the Table III backbones: the zoo's setting with learned ensemble
 # weights and no gradient from the average into the backbone (chosen on DCN validation,
-# seed 2024; results/ml1m_backbones.md).
+# seed 2024; results/backbones/ml1m_backbones.md).
 DETACHED_ENSEMBLE_ARGS = [*ZOO_GPREC_ARGS, "--ensemble-weights", "learned",
                           "--no-ensemble-backbone-gradient", "--schedule-monitor", "auc"]
 
@@ -340,7 +368,7 @@ BASELINE_ROWS = [
     ("PEPNet", ["--baseline", "pepnet"]),
     ("PPNet", ["--baseline", "pepnet", "--baseline-options", '{"epnet": false}']),
     # Key strength 1 and a weight matrix per group: the best of eight DGPM settings on
-    # validation (seed 2024; results/ml1m_baselines.md).
+    # validation (seed 2024; results/baselines/ml1m_baselines.md).
     ("DGPM", ["--baseline", "dgpm", "--baseline-options",
               '{"initial_strength": 1.0, "group_parameters": "kernel"}']),
 ]
@@ -705,7 +733,7 @@ def cold_start_table(rows: Sequence[dict]) -> str:
 # GPRec(MLP) in the baselines table: train.py's GPRec defaults, spelled
 # out so that a later change of the defaults does not move the row: the detached,
 # learned ensemble with the schedule on the backbone's own AUC, GPRec dropout and a
-# linear MLP_p head (results/ml1m_gprec_tuning.md). An earlier row had
+# linear MLP_p head (results/gprec/ml1m_gprec_tuning.md). An earlier row had
 # the wide heads without dropout: [*DETACHED_ENSEMBLE_ARGS, "--schedule-monitor",
 # "backbone_auc"].
 BASELINE_GPREC_ARGS = ["--strategy", "ensemble", "--ensemble-weights", "learned",
@@ -946,10 +974,10 @@ def by_activity(runner: Runner, a: Sequence[str], b: Sequence[str], seeds: Seque
     text = "\n".join(lines) + "\n"
     print(text)
     if name:
-        write_json_atomic(RESULTS / f"{name}.json", {"a": list(a), "b": list(b),
+        write_json_atomic(result_path(name, ".json"), {"a": list(a), "b": list(b),
                                                      "seeds": list(seeds), "rows": rows,
                                                      "command": command})
-        write_keeping_reading(RESULTS / f"{name}.md", text)
+        write_keeping_reading(result_path(name, ".md"), text)
     return rows
 
 
@@ -1098,7 +1126,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="extra train.py args for every run of a table (e.g. '--epochs 2')")
     p.add_argument("--model-dir", default=None,
                    help="diversity, gprec_scales, ensemble_heads: a finished GPRec run")
-    p.add_argument("--out", default="results/ml1m_gprec_diversity",
+    p.add_argument("--out", default="results/gprec_diversity/ml1m_gprec_diversity",
                    help="diversity: output path without suffix (.png and .json)")
     return p.parse_args(argv)
 
@@ -1122,7 +1150,7 @@ def main(argv=None) -> int:
             return 2
         stats = probes[args.what](Path(args.model_dir), args.data_dir)
         if args.name:
-            write_json_atomic(RESULTS / f"{args.name}.json", {**stats, "command": command})
+            write_json_atomic(result_path(args.name, ".json"), {**stats, "command": command})
         return 0
     runner = Runner(Path(args.runs_dir), args.data_dir, ML1M + shlex.split(args.train_args))
     if args.what == "by_activity":
@@ -1161,7 +1189,7 @@ def main(argv=None) -> int:
                     extra())
     write_table(args.what, title, rows, command, extra())
     if args.what == "ml1m_gprec_hparams":
-        plot_hparams(rows, RESULTS / f"{args.what}.png")
+        plot_hparams(rows, result_path(args.what, ".png"))
     return 0
 
 

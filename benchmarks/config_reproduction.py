@@ -3,7 +3,7 @@
 With --deterministic and seed 2024, both paths must give the same validation
 and test metrics (to 1e-6) for the MLP and for GPRec's default (the
 recommended preset). Trains four models (about 10 minutes on 2 cores) and
-writes results/config_reproduction.json.
+writes results/reliability/config_reproduction.json.
 
   TFRS_USERLEVEL_DATA=../shared/data python benchmarks/config_reproduction.py
 """
@@ -33,7 +33,8 @@ def train(args: list[str], model_dir: Path) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--output", default=str(REPO / "results" / "config_reproduction.json"))
+    p.add_argument("--output",
+                        default=str(REPO / "results" / "reliability" / "config_reproduction.json"))
     args = p.parse_args(argv)
     rows = {}
     with tempfile.TemporaryDirectory() as scratch:

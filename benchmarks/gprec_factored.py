@@ -9,7 +9,7 @@ each strategy and both reductions, with the factored representations of
 `tfrs_userlevel.gprec.factored` (the default) and with r_g and r_p built as
 tensors (the reference path). Rounds alternate between the two forms so
 that both see the same machine load; the median of the rounds is reported
-and written to results/gprec_factored.json with `speedup` = built / factored.
+and written to results/speed/gprec_factored.json with `speedup` = built / factored.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--strategies", nargs="+", default=["input", "dp", "ensemble"])
     parser.add_argument("--reduces", nargs="+", default=["concat", "sum"])
-    parser.add_argument("--output", default=str(REPO / "results" / "gprec_factored.json"))
+    parser.add_argument("--output",
+                        default=str(REPO / "results" / "speed" / "gprec_factored.json"))
     args = parser.parse_args()
     command = "python benchmarks/gprec_factored.py " + shlex.join(sys.argv[1:])
     inputs = _inputs(args.batch_size, 16)

@@ -2,7 +2,7 @@
 
   TFRS_USERLEVEL_DATA=../shared/data python benchmarks/input_pipeline.py
 
-Prints examples/s per epoch and writes results/input_pipeline.json. The bar
+Prints examples/s per epoch and writes results/speed/input_pipeline.json. The bar
 is >= 1,000,000 examples/s at batch 4096 on 2 cores.
 """
 
@@ -29,7 +29,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="movielens_1m")
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--output", default=str(REPO / "results" / "input_pipeline.json"))
+    parser.add_argument("--output",
+                        default=str(REPO / "results" / "speed" / "input_pipeline.json"))
     args = parser.parse_args()
 
     splits = datasets.load_splits(args.dataset)

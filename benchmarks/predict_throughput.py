@@ -13,7 +13,7 @@ with its export, measures in one process:
 
 and, as a user sees it, the whole `tfrs-userlevel predict` command in a new process
 (Python start, TensorFlow import, load, score, write). Writes
-results/predict_throughput.json.
+results/speed/predict_throughput.json.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def main() -> None:
                       f"first pass {m['first_pass_rows_per_second']:,.0f} rows/s, "
                       f"median {m['rows_per_second']:,.0f} rows/s; whole command "
                       f"{found['command_seconds'][kind]:.1f} s")
-    out = REPO / "results" / "predict_throughput.json"
+    out = REPO / "results" / "speed" / "predict_throughput.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -7,7 +7,7 @@ Runs `tfrs-userlevel train --dataset movielens_1m --backbone mlp --deterministic
 --epochs 6` once to the end, then again in another folder killed with SIGKILL three
 times (in the middle of epochs 2, 3 and 5, timed from the backup of the epoch before),
 each time restarted with the same command; compares the epochs, best epoch and
-metrics. Writes results/resume_ml1m.json.
+metrics. Writes results/reliability/resume_ml1m.json.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def main() -> None:
                                                 "val", "test")},
               "largest_metric_difference": difference}
     print(json.dumps(result, indent=2))
-    out = REPO / "results" / "resume_ml1m.json"
+    out = REPO / "results" / "reliability" / "resume_ml1m.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 

@@ -12,7 +12,7 @@ lookup in the pipeline) and reports examples/s over the steps after the first
 steps, so the only thing that changes is how much data sits on disk behind
 the stream. The ratios (throughput and RSS growth, against the smallest
 size) are the point; they come from one run of this script. Writes
-results/scale.json.
+results/scale/scale.json.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--work-dir", default="/tmp/tfrs_userlevel_scale")
-    parser.add_argument("--output", default=str(REPO / "results" / "scale.json"))
+    parser.add_argument("--output", default=str(REPO / "results" / "scale" / "scale.json"))
     args = parser.parse_args()
     import tfrs_userlevel  # noqa: F401  (Keras 2 before TensorFlow)
     from tfrs_userlevel.training import write_json_atomic

@@ -15,7 +15,7 @@ drift of the machine hits every model alike. GPRec's rows carry
 `cost_vs_backbone` = its p50 latency at batch 1 over the MLP's, and
 `throughput_vs_backbone` = its batch-512 throughput over the MLP's (target:
 the cost within 1.3×); so do UDG's (its gates on the MLP's layers, and
-with the meta generator that serves unseen users). Writes results/serving_latency.json.
+with the meta generator that serves unseen users). Writes results/speed/serving_latency.json.
 
   python benchmarks/serving_latency.py --gprec-options '{"prediction_units": []}'
 
@@ -62,7 +62,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="batch-1 calls per model")
     parser.add_argument("--gprec-options", type=json.loads, action="append", default=[],
                         help="TrainConfig fields for extra GPRec rows, as JSON (repeatable)")
-    parser.add_argument("--output", default=str(REPO / "results" / "serving_latency.json"))
+    parser.add_argument("--output",
+                        default=str(REPO / "results" / "speed" / "serving_latency.json"))
     args = parser.parse_args()
 
     models = dict(MODELS)

@@ -13,7 +13,7 @@ apart), the models here are measured within seconds of each other, so a slow
 spell of this noisy machine lands on every model of a round; evaluation,
 callbacks and the epoch's input start-up are left out. The share of the
 first model is the median of the rounds' own shares. Results go to
-results/step_throughput.json (rows of the same model are replaced).
+results/speed/step_throughput.json (rows of the same model are replaced).
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def main() -> None:
                              "measure several variants")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--steps", type=int, default=100, help="training steps per measurement")
-    parser.add_argument("--output", default=str(REPO / "results" / "step_throughput.json"))
+    parser.add_argument("--output",
+                        default=str(REPO / "results" / "speed" / "step_throughput.json"))
     args = parser.parse_args()
     if args.rounds < 1 or args.steps < 1:
         parser.error("--rounds and --steps must be >= 1")

@@ -10,7 +10,7 @@ real data) is written as Parquet files, one per split (80/10/10), under
 counts the training split's vocabularies, and the MLP trains --steps steps of
 batch 4096 from the shards, then evaluates validation and test streamed. The
 child's peak RSS (ru_maxrss) is the number that matters: it must not grow with
-the rows (bar: 10M within 300 MB of 1M). Writes results/stream_scale.json.
+the rows (bar: 10M within 300 MB of 1M). Writes results/scale/stream_scale.json.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--work-dir", default="/tmp/tfrs_userlevel_stream")
-    parser.add_argument("--output", default=str(REPO / "results" / "stream_scale.json"))
+    parser.add_argument("--output", default=str(REPO / "results" / "scale" / "stream_scale.json"))
     args = parser.parse_args()
     import yaml
 

@@ -16,7 +16,7 @@ occupation, zip, year, genres with "|") is loaded, and then timed end to end:
 rows/s = rows of all splits / seconds. --repeats runs per format (alternating
 which format goes first), the median rows/s is reported; the bar is
 >= 500,000 rows/s per format on 2 cores. Also records the process's peak RSS
-(ru_maxrss). Writes results/tables_throughput.json.
+(ru_maxrss). Writes results/speed/tables_throughput.json.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def measure(config) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", default=str(REPO / "results" / "tables_throughput.json"))
+    parser.add_argument("--output",
+                        default=str(REPO / "results" / "speed" / "tables_throughput.json"))
     args = parser.parse_args()
 
     root = Path(os.environ.get("TFRS_USERLEVEL_DATA", "../shared/data"))

@@ -4,7 +4,7 @@
 
 Trains each requested model on ML-1M for a few epochs with `train.py`'s
 defaults and records the median examples/s over the epochs after the first
-(the first includes graph tracing) in results/training_throughput.json,
+(the first includes graph tracing) in results/speed/training_throughput.json,
 replacing earlier rows of the same model. The target for the MLP is
 >= 320,000 examples/s on this 2-core machine.
 
@@ -87,7 +87,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1,
                         help="measure every model this many times, round by round; rows "
                              "keep the median, and ratios are the median of each round's")
-    parser.add_argument("--output", default=str(REPO / "results" / "training_throughput.json"))
+    parser.add_argument("--output",
+                        default=str(REPO / "results" / "speed" / "training_throughput.json"))
     args = parser.parse_args()
 
     splits = datasets.load_splits(args.dataset)

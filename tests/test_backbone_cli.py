@@ -50,7 +50,7 @@ def test_backbone_table_rows_library_gaps_and_gprec_p_values(tmp_path, monkeypat
             "--train-args", "--dataset movielens_100k --epochs 1 --max-steps 4 "
                             "--batch-size 2048 --groups 4"]
     assert experiments.main(argv) == 0
-    rows = json.loads((tmp_path / "ml1m_backbones.json").read_text())
+    rows = json.loads((tmp_path / "backbones" / "ml1m_backbones.json").read_text())
     assert [r["model"] for r in rows] == ["GDCN", "GPRec(GDCN)", "MLP", "DeepFM"]
     assert [r["backbone"] for r in rows] == ["gdcn", "gdcn", "mlp", "deepfm"]
     assert rows[1]["p_value_vs"] == "GDCN"
@@ -64,10 +64,10 @@ def test_backbone_table_rows_library_gaps_and_gprec_p_values(tmp_path, monkeypat
     # The GPRec backbones table reuses the backbones' runs and adds its own GPRec rows.
     argv[0] = "ml1m_gprec_backbones"
     assert experiments.main(argv) == 0
-    rows = json.loads((tmp_path / "ml1m_gprec_backbones.json").read_text())
+    rows = json.loads((tmp_path / "gprec_backbones" / "ml1m_gprec_backbones.json").read_text())
     assert [r["model"] for r in rows] == ["GDCN", "GPRec(GDCN)"]
     assert rows[0]["test_auc"] == json.loads(
-        (tmp_path / "ml1m_backbones.json").read_text())[0]["test_auc"]
+        (tmp_path / "backbones" / "ml1m_backbones.json").read_text())[0]["test_auc"]
     assert rows[1]["args"][-len(experiments.DETACHED_ENSEMBLE_ARGS):] == (
         experiments.DETACHED_ENSEMBLE_ARGS)
     assert rows[1]["p_value_vs"] == "GDCN"

@@ -291,7 +291,7 @@ def test_baseline_from_the_command_line_and_its_table_row(tmp_path, monkeypatch)
             "--train-args", "--dataset movielens_100k --epochs 1 --max-steps 4 "
                             "--batch-size 2048 --groups 4"]
     assert experiments.main(argv) == 0
-    rows = json.loads((tmp_path / "ml1m_baselines.json").read_text())
+    rows = json.loads((tmp_path / "baselines" / "ml1m_baselines.json").read_text())
     assert [r["model"] for r in rows] == ["MLP", "STAR", "GPRec(MLP)"]
     assert rows[1]["p_value_vs"] == "MLP"
     assert rows[1]["p_value"] == pytest.approx(welch_p(rows[1]["test_auc"], rows[0]["test_auc"]),

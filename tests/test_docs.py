@@ -7,6 +7,7 @@ temporary working directory.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -93,3 +94,26 @@ def test_api_reference_covers_every_module():
     reference = hooks.api_reference()
     assert all(f"::: {m}\n" in reference for m in modules)
     assert "GPRec" in hooks.public_names()["tfrs_userlevel.gprec.layer"]
+
+
+def test_results_are_organised_by_study_with_an_index():
+    results = REPO / "results"
+    index = (results / "README.md").read_text()
+    loose = [p.name for p in results.iterdir() if p.is_file() and p.name != "README.md"]
+    assert not loose
+    studies = [p.name for p in results.iterdir() if p.is_dir()]
+    assert studies and all(f"`{s}/`" in index for s in studies)
+    sys.path.insert(0, str(REPO))
+    try:
+        import experiments
+    finally:
+        sys.path.remove(str(REPO))
+    # Every table written by experiments.py lies in the folder it would be written to.
+    checked = 0
+    for path in results.glob("*/*.json"):
+        payload = json.loads(path.read_text())
+        first = payload[0] if isinstance(payload, list) and payload else payload
+        if isinstance(first, dict) and "experiments.py" in first.get("command", ""):
+            assert experiments.study_of(path.stem) == path.parent.name, path
+            checked += 1
+    assert checked >= 20

@@ -168,7 +168,7 @@ def test_compare_trains_both_configs_reuses_runs_and_writes_rows(tmp_path, monke
     argv = ["compare", "--a", "--user-level none", "--b", "--user-level gprec --groups 4",
             "--name", "cmp"] + common
     assert experiments.main(argv) == 0
-    rows = json.loads((tmp_path / "results" / "cmp.json").read_text())
+    rows = json.loads((tmp_path / "results" / "cmp" / "cmp.json").read_text())
     assert [r["user_level"] for r in rows] == ["none", "gprec"]
     for r in rows:
         assert set(r) >= {"dataset", "model", "backbone", "user_level", "strategy", "seeds",
@@ -178,7 +178,7 @@ def test_compare_trains_both_configs_reuses_runs_and_writes_rows(tmp_path, monke
         assert r["auc_mean"] == pytest.approx(np.mean(r["test_auc"]))
     assert rows[1]["p_value"] == pytest.approx(
         welch_p(rows[1]["test_auc"], rows[0]["test_auc"]), rel=1e-9)
-    assert "python experiments.py compare" in (tmp_path / "results" / "cmp.md").read_text()
+    assert "python experiments.py compare" in (tmp_path / "results" / "cmp" / "cmp.md").read_text()
     runs = sorted((tmp_path / "runs").glob("*/seed_*/metrics.json"))
     assert len(runs) == 4
     stamps = [p.stat().st_mtime_ns for p in runs]
@@ -226,7 +226,7 @@ def test_strategy_table_rows_and_p_values_against_the_mlp(tmp_path, monkeypatch)
             "--train-args", "--dataset movielens_100k --epochs 1 --max-steps 4 "
                             "--batch-size 2048 --groups 4"]
     assert experiments.main(argv) == 0
-    rows = json.loads((tmp_path / "ml1m_gprec.json").read_text())
+    rows = json.loads((tmp_path / "gprec" / "ml1m_gprec.json").read_text())
     assert [r["model"] for r in rows] == ["MLP", "GPRec(MLP) input", "GPRec(MLP) dp",
                                           "GPRec(MLP) ensemble"]
     assert [r["strategy"] for r in rows] == [None, "input", "dp", "ensemble"]
@@ -329,7 +329,7 @@ def test_by_activity_rescores_the_saved_runs_and_matches_their_test_auc(tmp_path
             "--name", "act", "--runs-dir", str(runs), "--seeds", "1", "2", "--train-args",
             "--dataset movielens_100k --epochs 1 --max-steps 20 --batch-size 1024"]
     assert experiments.main(argv) == 0
-    report = json.loads((tmp_path / "results" / "act.json").read_text())
+    report = json.loads((tmp_path / "results" / "act" / "act.json").read_text())
     rows = report["rows"]
     assert rows[0]["bucket"] == "all users" and len(rows) == 1 + experiments.ACTIVITY_BUCKETS
     assert sum(r["test_rows"] for r in rows[1:]) == rows[0]["test_rows"]
@@ -338,7 +338,7 @@ def test_by_activity_rescores_the_saved_runs_and_matches_their_test_auc(tmp_path
                       for p in runs.glob("*/seed_*/metrics.json"))
     assert sorted(rows[0]["auc_a"] + rows[0]["auc_b"]) == pytest.approx(recorded, abs=2e-3)
     assert all(0.5 < auc < 1 for r in rows for auc in r["auc_a"] + r["auc_b"])
-    assert "| all users |" in (tmp_path / "results" / "act.md").read_text()
+    assert "| all users |" in (tmp_path / "results" / "act" / "act.md").read_text()
 
 
 def test_run_folder_names_stay_within_the_file_system_limit():

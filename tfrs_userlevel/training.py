@@ -124,9 +124,9 @@ class TrainConfig:
     # GPRec (--user-level gprec), docs/gprec.md.
     # The default strategy, with its defaults of ensemble_weights, ensemble_backbone_gradient,
     # gprec_dropout, prediction_units and schedule_monitor, is GPRec(MLP)'s best 5-seed
-    # validation AUC (results/ml1m_gprec_tuning.md); classifier_shared, head_units and
+    # validation AUC (results/gprec/ml1m_gprec_tuning.md); classifier_shared, head_units and
     # individual_units are within that AUC's noise and make it cheaper
-    # (results/training_throughput*.json).
+    # (results/speed/training_throughput*.json).
     strategy: str = "ensemble"
     groups: int = 60
     temperature: float = 0.5
@@ -146,7 +146,7 @@ class TrainConfig:
     # Hidden widths of the group auxiliary head MLP_g (eq. 7-8; None: hidden_units, the
     # paper's reading) and of MLP_p (eq. 12; the paper's form: (64,)). One 16-unit layer
     # each ties the wider ones on 5-seed validation AUC and trains at 74 % of the MLP's
-    # speed against 57 % (results/ml1m_gprec_lean.md).
+    # speed against 57 % (results/gprec/ml1m_gprec_lean.md).
     head_units: tuple[int, ...] | None = (16,)
     individual_units: tuple[int, ...] = (16,)
     # Dropout of GPRec's MLPs. None: the strategy's default, `dropout` for ensemble (its

@@ -13,7 +13,7 @@ per-example weights generated from a condition vector z:
 The condition z: "self" = all field embeddings, the user's and the item's
 (the APG paper's self-wise mode, the default: the best validation AUC on
 ML-1M of user / mix / self, rank 16 / 32 and P = 0 / 64; see
-results/ml1m_baselines.md), "user" = the user-field embeddings only
+results/baselines/ml1m_baselines.md), "user" = the user-field embeddings only
 (user-wise parameters), "mix" = both concatenated. S(z) comes from a small MLP whose
 output bias starts at the identity, so that training starts from the static
 low-rank network U·V (with a zero start every layer would output only its

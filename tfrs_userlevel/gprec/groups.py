@@ -36,9 +36,9 @@ class GroupClassifier(keras.layers.Layer):
     D = 80 inputs, G = 60 and 16 shared units the step reads 2.2k weights per
     example instead of the 19k of 60 per-group 4-unit MLPs (GPRec's largest
     matmul). On ML-1M it lost 0.0015 validation AUC against the per-group
-    form with the ensemble strategy (results/ml1m_gprec_fast_ensemble.md),
+    form with the ensemble strategy (results/gprec/ml1m_gprec_fast_ensemble.md),
     and 0.0002 with the input strategy and a linear layer
-    (results/ml1m_gprec_shared_classifier.md), where it is train.py's default.
+    (results/gprec/ml1m_gprec_shared_classifier.md), where it is train.py's default.
 
     Args:
       groups: G.

@@ -49,9 +49,9 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 # AUC for GPRec(MLP) on MovieLens-1M over 5 seeds, and the default of `train.py`: the
 # ensemble strategy with learned weights whose average does not train the backbone, summed
 # r_g, one shared classifier, one 16-unit layer in MLP_g and MLP_p, a linear MLP_p head,
-# dropout 0.2 and no gradient from GPRec into the shared embeddings (the measurements are in
-# results/ml1m_gprec.md and results/ml1m_gprec_tuning.md). Train it with the learning-rate
-# schedule and early stopping on the backbone's own validation AUC (`train.py` does).
+# dropout 0.2 and no gradient from GPRec into the shared embeddings (the measurements are
+# in results/gprec/ml1m_gprec.md and results/gprec/ml1m_gprec_tuning.md). Train it with the
+# learning-rate schedule and early stopping on the backbone's own validation AUC (`train.py` does).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "recommended": {

@@ -26,7 +26,7 @@ in the rows is replaced by its field's OOV id (leave that user out, and
 the value is unseen), so the generator cannot fit one row per such value
 (a per-user memory) and does train the OOV rows new users read. It is off
 by default: on ML-100K's cold-start protocol it lowered the new users'
-validation AUC (results/udg_cold_start.md).
+validation AUC (results/udg_cold_start/udg_cold_start.md).
 """
 
 from __future__ import annotations
