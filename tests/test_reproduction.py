@@ -36,7 +36,7 @@ def test_mlp_three_seeds_reach_the_bar(tmp_path):
 
 @pytest.mark.slow
 def test_gprec_one_seed_lands_where_results_say(tmp_path):
-    # results/ml1m_gprec.md: GPRec(MLP) input, seed 2024, test AUC 0.820 (below our MLP's
+    # results/gprec/ml1m_gprec.md: GPRec(MLP) input, seed 2024, test AUC 0.820 (below our MLP's
     # 0.8225 on that seed, above the established libraries' MLP of 0.8172-0.8180).
     _train(["--user-level", "gprec", "--strategy", "input", "--seed", "2024"], tmp_path,
            timeout=1800)
