@@ -51,7 +51,7 @@ class MetaEmbeddingGenerator(keras.layers.Layer):
 # Named forms of UserDependentGating (`UserDependentGating.from_preset`). "paper": the
 # constructor's defaults. "recommended": an L2 penalty of 3e-4 on the UDG user table (the
 # main table's) and gates that start at 1 instead of 0.5 (gate_scale 2); it had the higher
-# validation AUC for seven of eight base models and datasets (results/udg_*_l2.md).
+# validation AUC for seven of eight base models and datasets (results/udg/udg_*_l2.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "recommended": {"l2": 3e-4, "gate_scale": 2.0},
