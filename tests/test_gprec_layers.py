@@ -16,6 +16,7 @@ from tfrs_userlevel.gprec import (
     InputStrategy,
     OrthogonalLoss,
     SingleGroupEmbedding,
+    strategies,
 )
 from tfrs_userlevel.gprec.factored import materialize
 
@@ -741,3 +742,76 @@ def test_noise_free_prediction_reads_the_inference_masks_in_training(reduce, str
     grads = tape.gradient(loss, clean.classifier.trainable_weights)
     assert all(g is not None and float(tf.norm(g)) > 0 for g in grads)
     assert GPRec.from_config(clean.get_config()).noisy_prediction is False
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: GroupClassifier(groups=0), r"GroupClassifier: groups must be >= 1, got 0"),
+    (lambda: GroupClassifier(outputs=0), r"GroupClassifier: outputs must be >= 1, got 0"),
+    (lambda: GroupClassifier(4, outputs=3).difference(tf.zeros([2, 3, 4])),
+     r"GroupClassifier\.difference needs outputs=2"),
+    (lambda: GumbelMask(0.0), r"GumbelMask: temperature must be > 0, got 0\.0"),
+    (lambda: DualGroupEmbedding(reduce="max"),
+     r"DualGroupEmbedding: reduce must be one of \('concat', 'sum', 'mean'\), got 'max'"),
+    (lambda: DualGroupEmbedding(4, 2, reduce="sum").factored(tf.zeros([2, 4])),
+     r"DualGroupEmbedding\.factored needs reduce='concat'"),
+    (lambda: DynamicParameterStrategy(rank=0),
+     r"DynamicParameterStrategy: rank must be >= 1, got 0"),
+    (lambda: EnsembleStrategy(average="max"),
+     r"EnsembleStrategy: average must be one of \('probability', 'logit'\), got 'max'"),
+    (lambda: EnsembleStrategy(weights="random"),
+     r"EnsembleStrategy: weights must be one of \('equal', 'learned'\), got 'random'"),
+    (lambda: EnsembleStrategy((4,))(tf.zeros([2, 4]), tf.zeros([2, 3])),
+     r"EnsembleStrategy needs the group head's and the backbone's logits"),
+    (lambda: strategies.get("stacked"),
+     r"unknown GPRec strategy 'stacked'; valid choices are \['input', 'dp', 'ensemble'\]"),
+])
+def test_each_refusal_names_the_layer_and_the_reason(build, message):
+    # The whole message, on a line of its own (Keras prefixes errors raised in `call`).
+    with pytest.raises(ValueError, match=rf"(?m)^{message}$"):
+        build()
+
+
+def test_defaults_are_the_documented_ones():
+    """The defaults docs/gprec.md states (the paper's, where it gives one)."""
+    assert GroupClassifier().groups == 60 and GroupClassifier().hidden_units == (16,)
+    assert GroupClassifier().outputs == 2
+    assert GumbelMask().temperature == 0.5
+    dual = DualGroupEmbedding()
+    assert (dual.groups, dual.embedding_dim, dual.reduce) == (60, 16, "concat")
+    single = SingleGroupEmbedding()
+    assert (single.groups, single.embedding_dim) == (60, 16)
+    assert IndividualPreference(8).hidden_units == (64,)
+    assert OrthogonalLoss().epsilon == 1e-8
+    for layer in (InputStrategy(), DynamicParameterStrategy(), EnsembleStrategy()):
+        assert layer.hidden_units == (64, 32, 16), type(layer).__name__
+        assert layer.get_config()["dropout"] == 0.2, type(layer).__name__
+    assert DynamicParameterStrategy().rank == 16
+    ensemble = EnsembleStrategy()
+    assert (ensemble.average, ensemble.weights_kind, ensemble.backbone_gradient) == (
+        "probability", "equal", True)
+
+
+@pytest.mark.parametrize("cls", [GroupClassifier, GumbelMask, DualGroupEmbedding,
+                                 SingleGroupEmbedding, IndividualPreference, OrthogonalLoss,
+                                 InputStrategy, DynamicParameterStrategy, EnsembleStrategy,
+                                 GPRec])
+def test_layers_are_registered_under_the_package_name(cls):
+    assert keras.utils.get_registered_name(cls) == f"tfrs_userlevel>{cls.__name__}"
+
+
+@pytest.mark.parametrize("which", ["groups", "individual"])
+def test_orthogonal_loss_takes_one_factored_and_one_built_representation(which):
+    from tfrs_userlevel.gprec.factored import AffineOutput, MaskedGroups
+    rng = np.random.default_rng(5)
+    inside = tf.constant(rng.uniform(size=(6, 3)), tf.float32)
+    negative, positive = (tf.constant(rng.normal(size=(3, 2)), tf.float32) for _ in range(2))
+    hidden = tf.constant(rng.normal(size=(6, 4)), tf.float32)
+    kernel = tf.constant(rng.normal(size=(4, 6)), tf.float32)
+    bias = tf.constant(rng.normal(size=(6,)), tf.float32)
+    groups, individual = MaskedGroups(inside, negative, positive), AffineOutput(hidden, kernel,
+                                                                               bias)
+    r_g, r_p = groups.materialize().numpy(), individual.materialize().numpy()
+    cosine = np.abs((r_g * r_p).sum(-1)) / (np.linalg.norm(r_g, axis=-1)
+                                            * np.linalg.norm(r_p, axis=-1))
+    pair = (groups, tf.constant(r_p)) if which == "groups" else (tf.constant(r_g), individual)
+    assert float(OrthogonalLoss()(*pair)) == pytest.approx(cosine.mean(), rel=1e-5)

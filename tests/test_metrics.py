@@ -60,3 +60,75 @@ def test_exact_auc_and_logloss_by_hand_and_against_mann_whitney():
     u = mannwhitneyu(logits[y == 1], logits[y == 0]).statistic
     assert exact_auc_logloss(y, logits)[0] == pytest.approx(
         u / ((y == 1).sum() * (y == 0).sum()), rel=1e-12)
+
+
+def _bce(y, p):
+    return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+
+def test_each_metric_reads_logits_unless_told_otherwise():
+    y = np.array([1, 0, 1, 0], np.float32)
+    logits = np.array([2.0, -1.0, -0.5, 0.3], np.float32)
+    p = 1 / (1 + np.exp(-logits))
+    for metric, expected in ((metrics.LogLoss(), _bce(y, p)),
+                             (metrics.RMSE(), math.sqrt(np.mean((y - p) ** 2))),
+                             (metrics.RIG(0.5), 1 - _bce(y, p) / math.log(2)),
+                             (metrics.LogLoss(from_logits=False), _bce(y, np.clip(
+                                 logits, 1e-7, 1 - 1e-7)))):
+        metric.update_state(y[:, None], logits[:, None])
+        assert float(metric.result()) == pytest.approx(expected, rel=1e-5), metric.name
+
+
+def test_probabilities_of_exactly_0_and_1_are_clipped_inside_the_interval():
+    # A confident mistake costs -log(1e-7), not infinity; a confident hit costs ~1e-7.
+    y = np.array([1, 0, 1, 0], np.float32)
+    p = np.array([1.0, 1.0, 0.0, 0.0], np.float32)
+    loss = metrics.LogLoss(from_logits=False)
+    loss.update_state(y[:, None], p[:, None])
+    eps = np.float32(1e-7)  # clipped in float32, as the metric computes
+    expected = _bce(y, np.clip(p, eps, np.float32(1) - eps).astype(np.float64))
+    assert math.isfinite(float(loss.result()))
+    assert float(loss.result()) == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize("cls", [metrics.LogLoss, metrics.RMSE, metrics.RIG])
+def test_metrics_are_registered_and_round_trip(cls):
+    from tfrs_userlevel import keras
+
+    assert keras.utils.get_registered_name(cls) == f"tfrs_userlevel>{cls.__name__}"
+    metric = cls(0.25, from_logits=False) if cls is metrics.RIG else cls(from_logits=False)
+    clone = keras.metrics.deserialize(keras.metrics.serialize(metric))
+    assert type(clone) is cls and clone.get_config() == metric.get_config()
+    assert clone.from_logits is False
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0, -0.1])
+def test_rig_refuses_a_positive_rate_outside_0_1(rate):
+    with pytest.raises(ValueError, match=rf"^RIG: positive_rate must lie in \(0, 1\), got "
+                                         rf"{rate}$"):
+        metrics.RIG(rate)
+
+
+def test_evaluate_ids_scores_batch_by_batch_as_one_pass():
+    from tfrs_userlevel import tf
+
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=1000).astype(np.float32)
+    labels = (rng.uniform(size=1000) < 1 / (1 + np.exp(-logits))).astype(np.int64)
+
+    class Scorer:
+        """A model whose logit for row i is logits[i] (its one id column)."""
+        positive_rate = 0.4
+
+        def score(self, features, training=False):
+            assert not training
+            return {"logit": tf.gather(tf.constant(logits), features["ids"][:, 0])[:, None]}
+
+    ids = {"ids": np.arange(1000)[:, None]}
+    result = metrics.evaluate_ids(Scorer(), ids, labels, batch_size=128)
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    assert result["auc"] == pytest.approx(exact_auc(labels, p), abs=2e-4)
+    assert result["logloss"] == pytest.approx(_bce(labels, p), rel=1e-5)
+    assert result["rmse"] == pytest.approx(math.sqrt(np.mean((labels - p) ** 2)), rel=1e-5)
+    assert result["rig"] == pytest.approx(
+        1 - _bce(labels, p) / -(0.4 * math.log(0.4) + 0.6 * math.log(0.6)), rel=1e-4)

@@ -504,3 +504,61 @@ def test_initialise_new_users_writes_only_their_rows(ml100k_time, meta):
     else:  # N(0, 0.01²) from the seed: the same draw again, and the table's own scale
         expected = np.random.default_rng(5).normal(0.0, 0.01, (3, table.shape[1]))
         np.testing.assert_allclose(after[index], expected, rtol=1e-5, atol=1e-8)
+
+
+def _gating_inputs(users=(1, 2, 3)):
+    return {"user_index": tf.constant(users),
+            "item": tf.random.stateless_normal([len(users), 2, 4], seed=(0, 1))}
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: UserDependentGating(10, meta=True),
+     r"UserDependentGating: meta=True needs the vocabulary_size of the profile ids"),
+    (lambda: UserDependentGating(10, gate_scale=0),
+     r"UserDependentGating: gate_scale must be > 0, got 0"),
+    (lambda: UserDependentGating(10, l2=-1.0), r"UserDependentGating: l2 must be >= 0, got -1\.0"),
+    (lambda: UserDependentGating(10, gated_layers=[]),
+     r"UserDependentGating: gated_layers must name at least one layer index >= 0, got \[\]"),
+    (lambda: UserDependentGating(10, gated_layers=[-1]),
+     r"UserDependentGating: gated_layers must name at least one layer index >= 0, got \[-1\]"),
+    (lambda: UserDependentGating(10, hidden_units=(4,), gated_layers=[0, 5])(
+        _gating_inputs(), widths=[8, 4]),
+     r"UserDependentGating: gated_layers \[0, 5\] name a layer the MLP lacks: it has 2 dense "
+     r"layers \(indices 0 to 1\)"),
+    (lambda: UserDependentGating.from_preset("fast", num_users=10),
+     r"UserDependentGating: unknown preset 'fast'; valid presets are \['paper', 'recommended'\]"),
+])
+def test_each_udg_refusal_names_the_layer_and_the_reason(build, message):
+    with pytest.raises(ValueError, match=rf"(?m)^{message}$"):
+        build()
+
+
+def test_gating_built_for_one_mlp_refuses_another():
+    gating = UserDependentGating(10, hidden_units=(4,))
+    gating(_gating_inputs(), widths=[8, 4])
+    with pytest.raises(ValueError, match=r"(?m)^UserDependentGating: built for 2 layers, "
+                                         r"called for 3$"):
+        gating(_gating_inputs(), widths=[8, 4, 2])
+
+
+def test_udg_presets_and_defaults_are_the_documented_ones():
+    paper = UserDependentGating.from_preset("paper", num_users=10)
+    default = UserDependentGating(10)
+    assert paper.get_config() | {"name": ""} == default.get_config() | {"name": ""}
+    assert (default.udg_dim, default.hidden_units, default.gate_scale, default.l2) == (
+        16, (64, 32), 1.0, 0.0)
+    assert (default.meta, default.stop_item_gradient, default.gated_layers) == (
+        False, False, None)
+    recommended = UserDependentGating.from_preset("recommended", num_users=10, udg_dim=4)
+    assert (recommended.l2, recommended.gate_scale, recommended.udg_dim) == (3e-4, 2.0, 4)
+    # The recommended gates start near 1: 2 · sigmoid(≈0).
+    gates = UserDependentGating.from_preset("recommended", num_users=10, hidden_units=(4,))(
+        _gating_inputs(), widths=[8])
+    assert 0.5 < float(tf.reduce_mean(gates[0])) < 1.5
+
+
+def test_udg_layers_are_registered_under_the_package_name():
+    from tfrs_userlevel.udg import MetaEmbeddingGenerator
+
+    for cls in (UserDependentGating, MetaEmbeddingGenerator):
+        assert keras.utils.get_registered_name(cls) == f"tfrs_userlevel>{cls.__name__}"
