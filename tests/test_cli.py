@@ -204,6 +204,8 @@ def _user_error_cases(root: Path, run_dir: Path, data_dir: Path) -> dict[str, tu
         "evaluate without a source": (["evaluate", *model], "--split"),
         "existing metrics file": (["evaluate", *model, "--split", "test", "--output",
                                    str(existing)], "pass --overwrite"),
+        "compare what is not a run": (["compare", str(run_dir), str(root)],
+                                      "is not a finished run"),
     }
 
 
@@ -369,3 +371,23 @@ def test_a_wrongly_typed_tensor_is_numbered_in_alphabetical_order(trained, featu
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=rf"input #{position}\(zero-based\) was expected to be a int64"):
         serve(**rows)
+
+
+def test_compare_prints_runs_and_runs_over_seeds_side_by_side(trained, tmp_path, capsys):
+    _, run_dir, _ = trained
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "summary.json").write_text(json.dumps({
+        "seeds": [1, 2], **{f"{split}_{m}_{stat}": value
+                            for split in ("val", "test") for m in ("auc", "logloss")
+                            for stat, value in (("mean", 0.75), ("std", 0.0125))}}))
+    code, out, _ = _run(["compare", str(run_dir), str(seeds)], capsys)
+    assert code == 0
+    header, rule, first, second = out.strip().splitlines()
+    assert header.split() == ["run", "model", "val", "auc", "val", "logloss", "test", "auc",
+                              "test", "logloss"]
+    assert first.split()[:2] == [str(run_dir), "mlp"]
+    assert first.split()[2:] == [f"{metrics[split][m]:.4f}" for split in ("val", "test")
+                                 for m in ("auc", "logloss")]
+    assert "0.7500 ± 0.0125" in second and "2 seeds" in second
