@@ -649,16 +649,25 @@ def test_factored_squared_norm_error_is_bounded_by_the_tables_scale():
     assert np.max(np.abs(found.numpy() - truth)) < 1e-6 * scale
 
 
-def test_factored_orthogonal_loss_is_the_cosine_of_the_built_vectors():
+def _factored_pair(seed, batch, groups, dim, hidden_width):
+    """A random MaskedGroups (r_g of `groups` groups of width `dim`) and AffineOutput (r_p
+    from a `hidden_width` hidden layer), with their parts."""
     from tfrs_userlevel.gprec.factored import AffineOutput, MaskedGroups
-    rng = np.random.default_rng(3)
-    inside = tf.constant(rng.uniform(size=(9, 4)), tf.float32)
-    negative, positive = (tf.constant(rng.normal(size=(4, 3)), tf.float32) for _ in range(2))
-    hidden = tf.constant(rng.normal(size=(9, 5)), tf.float32)
-    kernel = tf.constant(rng.normal(size=(5, 12)), tf.float32)
-    bias = tf.constant(rng.normal(size=(12,)), tf.float32)
-    groups, individual = MaskedGroups(inside, negative, positive), AffineOutput(hidden, kernel,
-                                                                               bias)
+    rng = np.random.default_rng(seed)
+    inside = tf.constant(rng.uniform(size=(batch, groups)), tf.float32)
+    negative, positive = (tf.constant(rng.normal(size=(groups, dim)), tf.float32)
+                          for _ in range(2))
+    hidden = tf.constant(rng.normal(size=(batch, hidden_width)), tf.float32)
+    kernel = tf.constant(rng.normal(size=(hidden_width, groups * dim)), tf.float32)
+    bias = tf.constant(rng.normal(size=(groups * dim,)), tf.float32)
+    parts = dict(inside=inside, negative=negative, positive=positive, hidden=hidden,
+                 kernel=kernel, bias=bias, rng=rng)
+    return MaskedGroups(inside, negative, positive), AffineOutput(hidden, kernel, bias), parts
+
+
+def test_factored_orthogonal_loss_is_the_cosine_of_the_built_vectors():
+    groups, individual, parts = _factored_pair(3, batch=9, groups=4, dim=3, hidden_width=5)
+    inside, negative, positive, hidden, kernel, bias, rng = parts.values()
     r_g = negative.numpy() + inside.numpy()[..., None] * (positive - negative).numpy()
     r_g = r_g.reshape(9, 12)
     r_p = hidden.numpy() @ kernel.numpy() + bias.numpy()
@@ -801,15 +810,7 @@ def test_layers_are_registered_under_the_package_name(cls):
 
 @pytest.mark.parametrize("which", ["groups", "individual"])
 def test_orthogonal_loss_takes_one_factored_and_one_built_representation(which):
-    from tfrs_userlevel.gprec.factored import AffineOutput, MaskedGroups
-    rng = np.random.default_rng(5)
-    inside = tf.constant(rng.uniform(size=(6, 3)), tf.float32)
-    negative, positive = (tf.constant(rng.normal(size=(3, 2)), tf.float32) for _ in range(2))
-    hidden = tf.constant(rng.normal(size=(6, 4)), tf.float32)
-    kernel = tf.constant(rng.normal(size=(4, 6)), tf.float32)
-    bias = tf.constant(rng.normal(size=(6,)), tf.float32)
-    groups, individual = MaskedGroups(inside, negative, positive), AffineOutput(hidden, kernel,
-                                                                               bias)
+    groups, individual, _ = _factored_pair(5, batch=6, groups=3, dim=2, hidden_width=4)
     r_g, r_p = groups.materialize().numpy(), individual.materialize().numpy()
     cosine = np.abs((r_g * r_p).sum(-1)) / (np.linalg.norm(r_g, axis=-1)
                                             * np.linalg.norm(r_p, axis=-1))
