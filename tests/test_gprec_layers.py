@@ -816,3 +816,26 @@ def test_orthogonal_loss_takes_one_factored_and_one_built_representation(which):
                                             * np.linalg.norm(r_p, axis=-1))
     pair = (groups, tf.constant(r_p)) if which == "groups" else (tf.constant(r_g), individual)
     assert float(OrthogonalLoss()(*pair)) == pytest.approx(cosine.mean(), rel=1e-5)
+
+
+def _weight_names(layer):
+    return [w.name.split("/")[-1].split(":")[0] for w in layer.weights]
+
+
+def test_weights_keep_their_checkpoint_names():
+    """Checkpoints and TensorBoard histograms find the weights by these names."""
+    classifier = GroupClassifier(4, (3,))
+    classifier(tf.zeros([2, 5]))
+    assert _weight_names(classifier) == ["kernel_0", "bias_0", "kernel_1", "bias_1"]
+    dual = DualGroupEmbedding(4, 2)
+    dual(tf.zeros([2, 4, 2]))
+    assert _weight_names(dual) == ["positive", "negative"]
+    single = SingleGroupEmbedding(4, 2)
+    single(tf.zeros([2, 4]))
+    assert _weight_names(single) == ["table"]
+    dp = DynamicParameterStrategy((4, 2), rank=2)
+    dp.build(tf.TensorShape([None, 6]))
+    assert _weight_names(dp)[:6] == ["u_0", "v_0", "b_0", "u_1", "v_1", "b_1"]
+    ensemble = EnsembleStrategy((4,), weights="learned")
+    ensemble.build(tf.TensorShape([None, 6]))
+    assert _weight_names(ensemble) == ["mixing"]

@@ -562,3 +562,12 @@ def test_udg_layers_are_registered_under_the_package_name():
 
     for cls in (UserDependentGating, MetaEmbeddingGenerator):
         assert keras.utils.get_registered_name(cls) == f"tfrs_userlevel>{cls.__name__}"
+
+
+def test_meta_generator_weights_keep_their_checkpoint_names():
+    from tfrs_userlevel.udg import MetaEmbeddingGenerator
+
+    generator = MetaEmbeddingGenerator(vocabulary_size=12, output_dim=4)
+    out = generator(tf.constant([[1, 5], [2, 7]]))
+    assert [w.name.split("/")[-1].split(":")[0] for w in generator.weights] == ["table", "bias"]
+    assert out.shape == (2, 4) and generator.get_config()["vocabulary_size"] == 12
