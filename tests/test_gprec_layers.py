@@ -839,3 +839,52 @@ def test_weights_keep_their_checkpoint_names():
     ensemble = EnsembleStrategy((4,), weights="learned")
     ensemble.build(tf.TensorShape([None, 6]))
     assert _weight_names(ensemble) == ["mixing"]
+
+
+@pytest.mark.parametrize("hidden, shared", [((4,), False), ((4, 3), False), ((6,), True),
+                                            ((), False)])
+def test_score_difference_equals_the_two_scores_with_nonzero_biases(hidden, shared):
+    layer = GroupClassifier(groups=5, hidden_units=hidden, shared_hidden=shared)
+    user = _inputs()["user"]
+    layer(user)
+    randomize_weights(layer, seed=11, scale=0.5)  # biases non-zero, unlike at the start
+    scores = layer(user).numpy()
+    np.testing.assert_allclose(layer.difference(user).numpy(),
+                               scores[..., 0] - scores[..., 1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fan_in, hidden", [(9, (4,)), (3, (40,))])
+def test_classifier_weights_start_glorot_uniform_per_group(fan_in, hidden):
+    layer = GroupClassifier(groups=6, hidden_units=hidden)
+    layer(tf.zeros([2, fan_in]))
+    widths = (fan_in, *hidden, 2)
+    layers = zip(widths[:-1], widths[1:], strict=True)
+    for kernel, (n_in, n_out) in zip(layer.kernels, layers, strict=True):
+        limit = np.sqrt(6.0 / (n_in + n_out))  # one group's layer, not the stacked kernel
+        values = kernel.numpy()
+        assert np.abs(values).max() <= limit
+        assert np.abs(values).max() > 0.8 * limit  # the whole range is used
+    assert all(np.all(b.numpy() == 0) for b in layer.biases)
+
+
+def test_factored_norms_of_vectors_shorter_than_one():
+    # Squared norms below 1 (small tables and weights) must not be clamped upward.
+    groups, individual, parts = _factored_pair(7, batch=8, groups=3, dim=2, hidden_width=4)
+    from tfrs_userlevel.gprec.factored import AffineOutput, MaskedGroups
+    small_groups = MaskedGroups(parts["inside"], 0.05 * parts["negative"],
+                                0.05 * parts["positive"])
+    small_individual = AffineOutput(parts["hidden"], 0.02 * parts["kernel"],
+                                    0.02 * parts["bias"])
+    r_g, r_p = small_groups.materialize().numpy(), small_individual.materialize().numpy()
+    assert (r_g ** 2).sum(-1).max() < 1 and (r_p ** 2).sum(-1).max() < 1
+    cosine = np.abs((r_g * r_p).sum(-1)) / (np.linalg.norm(r_g, axis=-1)
+                                            * np.linalg.norm(r_p, axis=-1))
+    loss = float(OrthogonalLoss(epsilon=1e-12)(small_groups, small_individual))
+    assert loss == pytest.approx(cosine.mean(), rel=1e-3)
+
+
+def test_dynamic_parameter_sublayers_keep_their_checkpoint_names():
+    dp = DynamicParameterStrategy((4,), rank=2)
+    dp(tf.zeros([2, 6]), tf.zeros([2, 5]), tf.zeros([2, 5]), tf.zeros([2, 1, 3]))
+    scopes = {w.name.split("/")[1] for w in dp.weights if w.name.count("/") >= 2}
+    assert {"generator", "output"} <= scopes, sorted(w.name for w in dp.weights)

@@ -571,3 +571,12 @@ def test_meta_generator_weights_keep_their_checkpoint_names():
     out = generator(tf.constant([[1, 5], [2, 7]]))
     assert [w.name.split("/")[-1].split(":")[0] for w in generator.weights] == ["table", "bias"]
     assert out.shape == (2, 4) and generator.get_config()["vocabulary_size"] == 12
+
+
+def test_udg_user_table_starts_small_and_meta_accepts_any_vocabulary():
+    gating = UserDependentGating(500, udg_dim=8, hidden_units=(4,))
+    gating(_gating_inputs(), widths=[8])
+    table = gating.user_table.embeddings.numpy()
+    assert table.shape == (501, 8)
+    assert 0.008 < table.std() < 0.012  # N(0, 0.01²), as the paper's embeddings
+    assert UserDependentGating(10, meta=True, vocabulary_size=1).generator is not None
