@@ -5,7 +5,7 @@ and test metrics (to 1e-6) for the MLP and for GPRec's default (the
 recommended preset). Trains four models (about 10 minutes on 2 cores) and
 writes results/reliability/config_reproduction.json.
 
-  TFRS_USERLEVEL_DATA=../shared/data python benchmarks/config_reproduction.py
+  TFRS_USERLEVEL_DATA=/path/to/data python benchmarks/config_reproduction.py
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Input pipeline throughput alone: ML-1M training batches of looked-up ids.
 
-  TFRS_USERLEVEL_DATA=../shared/data python benchmarks/input_pipeline.py
+  TFRS_USERLEVEL_DATA=/path/to/data python benchmarks/input_pipeline.py
 
 Prints examples/s per epoch and writes results/speed/input_pipeline.json. The bar
 is >= 1,000,000 examples/s at batch 4096 on 2 cores.

@@ -1,6 +1,6 @@
 """Throughput of `tfrs-userlevel predict` on the 100,021 MovieLens-1M test rows from CSV.
 
-    TFRS_USERLEVEL_DATA=../shared/data python benchmarks/predict_throughput.py
+    TFRS_USERLEVEL_DATA=/path/to/data python benchmarks/predict_throughput.py
 
 For the MLP and for GPRec (train.py's defaults for each, trained briefly: scoring
 speed does not depend on how long a model trained), with a run's model directory and

@@ -1,7 +1,7 @@
 """Exact resume on MovieLens-1M: a deterministic MLP run killed three times ends as if
 never interrupted.
 
-    TFRS_USERLEVEL_DATA=../shared/data python benchmarks/resume_ml1m.py
+    TFRS_USERLEVEL_DATA=/path/to/data python benchmarks/resume_ml1m.py
 
 Runs `tfrs-userlevel train --dataset movielens_1m --backbone mlp --deterministic
 --epochs 6` once to the end, then again in another folder killed with SIGKILL three

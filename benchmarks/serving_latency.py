@@ -1,6 +1,6 @@
 """Serving latency and throughput through the exported SavedModel (TF Serving's graph).
 
-  TFRS_USERLEVEL_DATA=../shared/data python benchmarks/serving_latency.py
+  TFRS_USERLEVEL_DATA=/path/to/data python benchmarks/serving_latency.py
 
 For each model: train a few steps on ML-1M (latency does not depend on how
 well it is trained, only on its graph and table sizes), export it with

@@ -1,6 +1,6 @@
 """Training-step throughput, models interleaved every few seconds (one process).
 
-  TFRS_USERLEVEL_DATA=../shared/data python benchmarks/step_throughput.py \
+  TFRS_USERLEVEL_DATA=/path/to/data python benchmarks/step_throughput.py \
       --user-levels none gprec --rounds 9
 
 Builds each model as `train.py` does (its defaults, plus `--gprec-options`),

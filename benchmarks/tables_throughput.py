@@ -1,6 +1,6 @@
 """User click log to training-ready ids through the run configuration: rows/s, CSV and Parquet.
 
-  TFRS_USERLEVEL_DATA=../shared/data python benchmarks/tables_throughput.py
+  TFRS_USERLEVEL_DATA=/path/to/data python benchmarks/tables_throughput.py
 
 The MovieLens-1M click log ($TFRS_USERLEVEL_DATA/movielens-1m/ctr.csv.gz,
 1,000,209 rows) is read once with pyarrow and written, untimed, into a

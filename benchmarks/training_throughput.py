@@ -1,6 +1,6 @@
 """End-to-end training throughput (whole epochs, input included, evaluation excluded).
 
-  TFRS_USERLEVEL_DATA=../shared/data python benchmarks/training_throughput.py
+  TFRS_USERLEVEL_DATA=/path/to/data python benchmarks/training_throughput.py
 
 Trains each requested model on ML-1M for a few epochs with `train.py`'s
 defaults and records the median examples/s over the epochs after the first

@@ -5,7 +5,7 @@ Trains GPRec (the recommended preset) on MovieLens-100K for a few epochs with th
 photographs the scalars, the group-mask histograms and the group-similarity image
 with headless Chromium (Debian's `chromium` package):
 
-    python docs/screenshots.py --data-dir ../shared/data
+    python docs/screenshots.py --data-dir /path/to/data
 
 The images go to docs/images/ (replaced only when all three were taken).
 """
