@@ -771,6 +771,12 @@ def test_noise_free_prediction_reads_the_inference_masks_in_training(reduce, str
      r"EnsembleStrategy: weights must be one of \('equal', 'learned'\), got 'random'"),
     (lambda: EnsembleStrategy((4,))(tf.zeros([2, 4]), tf.zeros([2, 3])),
      r"EnsembleStrategy needs the group head's and the backbone's logits"),
+    (lambda: EnsembleStrategy((4,))(tf.zeros([2, 4]), tf.zeros([2, 3]),
+                                    group_logit=tf.zeros([2, 1])),
+     r"EnsembleStrategy needs the group head's and the backbone's logits"),
+    (lambda: EnsembleStrategy((4,))(tf.zeros([2, 4]), tf.zeros([2, 3]),
+                                    backbone_logit=tf.zeros([2, 1])),
+     r"EnsembleStrategy needs the group head's and the backbone's logits"),
     (lambda: strategies.get("stacked"),
      r"unknown GPRec strategy 'stacked'; valid choices are \['input', 'dp', 'ensemble'\]"),
 ])
@@ -794,6 +800,9 @@ def test_defaults_are_the_documented_ones():
     for layer in (InputStrategy(), DynamicParameterStrategy(), EnsembleStrategy()):
         assert layer.hidden_units == (64, 32, 16), type(layer).__name__
         assert layer.get_config()["dropout"] == 0.2, type(layer).__name__
+        assert layer.get_config()["output_bias"] == 0.0, type(layer).__name__
+    # Layers without weights are built when created (saving warns about unbuilt layers).
+    assert GumbelMask().built is True and OrthogonalLoss().built is True
     assert DynamicParameterStrategy().rank == 16
     ensemble = EnsembleStrategy()
     assert (ensemble.average, ensemble.weights_kind, ensemble.backbone_gradient) == (

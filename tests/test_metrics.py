@@ -132,3 +132,15 @@ def test_evaluate_ids_scores_batch_by_batch_as_one_pass():
     assert result["rmse"] == pytest.approx(math.sqrt(np.mean((labels - p) ** 2)), rel=1e-5)
     assert result["rig"] == pytest.approx(
         1 - _bce(labels, p) / -(0.4 * math.log(0.4) + 0.6 * math.log(0.6)), rel=1e-4)
+
+
+def test_ranking_metrics_read_logits_by_default():
+    y = np.array([1, 0, 1, 0, 1], np.float32)
+    logits = np.array([2.0, -1.0, -0.5, 0.3, 4.0], np.float32)
+    p = 1 / (1 + np.exp(-logits))
+    results = {}
+    for metric in metrics.ranking_metrics(0.5):
+        metric.update_state(y[:, None], logits[:, None])
+        results[metric.name] = float(metric.result())
+    assert results["logloss"] == pytest.approx(_bce(y, p), rel=1e-5)
+    assert results["auc"] == pytest.approx(exact_auc(y, p), abs=1e-3)

@@ -580,3 +580,9 @@ def test_udg_user_table_starts_small_and_meta_accepts_any_vocabulary():
     assert table.shape == (501, 8)
     assert 0.008 < table.std() < 0.012  # N(0, 0.01²), as the paper's embeddings
     assert UserDependentGating(10, meta=True, vocabulary_size=1).generator is not None
+
+
+def test_meta_generator_sits_under_its_checkpoint_name():
+    gating = UserDependentGating(10, udg_dim=4, hidden_units=(4,), meta=True, vocabulary_size=9)
+    gating({**_gating_inputs(), "profile": tf.constant([[1, 2], [3, 4], [5, 6]])}, widths=[8])
+    assert {w.name.split("/")[1] for w in gating.generator.weights} == {"meta_generator"}
