@@ -897,3 +897,7 @@ def test_dynamic_parameter_sublayers_keep_their_checkpoint_names():
     dp(tf.zeros([2, 6]), tf.zeros([2, 5]), tf.zeros([2, 5]), tf.zeros([2, 1, 3]))
     scopes = {w.name.split("/")[1] for w in dp.weights if w.name.count("/") >= 2}
     assert {"generator", "output"} <= scopes, sorted(w.name for w in dp.weights)
+
+
+def test_a_single_group_is_a_valid_classifier():
+    assert GroupClassifier(groups=1, hidden_units=(2,))(tf.zeros([2, 3])).shape == (2, 1, 2)
