@@ -851,7 +851,7 @@ def test_weights_keep_their_checkpoint_names():
 
 
 @pytest.mark.parametrize("hidden, shared", [((4,), False), ((4, 3), False), ((6,), True),
-                                            ((), False)])
+                                            ((6, 4), True), ((), False)])
 def test_score_difference_equals_the_two_scores_with_nonzero_biases(hidden, shared):
     layer = GroupClassifier(groups=5, hidden_units=hidden, shared_hidden=shared)
     user = _inputs()["user"]
