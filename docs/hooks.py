@@ -1,11 +1,15 @@
-"""MkDocs hook: writes the configuration reference from the configuration schema.
+"""MkDocs hooks: the two generated pages, and a check of the API reference.
 
-The page `configuration.md` is generated at build time from the pydantic models
-of `tfrs_userlevel.config` (the `data` and `model` sections and their
-descriptions), the training flags' help of `tfrs-userlevel train` (the `train`
-section holds the same options), and the constructor signatures of every
-backbone, baseline, GPRec and UDG (the component options). Nothing in it is
-written by hand, so it cannot drift from the code.
+- `configuration.md` comes from the pydantic models of `tfrs_userlevel.config` (the
+  `data` and `model` sections and their descriptions), the training flags' help of
+  `tfrs-userlevel train` (the `train` section holds the same options), and the
+  constructor signatures of every backbone, baseline, GPRec and UDG (the component
+  options).
+- `api.md` lists every module of the package for mkdocstrings to render.
+- After the build, every public class, function and constant of the package must be
+  in mkdocstrings' inventory, or the build fails.
+
+Nothing in the generated pages is written by hand, so they cannot drift from the code.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import types
 import typing
 from pathlib import Path
 
@@ -27,7 +32,7 @@ def _type(annotation) -> str:
         return "null"
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in arguments)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " or ".join(_type(a) for a in arguments)
     if origin is typing.Annotated:
         return _type(arguments[0])
