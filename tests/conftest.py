@@ -15,7 +15,8 @@ DATA_DIR = Path(os.environ.get(datasets.ENV_VAR) or REPO.parent / "shared" / "da
 
 
 def pytest_configure(config):
-    os.environ.setdefault(datasets.ENV_VAR, str(DATA_DIR))
+    # Absolute, so that tests which change the working directory still find the data.
+    os.environ[datasets.ENV_VAR] = str(DATA_DIR)
 
 
 @pytest.fixture(scope="session")
