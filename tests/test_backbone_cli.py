@@ -17,6 +17,7 @@ SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "10",
          "--batch-size", "1024"]
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_backbone_options_reach_the_layer_and_the_saved_config(tmp_path):
     argv = SMOKE + ["--backbone", "dcnv2", "--backbone-options",
                     '{"structure": "stacked", "cross_layers": 2}', "--model-dir", str(tmp_path)]

@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 # Runs in its own process: the 2 logical CPU devices must exist before TensorFlow starts.
@@ -96,6 +98,7 @@ def _mirrored(options, tmp_path):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_mirrored_loss_equals_single_device_loss_for_every_term(tmp_path):
     """GPRec+UDG (group, contrastive, orthogonal and backbone terms, embedding L2) and DIEN
     (its auxiliary loss) under MirroredStrategy on 2 logical CPUs: the summed replica losses
@@ -160,6 +163,7 @@ def _epoch_losses(text):
     return [float(m) for m in re.findall(r" - loss: ([0-9.]+) - main_loss", text)]
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_two_workers_train_gprec_with_multi_worker_mirrored(tmp_path):
     """2 worker processes on loopback (MultiWorkerMirroredStrategy, TF_CONFIG) train
     GPRec(MLP) for 2 short epochs: both finish, agree, and the loss goes down; the chief
@@ -189,6 +193,7 @@ def test_two_workers_train_gprec_with_multi_worker_mirrored(tmp_path):
     assert 0.5 < metrics["test"]["auc"] < 1
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_parameter_servers_shard_the_embeddings_and_train(tmp_path):
     """1 coordinator, 2 workers and 2 parameter servers on loopback: the embedding table is
     sharded over both parameter servers, training runs through model.fit, the loss goes

@@ -20,6 +20,7 @@ SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "15",
          "--batch-size", "1024", "--groups", "6"]
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 @pytest.mark.parametrize("strategy", ["input", "dp", "ensemble"])
 def test_train_py_runs_gprec_and_logs_every_loss_term(tmp_path, strategy):
     argv = SMOKE + ["--user-level", "gprec", "--strategy", strategy, "--temperature", "0.3",
@@ -68,6 +69,7 @@ def test_ensemble_heads_scores_each_averaged_prediction(tmp_path, capsys):
         experiments.ensemble_heads(tmp_path / "input", None)
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_ablation_flag_reaches_the_layer(tmp_path):
     argv = SMOKE + ["--user-level", "gprec", "--ablation", "gprec-2", "--model-dir",
                     str(tmp_path)]
@@ -77,6 +79,7 @@ def test_ablation_flag_reaches_the_layer(tmp_path):
     assert "gprec_orthogonal_loss" not in model.loss_names
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_the_schedule_can_follow_the_backbones_own_auc(tmp_path):
     """--schedule-monitor backbone_auc: reduce-on-plateau and early stopping read the
     backbone logit's validation AUC, which the run logs beside the prediction's."""

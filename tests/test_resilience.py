@@ -29,6 +29,7 @@ def _train(model_dir, timeout=600):
                           text=True, timeout=timeout, cwd=REPO)
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(tmp_path):
     reference = _train(tmp_path / "reference")
     assert reference.returncode == 0, reference.stderr[-2000:]
@@ -129,6 +130,7 @@ def test_resuming_with_another_config_is_refused(ml100k, tmp_path):
             datasets.feature_spec("movielens_100k"), tmp_path, verbose=0)
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_a_deterministic_run_killed_at_three_points_ends_exactly_as_uninterrupted(tmp_path):
     """SIGKILL mid-epoch (epoch 1), during validation (epoch 2) and between writing and
     renaming the best weights (epoch 3) of one deterministic GPRec run; each restart

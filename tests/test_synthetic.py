@@ -3,6 +3,7 @@
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from tfrs_userlevel import data, streaming, tf
 from tfrs_userlevel.datasets.synthetic import FEATURE_SPEC, SyntheticClicks
@@ -65,6 +66,7 @@ def _rows(batches):
             yield tuple(tuple(np.ravel(ids[k][i])) for k in sorted(ids)) + (float(labels[i]),)
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_streamed_rows_with_lists_and_histories_are_the_in_memory_rows(tmp_path):
     """A spec with a multi-valued string field and a click history (with an attribute):
     the shards' vocabularies are the in-memory ones, and the streamed (ids, label) rows

@@ -23,6 +23,7 @@ def _scalars(log_dir):
             for tag in accumulator.Tags()["tensors"]}
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_train_writes_metrics_checkpoint_and_tensorboard(tmp_path, capsys):
     assert train.main(SMOKE + ["--model-dir", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -54,6 +55,7 @@ def test_existing_results_are_not_overwritten(tmp_path, capsys):
     assert json.loads((tmp_path / "metrics.json").read_text()) == {"keep": True}
 
 
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
 def test_seeds_report_mean_and_std(tmp_path):
     argv = SMOKE + ["--epochs", "1", "--max-steps", "5", "--seeds", "1", "2",
                     "--model-dir", str(tmp_path)]
