@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tfrs_userlevel import datasets, keras, streaming
-from tfrs_userlevel.resilience import NonFiniteLossError
+from tfrs_userlevel.training.callbacks import NonFiniteLossError
 from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,7 +228,7 @@ def test_a_failed_write_keeps_the_previous_files_and_the_run_resumes(ml100k, tmp
     partial file is left, and the same run started again resumes and finishes."""
     import errno
 
-    from tfrs_userlevel import training
+    from tfrs_userlevel.training import artifacts
 
     config = TrainConfig(dataset="movielens_100k", epochs=3, batch_size=4096, patience=10)
     spec = datasets.feature_spec("movielens_100k")
@@ -257,10 +257,10 @@ def test_a_failed_write_keeps_the_previous_files_and_the_run_resumes(ml100k, tmp
     # The JSON writer: a failure mid-write leaves the old file and no temporary one.
     target = tmp_path / "config.json"
     before = target.read_text()
-    monkeypatch.setattr(training.json, "dump", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(artifacts.json, "dump", lambda *a, **k: (_ for _ in ()).throw(
         OSError(errno.ENOSPC, "No space left on device")))
     with pytest.raises(OSError, match="No space left"):
-        training.write_json_atomic(target, {"new": 1})
+        artifacts.write_json_atomic(target, {"new": 1})
     monkeypatch.undo()
     assert target.read_text() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -1,6 +1,6 @@
 """TensorBoard monitoring of what user-level modeling learns, once per epoch.
 
-`UserLevelMonitor` is a Keras callback; `training.run` adds it before Keras'
+`UserLevelMonitor` is a Keras callback; `training.loop.run` adds it before Keras'
 TensorBoard callback, so the values it puts into the epoch logs land in the
 same train scalars. Per epoch it writes:
 

@@ -72,7 +72,7 @@ def main(argv=None) -> int:
         return 2
     quiet_start(verbose)
     from tfrs_userlevel.backend import tf
-    from tfrs_userlevel.resilience import NonFiniteLossError
+    from tfrs_userlevel.training.callbacks import NonFiniteLossError
 
     user_errors = _user_errors()
     command = importlib.import_module(f"tfrs_userlevel.cli.{name}")

@@ -27,6 +27,7 @@ from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.cli.terminal import ArgumentParser, UsageError, command_main
 from tfrs_userlevel.config import ConfigError, components, load_run_config
 from tfrs_userlevel.config.run import read_tree
+from tfrs_userlevel.distribute import STRATEGIES as DISTRIBUTE_STRATEGIES
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
@@ -36,7 +37,6 @@ from tfrs_userlevel.metrics import METRIC_NAMES
 from tfrs_userlevel.training import (
     DERIVED_FIELDS,
     DERIVED_FROM,
-    DISTRIBUTE_STRATEGIES,
     GPREC_OPTIONS,
     LR_SCHEDULES,
     SCHEDULE_MONITORS,
