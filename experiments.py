@@ -510,11 +510,11 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
     users).
     """
     from tfrs_userlevel import data as data_lib
+    from tfrs_userlevel.cold_start import warm_up
+    from tfrs_userlevel.cold_start.meta_training import MetaEmbeddingTrainer
     from tfrs_userlevel.features import FeatureSpec
     from tfrs_userlevel.metrics import evaluate_ids
     from tfrs_userlevel.training import load_trained
-    from tfrs_userlevel.udg import cold_start
-    from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer
 
     columns, batches, new_users, histories = (data["columns"], data["batches"],
                                               data["new_users"], data["histories"])
@@ -573,7 +573,7 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
     def reference_rows(fields: Sequence[str]):
         """The `COLD_START_REFERENCE_INITS` rows for a model and its new users."""
         def rows(model, users):
-            return cold_start.mean_user_rows(model, active_index,
+            return warm_up.mean_user_rows(model, active_index,
                                              profile_keys(active_users, fields),
                                              profile_keys(users, fields))
         return rows
@@ -585,24 +585,24 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
         mine = np.where(np.isin(user, users), batches, "")
         index = np.searchsorted(vocabulary, users) + 1
         first_rows = np.array([first_row[u] for u in users])
-        held = np.flatnonzero(mine == cold_start.HELD_OUT)
+        held = np.flatnonzero(mine == warm_up.HELD_OUT)
         model = load_trained(model_dir)
         if generator is not None:
             model.gating.generator.set_weights(generator)
         profile = data_lib.lookup_columns(model.lookup, part(first_rows))["ids"][
-            :, model._profile_columns]
+            :, model.profile_columns]
         if reference is not None:
-            cold_start.set_user_rows(model, index, reference(model, users))
+            warm_up.set_user_rows(model, index, reference(model, users))
         else:
-            cold_start.initialise_new_users(model, index, profile, generator is not None, seed)
-        warm_up = cold_start.WarmUp(model, index, learning_rate=COLD_START_WARMUP_LR)
+            warm_up.initialise_new_users(model, index, profile, generator is not None, seed)
+        warming = warm_up.WarmUp(model, index, learning_rate=COLD_START_WARMUP_LR)
         phases = {}
-        for phase in (None, *cold_start.PHASES):
+        for phase in (None, *warm_up.PHASES):
             if phase is not None:
                 rows = np.flatnonzero(mine == phase)
-                warm_up.fit(data_lib.lookup_columns(model.lookup, part(rows)), label[rows],
+                warming.fit(data_lib.lookup_columns(model.lookup, part(rows)), label[rows],
                             seed=seed)
-            cutoff = cold_start.phase_cutoffs(user, timestamp, mine, phase)
+            cutoff = warm_up.phase_cutoffs(user, timestamp, mine, phase)
             ids = data_lib.lookup_columns(model.lookup,
                                           part(held, data["click_histories"](cutoff)))
             phases[phase or "cold"] = evaluate_ids(model, ids, label[held])
@@ -621,8 +621,8 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
 
 
 def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
+    from tfrs_userlevel.cold_start import warm_up
     from tfrs_userlevel.datasets import behavior
-    from tfrs_userlevel.udg import cold_start
 
     loaded = datasets.load_splits("movielens_100k", "time", runner.data_dir)
     columns = {k: np.concatenate([loaded[s][k] for s in loaded]) for k in loaded["train"]}
@@ -630,7 +630,7 @@ def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
     counts = np.bincount(user)
     low, high = COLD_START_NEW_USERS
     new_users = np.flatnonzero((counts >= low) & (counts <= high))
-    batches = cold_start.new_user_batches(user, timestamp, item, new_users, COLD_START_K)
+    batches = warm_up.new_user_batches(user, timestamp, item, new_users, COLD_START_K)
     # Half of the new users choose the generator setting, the other half report it.
     shuffled = np.random.default_rng(7).permutation(new_users)
     user_parts = {"validation": np.sort(shuffled[:len(shuffled) // 2]),
@@ -644,7 +644,7 @@ def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
             "user_parts": user_parts, "histories": click_histories(timestamp),
             "click_histories": click_histories}
     per_seed = {seed: _cold_start_seed(runner, seed, data) for seed in seeds}
-    phases = ("cold", *cold_start.PHASES)
+    phases = ("cold", *warm_up.PHASES)
 
     def mean_auc(results_of, part, phase=None):
         return float(np.mean([results_of(s)[part][p]["auc"] for s in seeds
@@ -662,7 +662,7 @@ def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
     random_validation = {p: mean_auc(lambda s: per_seed[s]["random"], "validation", p)
                          for p in phases}
     chosen = max(selection, key=lambda r: r["validation_auc_mean"])["generator"]
-    held_rows = {p: int(np.isin(user[batches == cold_start.HELD_OUT], user_parts[p]).sum())
+    held_rows = {p: int(np.isin(user[batches == warm_up.HELD_OUT], user_parts[p]).sum())
                  for p in user_parts}
     reference_validation = {name: {p: mean_auc(lambda s, n=name: per_seed[s]["reference"][n],
                                                "validation", p) for p in phases}

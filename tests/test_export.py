@@ -186,7 +186,7 @@ def test_unseen_users_are_served_with_the_meta_embedding(exported, ml100k):
     np.testing.assert_allclose(serve(**raw)["probability"].numpy(), expected, atol=1e-5)
     ids = model.lookup(raw)
     inputs = {"user_index": model.user_index(ids),
-              "profile": tf.gather(ids["ids"], model._profile_columns, axis=1)}
+              "profile": tf.gather(ids["ids"], model.profile_columns, axis=1)}
     generated = model.gating.user_embedding(inputs).numpy()
     assert not np.allclose(generated, model.gating.user_table.embeddings.numpy()[0])
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from tfrs_userlevel import datasets, keras, streaming
-from tfrs_userlevel.training.callbacks import NonFiniteLossError
 from tfrs_userlevel.training import ConfigError, TrainConfig, load_trained, run
+from tfrs_userlevel.training.callbacks import NonFiniteLossError
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 4

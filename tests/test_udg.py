@@ -8,10 +8,15 @@ import pytest
 from tests.helpers import check_model, randomize_weights, relu, sigmoid
 from tfrs_userlevel import RankingModel, data, datasets, keras, tf
 from tfrs_userlevel.backbones import AUGRUCell, DeepNetwork, TargetAttention
+from tfrs_userlevel.cold_start import warm_up
+from tfrs_userlevel.cold_start.meta_training import (
+    MetaEmbeddingTrainer,
+    split_halves,
+    unshared_as_oov,
+)
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.training import ConfigError, TrainConfig, build_model
-from tfrs_userlevel.udg import UserDependentGating, cold_start
-from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer, split_halves, unshared_as_oov
+from tfrs_userlevel.udg import UserDependentGating
 
 HISTORY = 10
 
@@ -310,7 +315,7 @@ def test_meta_training_reads_unshared_zips_as_a_new_user_would(ml100k_time, as_o
     train = {k: v[:4000] for k, v in ml100k_time["train"].items()}
     ids = data.lookup_columns(model.lookup, train)
     zip_column = model.lookup.single_fields.index("zip")
-    users = ids["ids"][:, model._user_column]
+    users = ids["ids"][:, model.user_column]
     pairs = np.unique(np.stack([ids["ids"][:, zip_column], users], axis=1), axis=0)
     values, holders = np.unique(pairs[:, 0], return_counts=True)
     unshared, oov = values[holders == 1], model.lookup.offsets["zip"]
@@ -333,7 +338,7 @@ def test_unseen_users_get_the_generated_embedding(ml100k_time):
     assert np.all(model.user_index(ids).numpy() == 0)
     gating = model.gating
     inputs = {"user_index": model.user_index(ids),
-              "profile": tf.gather(ids["ids"], model._profile_columns, axis=1)}
+              "profile": tf.gather(ids["ids"], model.profile_columns, axis=1)}
     np.testing.assert_allclose(gating.user_embedding(inputs).numpy(),
                                gating.generator(inputs["profile"]).numpy())
     assert not np.allclose(gating.user_embedding(inputs).numpy(),
@@ -345,20 +350,20 @@ def test_reference_inits_are_the_active_users_mean_rows(ml100k_time):
     table = model.gating.user_table.embeddings
     width = table.shape[1]
     rows = np.arange(4 * width, dtype=np.float32).reshape(4, width)
-    cold_start.set_user_rows(model, np.array([1, 2, 3, 4]), rows)
+    warm_up.set_user_rows(model, np.array([1, 2, 3, 4]), rows)
     active = np.array([1, 2, 3])
-    overall = cold_start.mean_user_rows(model, active, [()] * 3, [()] * 2)
+    overall = warm_up.mean_user_rows(model, active, [()] * 3, [()] * 2)
     np.testing.assert_allclose(overall, np.repeat(rows[:3].mean(0)[None], 2, 0))
     # Keyed: users 1 and 3 share "F", user 2 alone is "M"; a key no active user has gets
     # the overall mean.
-    keyed = cold_start.mean_user_rows(model, active, ["F", "M", "F"], ["M", "F", "X"])
+    keyed = warm_up.mean_user_rows(model, active, ["F", "M", "F"], ["M", "F", "X"])
     np.testing.assert_allclose(keyed, np.stack([rows[1], (rows[0] + rows[2]) / 2,
                                                 rows[:3].mean(0)]))
-    cold_start.set_user_rows(model, np.array([5, 6]), keyed[:2])
+    warm_up.set_user_rows(model, np.array([5, 6]), keyed[:2])
     np.testing.assert_allclose(table.numpy()[[5, 6]], keyed[:2])
     np.testing.assert_allclose(table.numpy()[4], rows[3])  # other rows untouched
     with pytest.raises(ValueError, match="shape"):
-        cold_start.set_user_rows(model, np.array([5]), keyed)
+        warm_up.set_user_rows(model, np.array([5]), keyed)
 
 
 def test_split_halves_and_new_user_batches():
@@ -368,15 +373,15 @@ def test_split_halves_and_new_user_batches():
                                   [True, False, False, False, False, True, True])
     user = np.repeat([7, 8], 8)
     stamp = np.tile(np.arange(8)[::-1], 2)
-    batches = cold_start.new_user_batches(user, stamp, np.arange(16), [7], k=2)
+    batches = warm_up.new_user_batches(user, stamp, np.arange(16), [7], k=2)
     assert list(batches[:8]) == ["held_out", "held_out", "c", "c", "b", "b", "a", "a"]
     assert all(b == "" for b in batches[8:])
-    after_a = cold_start.phase_cutoffs(user, stamp, batches, "a")
+    after_a = warm_up.phase_cutoffs(user, stamp, batches, "a")
     held = batches == "held_out"
     assert np.all(after_a[held] == 2)  # clicks before the first batch-b row only
-    assert np.all(cold_start.phase_cutoffs(user, stamp, batches, None) == -1)
+    assert np.all(warm_up.phase_cutoffs(user, stamp, batches, None) == -1)
     with pytest.raises(ValueError, match="more than 9 rows"):
-        cold_start.new_user_batches(user, stamp, np.arange(16), [7], k=3)
+        warm_up.new_user_batches(user, stamp, np.arange(16), [7], k=3)
 
 
 def test_udg_layer_config_round_trip():
@@ -471,10 +476,10 @@ def test_warm_up_moves_only_the_new_users_rows_of_both_tables(ml100k_time):
     index = np.unique(model.user_index({k: tf.constant(v) for k, v in ids.items()}).numpy())
     assert len(index) == 3 and index.min() > 0
     before = {w.name: w.numpy().copy() for w in model.weights}
-    loss = cold_start.WarmUp(model, index, learning_rate=0.05, batch_size=32).fit(
+    loss = warm_up.WarmUp(model, index, learning_rate=0.05, batch_size=32).fit(
         ids, train["label"][rows])
     assert np.isfinite(loss)
-    base_rows = model._user_offset + index
+    base_rows = model.user_offset + index
     for weight in model.weights:
         moved = np.abs(weight.numpy() - before[weight.name])
         moved = moved.reshape(len(moved), -1).max(axis=1) if moved.ndim else moved
@@ -493,7 +498,7 @@ def test_initialise_new_users_writes_only_their_rows(ml100k_time, meta):
     before = table.numpy().copy()
     index = np.array([3, 7, 11])
     profile = np.array([[2, 40, 60], [5, 41, 61], [2, 40, 61]], np.int32)
-    cold_start.initialise_new_users(model, index, profile, meta=meta, seed=5)
+    warm_up.initialise_new_users(model, index, profile, meta=meta, seed=5)
     after = table.numpy()
     others = np.setdiff1d(np.arange(len(after)), index)
     np.testing.assert_array_equal(after[others], before[others])

@@ -362,6 +362,34 @@ class RankingModel(tfrs.Model):
         return {"logit": output["logit"], "losses": {**losses, **output.get("losses", {})},
                 "user_level": output, "backbone_logit": logit, **extra}
 
+    @property
+    def user_column(self) -> int:
+        """The column of the user id in the lookup's `ids["ids"]` [B, S]."""
+        self._needs_user_field("user_column")
+        return self._user_column
+
+    @property
+    def user_offset(self) -> int:
+        """The fused id of the user-id field's OOV row: user `i` of the vocabulary has
+        fused id `user_offset + i` (rows of `embedding.table`)."""
+        self._needs_user_field("user_offset")
+        return self._user_offset
+
+    @property
+    def profile_columns(self) -> list[int]:
+        """The columns of the single-valued user_other fields (the profile) in `ids["ids"]`."""
+        return list(self._profile_columns)
+
+    @property
+    def behavior_field(self):
+        """The click-history field (`features.Field`), or None."""
+        return self._behavior_field
+
+    def _needs_user_field(self, what: str) -> None:
+        if self._user_field is None:
+            raise ValueError(f"RankingModel.{what}: the feature spec has no user_personal "
+                             "(user id) field")
+
     def user_index(self, ids: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """int32 [B]: each row's user id as an index of its vocabulary (0 = unseen user)."""
         return ids["ids"][:, self._user_column] - self._user_offset

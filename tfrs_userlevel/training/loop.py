@@ -202,7 +202,7 @@ def _fit_keeping_best(model, batches: Batches, config: TrainConfig, model_dir: P
                "resumed_after_epoch": state.resumed_epoch, "best_epoch": best.best_epoch}
     if getattr(model, "gating", None) is not None and model.gating.generator is not None:
         # Algorithm 1 on the trained, frozen model; the generator joins the best weights.
-        from tfrs_userlevel.udg.meta import MetaEmbeddingTrainer
+        from tfrs_userlevel.cold_start.meta_training import MetaEmbeddingTrainer
 
         losses = MetaEmbeddingTrainer(model, seed=config.seed).fit(
             batches.sample_ids, batches.sample_labels, batches.sample_order,

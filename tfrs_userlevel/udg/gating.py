@@ -79,7 +79,7 @@ class UserDependentGating(keras.layers.Layer):
     - Meta-embedding (`meta=True`): a `MetaEmbeddingGenerator` from the user's
       profile gives the UDG embedding of a user outside the vocabulary (the
       OOV row otherwise). The generator is trained separately
-      (`tfrs_userlevel.udg.meta`), with the base model frozen; it is not
+      (`tfrs_userlevel.cold_start.meta_training`), with the base model frozen; it is not
       trainable during base training.
 
     Args:

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.cold_start.meta_training import rank_within_user
 from tfrs_userlevel.models import RankingModel
-from tfrs_userlevel.udg.meta import rank_within_user
 
 PHASES = ("a", "b", "c")
 HELD_OUT = "held_out"
@@ -125,7 +125,7 @@ class WarmUp:
                  batch_size: int = 64):
         self.model = model
         self.batch_size = int(batch_size)
-        offset = model._user_offset
+        offset = model.user_offset
         base_rows = np.zeros(model.embedding.table.shape[0], np.float32)
         base_rows[offset + np.asarray(user_index)] = 1.0
         udg_rows = np.zeros(model.gating.user_table.embeddings.shape[0], np.float32)

@@ -89,13 +89,13 @@ class MetaEmbeddingTrainer:
         self.unshared_profile_as_oov = bool(unshared_profile_as_oov)
         self.optimizer = keras.optimizers.Adam(beta)
         self.rng = np.random.default_rng(seed)
-        self._user_column, self._user_oov = model._user_column, model._user_offset
+        self._user_column, self._user_oov = model.user_column, model.user_offset
         self._step = tf.function(self._meta_step, reduce_retracing=True)
 
     def _profile_oov(self) -> list[int]:
         """Fused OOV id of each profile column."""
         lookup = self.model.lookup
-        return [lookup.oov_id(lookup.single_fields[c]) for c in self.model._profile_columns]
+        return [lookup.oov_id(lookup.single_fields[c]) for c in self.model.profile_columns]
 
     def _as_new_users(self, ids: Mapping[str, tf.Tensor], empty_history: bool):
         """The ids with each user id at the OOV row (and the history emptied)."""
@@ -103,7 +103,7 @@ class MetaEmbeddingTrainer:
         single = ids["ids"]
         column = tf.range(tf.shape(single)[1]) == self._user_column
         ids["ids"] = tf.where(column[None, :], tf.cast(self._user_oov, single.dtype), single)
-        behavior = self.model._behavior_field
+        behavior = self.model.behavior_field
         if empty_history and behavior is not None:
             for key in list(ids):
                 if key == behavior.name or key.startswith(behavior.name + ":"):
@@ -150,7 +150,7 @@ class MetaEmbeddingTrainer:
         ids = {k: np.asarray(v) for k, v in ids.items()}
         users = ids["ids"][:, self._user_column] - self._user_oov
         if self.unshared_profile_as_oov:
-            ids["ids"] = unshared_as_oov(ids["ids"], users, self.model._profile_columns,
+            ids["ids"] = unshared_as_oov(ids["ids"], users, self.model.profile_columns,
                                          self._profile_oov())
         later = split_halves(users, np.asarray(timestamp))
         rows_a = _rows_by_user(users, ~later)
@@ -158,7 +158,7 @@ class MetaEmbeddingTrainer:
         candidates = np.array(sorted(set(rows_a) & set(rows_b)))
         if len(candidates) == 0:
             raise ValueError("MetaEmbeddingTrainer: no user has rows in both halves")
-        profile_columns = self.model._profile_columns
+        profile_columns = self.model.profile_columns
         history = []
         for _ in range(steps):
             chosen = self.rng.choice(candidates, size=min(self.users_per_step, len(candidates)),
