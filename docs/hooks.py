@@ -94,7 +94,7 @@ def _section_table(model, descriptions=None) -> list[str]:
 
 def _flag_help() -> dict[str, str]:
     """`train` key -> the help of its `tfrs-userlevel train` flag."""
-    from tfrs_userlevel.cli.train import build_parser
+    from tfrs_userlevel.cli.train_flags import build_parser
 
     helps = {}
     for action in build_parser()._actions:
