@@ -43,7 +43,7 @@ import pyarrow.csv as pa_csv  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from tfrs_userlevel import config as run_config  # noqa: E402
 from tfrs_userlevel import data, tables  # noqa: E402
-from tfrs_userlevel.features import FeatureLookup  # noqa: E402
+from tfrs_userlevel.lookup import FeatureLookup  # noqa: E402
 from tfrs_userlevel.training import write_json_atomic  # noqa: E402
 
 BAR = 500_000

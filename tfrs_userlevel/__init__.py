@@ -21,7 +21,7 @@ _EXPORTS = {
     "data": ("tfrs_userlevel.data", None),
     "metrics": ("tfrs_userlevel.metrics", None),
     "FieldEmbedding": ("tfrs_userlevel.embedding", "FieldEmbedding"),
-    "FeatureLookup": ("tfrs_userlevel.features", "FeatureLookup"),
+    "FeatureLookup": ("tfrs_userlevel.lookup", "FeatureLookup"),
     "FeatureSpec": ("tfrs_userlevel.features", "FeatureSpec"),
     "FeatureSpecError": ("tfrs_userlevel.features", "FeatureSpecError"),
     "Field": ("tfrs_userlevel.features", "Field"),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from tfrs_userlevel.backend import tf
-from tfrs_userlevel.features import FeatureLookup
+from tfrs_userlevel.lookup import FeatureLookup
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -12,7 +12,7 @@
 
 `RankingModel.compute_loss` scales the main loss by the global batch and each
 auxiliary term by the number of replicas, so the gradient all-reduce gives
-the single-device gradient (tests/test_distribute.py).
+the single-device gradient (tests/integration/test_distribute.py).
 """
 
 from __future__ import annotations

@@ -20,70 +20,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import tensorflow_recommenders as tfrs
 
-from tfrs_userlevel import backbones as backbone_registry
-from tfrs_userlevel import baselines as baseline_registry
 from tfrs_userlevel import metrics as metrics_lib
+from tfrs_userlevel.backbones.dien import NegativeItemSampler
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.embedding import FieldEmbedding
-from tfrs_userlevel.features import FeatureLookup, FeatureSpec, attribute_key
+from tfrs_userlevel.features import FeatureSpec
+from tfrs_userlevel.field_views import FieldViews
+from tfrs_userlevel.lookup import FeatureLookup
 from tfrs_userlevel.loss_terms import LossTerms
+from tfrs_userlevel.networks import build_network, domain_ids
 
 DENSE_GRADIENT_MAX_PARAMETERS = 1 << 22
-
-
-def _runs(positions: list[int]) -> list[tuple[int, int]]:
-    """Maximal runs of consecutive positions, as [start, stop) pairs."""
-    runs = []
-    for p in positions:
-        if runs and runs[-1][1] == p:
-            runs[-1] = (runs[-1][0], p + 1)
-        else:
-            runs.append((p, p + 1))
-    return runs
-
-
-class _FieldGroups:
-    """E[:, positions] for several position lists, from ONE split of E [B, F, d].
-
-    Each list (item, user, personal fields) is a concatenation of blocks of one
-    `tf.split`, in position order. Its gradient is one concat, where a gather
-    per list costs a scatter over B·F rows each and a slice per list a
-    zero-padded [B, F, d] tensor each (together the largest non-matmul cost of
-    a GPRec training step on CPU).
-    """
-
-    def __init__(self, num_fields: int, groups: Mapping[str, list[int]]):
-        cuts = {0, num_fields}
-        for positions in groups.values():
-            for start, stop in _runs(positions):
-                cuts.update((start, stop))
-        self.cuts = sorted(cuts)
-        self.blocks = {name: self._blocks(positions) for name, positions in groups.items()}
-
-    def _blocks(self, positions) -> list[int]:
-        """Indices of the split's blocks that make up `positions`, in order."""
-        blocks = []
-        for start, stop in _runs(positions):
-            i = self.cuts.index(start)
-            while self.cuts[i] < stop:
-                blocks.append(i)
-                i += 1
-        return blocks
-
-    def __call__(self, embeddings: tf.Tensor) -> dict[str, tf.Tensor]:
-        sizes = [b - a for a, b in zip(self.cuts[:-1], self.cuts[1:], strict=True)]
-        blocks = tf.split(embeddings, sizes, axis=1) if len(sizes) > 1 else [embeddings]
-        out = {}
-        for name, indices in self.blocks.items():
-            parts = [blocks[i] for i in indices]
-            if not parts:
-                out[name] = embeddings[:, :0]
-            else:
-                out[name] = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
-        return out
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")
@@ -142,31 +91,11 @@ class RankingModel(tfrs.Model):
         self.lookup = FeatureLookup(self.feature_spec.get_config(), self.vocabularies)
         self.embedding = FieldEmbedding(self.feature_spec.get_config(), self.lookup.total_size,
                                         embedding_dim, l2=embedding_l2)
-        if backbone is None:
-            backbone = {"name": "mlp"}
-        if isinstance(backbone, Mapping):
-            options = dict(backbone)
-            options.setdefault("output_bias", float(
-                np.log(self.positive_rate / (1.0 - self.positive_rate))))
-            name = options.pop("name")
-            if name in baseline_registry.BASELINES:
-                if issubclass(baseline_registry.BASELINES[name], baseline_registry.DomainBaseline):
-                    field = options.get("domain_field", "gender")
-                    options.setdefault("num_domains", len(self._domain_vocabulary(field)))
-                backbone = baseline_registry.get(name, **options)
-            else:
-                backbone = backbone_registry.get(name, **options)
+        backbone = build_network(backbone, self.feature_spec, self.vocabularies,
+                                 self.positive_rate)
         self.backbone = backbone
-        self._domain_column = self._domain_offset = None
-        if getattr(backbone, "domain_field", None) is not None:
-            field = backbone.domain_field
-            known = len(self._domain_vocabulary(field))
-            if backbone.num_domains != known:
-                raise ValueError(
-                    f"RankingModel: the backbone expects {backbone.num_domains} values of "
-                    f"domain field {field!r}, its vocabulary has {known}")
-            self._domain_column = self.lookup.single_fields.index(field)
-            self._domain_offset = self.lookup.oov_id(field)
+        self._domain_column, self._domain_offset = domain_ids(backbone, self.feature_spec,
+                                                              self.vocabularies, self.lookup)
         # Backbones with a wide / first-order part get one weight per id, looked up like E.
         self.first_order = (
             FieldEmbedding(self.feature_spec.get_config(), self.lookup.total_size, 1,
@@ -199,7 +128,8 @@ class RankingModel(tfrs.Model):
             # The target item in the history's layout: the item field, then its attributes.
             self._query_positions = [self.feature_spec.names.index(n) for n in
                                      (field.shared_vocabulary_with, *field.attributes)]
-            self._item_rows = self._item_rows_table(field)
+            self._negative_items = NegativeItemSampler(field, self.vocabularies,
+                                                       self.lookup.offsets)
         personal = self.feature_spec.positions("user_personal")
         self._user_field = self.feature_spec.fields[personal[0]].name if personal else None
         if self._user_field is not None:
@@ -231,7 +161,7 @@ class RankingModel(tfrs.Model):
         self._item_positions = self.feature_spec.positions("item")
         self._user_positions = self.feature_spec.positions("user_personal", "user_other")
         self._personal_positions = self.feature_spec.positions("user_personal")
-        self._field_groups = _FieldGroups(len(self.feature_spec.fields), {
+        self._field_groups = FieldViews(len(self.feature_spec.fields), {
             "item": self._item_positions, "user": self._user_positions,
             "personal": self._personal_positions})
         self.loss_names = (("main_loss",) + tuple(getattr(backbone, "loss_names", ()))
@@ -245,45 +175,6 @@ class RankingModel(tfrs.Model):
         self._backbone_auc = (keras.metrics.AUC(num_thresholds=metrics_lib.AUC_THRESHOLDS,
                                                 from_logits=True, name="backbone_auc")
                               if user_level is not None else None)
-
-    def _item_rows_table(self, field) -> tf.Tensor:
-        """int32 [V_item, 1 + A]: per known item (vocabulary order), the fused ids of the
-        item and of its attributes (their OOV row where the map has none); for negative
-        sampling of the history's items (DIEN's auxiliary loss)."""
-        owner = field.shared_vocabulary_with
-        items = self.vocabularies[owner]
-        columns = [np.arange(1, len(items) + 1) + self.lookup.offsets[owner]]
-        for attribute in field.attributes:
-            values = {v: i + 1 for i, v in enumerate(self.vocabularies[attribute])}
-            mapped = dict((k, values.get(v, 0)) for k, v in
-                          self.vocabularies[attribute_key(field.name, attribute)])
-            columns.append(np.array([mapped.get(i, 0) for i in items])
-                           + self.lookup.offsets[attribute])
-        return tf.constant(np.stack(columns, axis=1).astype(np.int32))
-
-    def _negative_items(self, ids: tf.Tensor) -> tf.Tensor:
-        """[B, L, d·(1 + A)]: for each history position, a known item drawn by hashing the
-        listed item's fused id and the position, the same whatever batch the row is in
-        (so the auxiliary loss splits exactly over replicas)."""
-        count = tf.shape(self._item_rows)[0]
-        position = tf.range(tf.shape(ids)[1])[None, :]
-        key = tf.math.floormod(tf.maximum(ids, 0) * 7919 + position * 104729 + 12345, count)
-        rows = tf.gather(self._item_rows, key)                           # [B, L, 1 + A]
-        vectors = tf.nn.embedding_lookup(self.embedding.table, rows)     # [B, L, 1 + A, d]
-        shape = tf.shape(vectors)
-        return tf.reshape(vectors, [shape[0], shape[1], -1])
-
-    def _domain_vocabulary(self, field: str) -> list:
-        """The known values of the user field a baseline divides users by."""
-        if field not in self.feature_spec.names:
-            raise ValueError(f"RankingModel: domain field {field!r} is not a feature; the "
-                             f"features are {list(self.feature_spec.names)}")
-        spec = self.feature_spec[field]
-        if spec.multivalued or spec.role not in ("user_personal", "user_other"):
-            raise ValueError(f"RankingModel: domain field {field!r} must be a single-valued "
-                             f"user field, it is a {spec.role} field"
-                             + (" with several values" if spec.multivalued else ""))
-        return self.vocabularies[spec.shared_vocabulary_with or field]
 
     # -- forward -----------------------------------------------------------
 
@@ -309,7 +200,8 @@ class RankingModel(tfrs.Model):
                                    "query": tf.reshape(query, [-1, sequence.shape[-1]])}
             if getattr(self.backbone, "loss_names", ()):
                 options["behavior"]["negatives"] = tf.ensure_shape(
-                    self._negative_items(ids[self._behavior_field.name]), sequence.shape)
+                    self._negative_items(ids[self._behavior_field.name], self.embedding.table),
+                    sequence.shape)
         needs_user = self.user_level is not None or getattr(self.backbone, "uses_context", False)
         views = (self._field_groups(embeddings)
                  if needs_user or self.gating is not None else {})

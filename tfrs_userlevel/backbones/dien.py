@@ -3,12 +3,54 @@ Prediction", AAAI 2019)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from tfrs_userlevel.backbones.base import Backbone, flatten_fields
 from tfrs_userlevel.backbones.mlp import DeepNetwork, deep_options
 from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.features import Field, attribute_key
+
+
+class NegativeItemSampler:
+    """The negatives of DIEN's auxiliary loss: for each history position, a known item
+    (with its attributes) drawn by hashing the listed item's fused id and the position,
+    the same whatever batch the row is in (so the loss splits exactly over replicas).
+
+    Args:
+      field: The behavior field (the history of an item field, with its attributes).
+      vocabularies: The model's vocabularies (item -> attribute maps included).
+      offsets: Fused id of each owning field's OOV row (`FeatureLookup.offsets`).
+
+    Call:
+      ids: int [B, L] fused ids of the history's items; table: the embedding
+      table [V, d]. Returns float32 [B, L, d·(1 + A)].
+    """
+
+    def __init__(self, field: Field, vocabularies: Mapping[str, list],
+                 offsets: Mapping[str, int]):
+        # int32 [V_item, 1 + A]: per known item (vocabulary order), the fused ids of the
+        # item and of its attributes (their OOV row where the map has none).
+        owner = field.shared_vocabulary_with
+        items = vocabularies[owner]
+        columns = [np.arange(1, len(items) + 1) + offsets[owner]]
+        for attribute in field.attributes:
+            values = {v: i + 1 for i, v in enumerate(vocabularies[attribute])}
+            mapped = dict((k, values.get(v, 0)) for k, v in
+                          vocabularies[attribute_key(field.name, attribute)])
+            columns.append(np.array([mapped.get(i, 0) for i in items]) + offsets[attribute])
+        self.item_rows = tf.constant(np.stack(columns, axis=1).astype(np.int32))
+
+    def __call__(self, ids: tf.Tensor, table: tf.Tensor) -> tf.Tensor:
+        count = tf.shape(self.item_rows)[0]
+        position = tf.range(tf.shape(ids)[1])[None, :]
+        key = tf.math.floormod(tf.maximum(ids, 0) * 7919 + position * 104729 + 12345, count)
+        rows = tf.gather(self.item_rows, key)                            # [B, L, 1 + A]
+        vectors = tf.nn.embedding_lookup(table, rows)                    # [B, L, 1 + A, d]
+        shape = tf.shape(vectors)
+        return tf.reshape(vectors, [shape[0], shape[1], -1])
 
 
 @keras.utils.register_keras_serializable(package="tfrs_userlevel")

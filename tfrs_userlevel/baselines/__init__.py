@@ -22,6 +22,7 @@ from tfrs_userlevel.baselines.apg import AdaptiveDense, APGBaseline
 from tfrs_userlevel.baselines.base import (
     DomainBaseline,
     UserModelingBackbone,
+    domain_vocabulary,
     domain_weights,
 )
 from tfrs_userlevel.baselines.dgpm import DGPMBaseline, GroupMemory
@@ -59,4 +60,4 @@ def get(name: str, **kwargs) -> UserModelingBackbone:
 __all__ = ["APGBaseline", "AdaptiveDense", "BASELINES", "DGPMBaseline", "DomainBaseline",
            "GateNU", "GroupMemory", "MMoEBaseline", "PEPNetBaseline", "PLEBaseline",
            "PartitionedNormalization", "STARBaseline", "StarDense", "TaskTowers",
-           "UserModelingBackbone", "domain_weights", "get", "options"]
+           "UserModelingBackbone", "domain_vocabulary", "domain_weights", "get", "options"]

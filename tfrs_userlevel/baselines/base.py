@@ -20,9 +20,11 @@ every domain-specific output or parameter is averaged with weights
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.features import FeatureSpec
 
 
 def domain_weights(domain: tf.Tensor, num_domains: int) -> tf.Tensor:
@@ -35,6 +37,20 @@ def domain_weights(domain: tf.Tensor, num_domains: int) -> tf.Tensor:
     one_hot = tf.one_hot(domain - 1, num_domains, dtype=tf.float32)
     uniform = tf.fill(tf.shape(one_hot), 1.0 / num_domains)
     return tf.where(known[:, None], one_hot, uniform)
+
+
+def domain_vocabulary(spec: FeatureSpec, vocabularies: Mapping[str, list], field: str) -> list:
+    """The known values of `field`, the user field a domain baseline divides users by;
+    refuses a field that is not a single-valued user field of `spec`."""
+    if field not in spec.names:
+        raise ValueError(f"RankingModel: domain field {field!r} is not a feature; the "
+                         f"features are {list(spec.names)}")
+    found = spec[field]
+    if found.multivalued or found.role not in ("user_personal", "user_other"):
+        raise ValueError(f"RankingModel: domain field {field!r} must be a single-valued "
+                         f"user field, it is a {found.role} field"
+                         + (" with several values" if found.multivalued else ""))
+    return vocabularies[found.shared_vocabulary_with or field]
 
 
 class UserModelingBackbone(keras.layers.Layer):

@@ -25,8 +25,8 @@ from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.backend import keras
 from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.config.errors import ConfigError, dotted, from_validation_error, suggestion
-from tfrs_userlevel.gprec.layer import PRESETS as gprec_presets
 from tfrs_userlevel.gprec.layer import GPRec
+from tfrs_userlevel.gprec.presets import PRESETS as gprec_presets
 from tfrs_userlevel.udg.gating import PRESETS as udg_presets
 from tfrs_userlevel.udg.gating import UserDependentGating
 

@@ -23,7 +23,7 @@ from tfrs_userlevel.config import components
 from tfrs_userlevel.config.errors import ConfigError, dotted, from_validation_error, suggestion
 from tfrs_userlevel.config.sections import DataSection, ModelSection, Section
 from tfrs_userlevel.features import USER_ROLES, FeatureSpec
-from tfrs_userlevel.gprec.layer import preset_options as gprec_preset_options
+from tfrs_userlevel.gprec.presets import preset_options as gprec_preset_options
 from tfrs_userlevel.models import RankingModel
 from tfrs_userlevel.training import TRAIN_FIELDS, TrainConfig, gating_sizes
 

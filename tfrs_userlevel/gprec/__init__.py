@@ -7,7 +7,8 @@ from tfrs_userlevel.gprec.groups import (
     SingleGroupEmbedding,
 )
 from tfrs_userlevel.gprec.individual import IndividualPreference, OrthogonalLoss
-from tfrs_userlevel.gprec.layer import ABLATIONS, GPRec
+from tfrs_userlevel.gprec.layer import GPRec
+from tfrs_userlevel.gprec.presets import ABLATIONS, PRESETS
 from tfrs_userlevel.gprec.strategies import (
     STRATEGIES,
     DynamicParameterStrategy,
@@ -16,7 +17,7 @@ from tfrs_userlevel.gprec.strategies import (
 )
 
 __all__ = [
-    "ABLATIONS", "STRATEGIES", "DualGroupEmbedding", "DynamicParameterStrategy",
+    "ABLATIONS", "PRESETS", "STRATEGIES", "DualGroupEmbedding", "DynamicParameterStrategy",
     "EnsembleStrategy", "GPRec", "GroupClassifier", "GumbelMask", "IndividualPreference",
     "InputStrategy", "OrthogonalLoss", "SingleGroupEmbedding",
 ]
