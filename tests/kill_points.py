@@ -5,7 +5,7 @@
 POINT is `none` (run to the end, resuming whatever MODEL_DIR holds), `mid_epoch` (epoch
 2, after batch 7), `validation` (epoch 2, during its validation pass) or `best_weights`
 (epoch 3, after the best weights' temporary files are written and before they are
-renamed into place). Used by tests/test_resilience.py; the run has dropout in the MLP
+renamed into place). Used by tests/integration/test_resilience.py; the run has dropout in the MLP
 and in GPRec's heads, Gumbel noise, and reduce-on-plateau.
 """
 
