@@ -69,3 +69,19 @@ def test_every_baseline_fits_saves_and_reloads(ml100k, spec, tmp_path, name, opt
     check_model(model, ml100k, tmp_path)
     config = model.backbone.get_config()
     assert type(model.backbone).from_config(config).get_config() == config
+
+
+@pytest.mark.slow  # a short training through the command line
+@pytest.mark.usefixtures("data_dir")  # runs the command on the real data
+def test_a_baseline_and_its_options_from_the_command_line(tmp_path):
+    import json
+
+    import tfrs_userlevel.cli.train as train
+
+    argv = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "10",
+            "--batch-size", "1024", "--baseline", "pepnet", "--baseline-options",
+            '{"epnet": false}', "--model-dir", str(tmp_path / "run")]
+    assert train.main(argv) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["config"]["baseline"] == "pepnet"
+    assert metrics["config"]["baseline_options"] == {"epnet": False}

@@ -3,14 +3,10 @@ domain context the ranking model passes, and every baseline through the shared
 fit/save/reload check."""
 
 
-import json
 
 import numpy as np
 import pytest
 
-import experiments
-import tfrs_userlevel.cli.train as train
-from tests.helpers import welch_p
 from tfrs_userlevel import baselines, tf
 from tfrs_userlevel.baselines import (
     AdaptiveDense,
@@ -216,26 +212,3 @@ def test_dgpm_group_kernels_mix_each_groups_weights_by_the_assignment():
                                rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="group_parameters must be one of"):
         baselines.get("dgpm", group_parameters="matrix")
-
-
-@pytest.mark.slow  # an experiment table: several short trainings per row
-def test_baseline_from_the_command_line_and_its_table_row(tmp_path, monkeypatch):
-    argv = SMOKE + ["--baseline", "pepnet", "--baseline-options", '{"epnet": false}',
-                    "--model-dir", str(tmp_path / "run")]
-    assert train.main(argv) == 0
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["config"]["baseline"] == "pepnet"
-    assert metrics["config"]["baseline_options"] == {"epnet": False}
-    monkeypatch.setattr(experiments, "RESULTS", tmp_path)
-    monkeypatch.setattr(experiments, "BASELINE_ROWS", [("STAR", ["--baseline", "star"])])
-    argv = ["ml1m_baselines", "--runs-dir", str(tmp_path / "runs"), "--seeds", "1", "2",
-            "--train-args", "--dataset movielens_100k --epochs 1 --max-steps 4 "
-                            "--batch-size 2048 --groups 4"]
-    assert experiments.main(argv) == 0
-    rows = json.loads((tmp_path / "baselines" / "ml1m_baselines.json").read_text())
-    assert [r["model"] for r in rows] == ["MLP", "STAR", "GPRec(MLP)"]
-    assert rows[1]["p_value_vs"] == "MLP"
-    assert rows[1]["p_value"] == pytest.approx(welch_p(rows[1]["test_auc"], rows[0]["test_auc"]),
-                                               rel=1e-9)
-    text = (tmp_path / "ml1m_baselines.md").read_text()
-    assert "| STAR | " in text and "GPRec(MLP) − model" in text and "partial" not in text

@@ -14,6 +14,7 @@ from tfrs_userlevel import datasets
 from tfrs_userlevel.backbones import BACKBONES
 from tfrs_userlevel.baselines import BASELINES
 from tfrs_userlevel.cli.terminal import ArgumentParser
+from tfrs_userlevel.config.errors import ConfigError
 from tfrs_userlevel.distribute import STRATEGIES as DISTRIBUTE_STRATEGIES
 from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
@@ -79,6 +80,18 @@ def explicit_options(argv) -> dict:
         action.default = argparse.SUPPRESS
         action.required = False
     return vars(parser.parse_args(argv))
+
+
+def flag_overrides(argv) -> dict:
+    """The `TrainConfig` fields that flags of `tfrs-userlevel train` set explicitly, e.g.
+    ["--user-level", "gprec", "--groups", "40"] -> {"user_level": "gprec", "groups": 40}.
+    Flags that are not configuration options (--model-dir, --data-dir, ...) are refused."""
+    given = explicit_options(argv)
+    fields = set(TrainConfig().to_dict())
+    other = sorted(f"--{name.replace('_', '-')}" for name in given if name not in fields)
+    if other:
+        raise ConfigError(f"{' '.join(argv)}: {', '.join(other)} set no training option")
+    return given
 
 
 def build_parser(prog: str = "tfrs-userlevel train") -> argparse.ArgumentParser:
