@@ -3,7 +3,7 @@
 `RankingModel` is a `tfrs.Model` whose loss is a `tfrs.tasks.Ranking`
 (binary cross-entropy on logits) plus any number of named auxiliary losses.
 
-Auxiliary-loss hook: a `user_level` layer (GPRec, UDG, ... in later modules)
+Auxiliary-loss hook: a `user_level` layer (GPRec, or a layer of your own)
 is called with a dict of "embeddings" E [B, F, d], "item" [B, F_item, d],
 "user" [B, F_user, d], "personal" [B, F_personal, d], "hidden" h [B, H],
 the backbone's "logit" [B, 1] and, when computing a loss, "labels" [B, 1];
@@ -96,29 +96,38 @@ class RankingModel(tfrs.Model):
         self.backbone = backbone
         self._domain_column, self._domain_offset = domain_ids(backbone, self.feature_spec,
                                                               self.vocabularies, self.lookup)
+        # What the parts read from the one input structure (`model_inputs`): the backbone
+        # says it in `requires`; GPRec and UDG read the embeddings by field role.
+        self._needs = set(backbone.requires) - {"gates"}
+        if user_level is not None or gating is not None:
+            self._needs |= {"item", "user", "personal"}
         # Backbones with a wide / first-order part get one weight per id, looked up like E.
         self.first_order = (
             FieldEmbedding(self.feature_spec.get_config(), self.lookup.total_size, 1,
                            l2=embedding_l2, name="first_order")
-            if getattr(backbone, "uses_first_order", False) else None)
-        for role, layer in (("user_level", user_level), ("backbone", backbone)):
-            if getattr(layer, "add_losses", False):
+            if "first_order" in self._needs else None)
+        # Layers with named auxiliary terms (`LossTerms`) return them; the trackers below
+        # log them, and adding them through add_loss too would count them twice.
+        terms = [(role, layer) for role, layer in (("backbone", backbone),
+                                                    ("user_level", user_level))
+                 if isinstance(layer, LossTerms)]
+        for role, layer in terms:
+            if layer.add_losses:
                 raise ValueError(
                     f"RankingModel: the {role} layer has add_losses=True; RankingModel adds "
                     "the terms it returns, so they would count twice. Build it with "
                     "add_losses=False.")
-            if isinstance(layer, LossTerms):
-                layer.report_to_model = False  # the trackers below log the terms
+            layer.report_to_model = False
         self.user_level = user_level
         self.gating = gating
-        if gating is not None and not getattr(backbone, "supports_gates", False):
+        if gating is not None and "gates" not in backbone.requires:
             raise ValueError(
                 f"RankingModel: backbone {type(backbone).__name__} takes no UDG gates; UDG "
                 "needs a backbone whose prediction network is an MLP (mlp, wd, deepfm, ipnn, "
                 "opnn, din, dien)")
         behavior_fields = [f for f in self.feature_spec.fields if f.role == "behavior"]
         self._behavior_field = behavior_fields[0] if behavior_fields else None
-        if getattr(backbone, "uses_behavior", False) and self._behavior_field is None:
+        if "behavior" in self._needs and self._behavior_field is None:
             raise ValueError(
                 f"RankingModel: backbone {type(backbone).__name__} needs a click history: add a "
                 "behavior field to the feature spec (train.py --history-length N)")
@@ -128,7 +137,8 @@ class RankingModel(tfrs.Model):
             # The target item in the history's layout: the item field, then its attributes.
             self._query_positions = [self.feature_spec.names.index(n) for n in
                                      (field.shared_vocabulary_with, *field.attributes)]
-            self._negative_items = NegativeItemSampler(field, self.vocabularies,
+        if "negatives" in self._needs:
+            self._negative_items = NegativeItemSampler(self._behavior_field, self.vocabularies,
                                                        self.lookup.offsets)
         personal = self.feature_spec.positions("user_personal")
         self._user_field = self.feature_spec.fields[personal[0]].name if personal else None
@@ -164,7 +174,8 @@ class RankingModel(tfrs.Model):
         self._field_groups = FieldViews(len(self.feature_spec.fields), {
             "item": self._item_positions, "user": self._user_positions,
             "personal": self._personal_positions})
-        self.loss_names = (("main_loss",) + tuple(getattr(backbone, "loss_names", ()))
+        # A user-level layer declares the names of the terms it returns in `loss_names`.
+        self.loss_names = (("main_loss",) + tuple(backbone.loss_names)
                            + tuple(getattr(user_level, "loss_names", ())))
         self._loss_trackers = {
             name: keras.metrics.Mean(name=name) for name in ("loss",) + self.loss_names
@@ -190,30 +201,16 @@ class RankingModel(tfrs.Model):
         gates (list of [B, width_l]) are under "gates"; `udg_embedding`
         [B, udg_dim] replaces the UDG user embeddings (meta-learning).
         """
-        embeddings = self.embedding(ids)
-        first_order = self.first_order(ids) if self.first_order is not None else None
-        options = {}
-        if getattr(self.backbone, "uses_behavior", False):
-            sequence, mask = self.embedding.sequence(ids, self._behavior_field.name)
-            query = tf.gather(embeddings, self._query_positions, axis=1)
-            options["behavior"] = {"sequence": sequence, "mask": mask,
-                                   "query": tf.reshape(query, [-1, sequence.shape[-1]])}
-            if getattr(self.backbone, "loss_names", ()):
-                options["behavior"]["negatives"] = tf.ensure_shape(
-                    self._negative_items(ids[self._behavior_field.name], self.embedding.table),
-                    sequence.shape)
-        needs_user = self.user_level is not None or getattr(self.backbone, "uses_context", False)
-        views = (self._field_groups(embeddings)
-                 if needs_user or self.gating is not None else {})
-        gates_out = []
+        inputs = self.model_inputs(ids)
+        gates_out, gates = [], None
         if self.gating is not None:
             gating_inputs = {
-                "item": views["item"],
+                "item": inputs["item"],
                 "user_index": self.user_index(ids),
                 "profile": tf.gather(ids["ids"], self._profile_columns, axis=1),
             }
             if self._behavior_field is not None:
-                gating_inputs["behavior"] = embeddings[:, self._behavior_position]
+                gating_inputs["behavior"] = inputs["embeddings"][:, self._behavior_position]
             if udg_embedding is not None:
                 gating_inputs["user_embedding"] = udg_embedding
 
@@ -222,37 +219,41 @@ class RankingModel(tfrs.Model):
                 gates_out[:] = self.gating(gating_inputs, widths=widths, training=training)
                 return list(gates_out)
 
-            options["gates"] = gates
-        if needs_user:
-            user, personal = views["user"], views["personal"]
-        if getattr(self.backbone, "uses_context", False):
-            context = {"user": user, "personal": personal}
-            if self._domain_column is not None:
-                # Fused id -> value index of the domain field (0 = its OOV bucket).
-                context["domain"] = ids["ids"][:, self._domain_column] - self._domain_offset
-            backbone = self.backbone(embeddings, first_order=first_order, context=context,
-                                     training=training)
-        else:
-            backbone = self.backbone(embeddings, first_order=first_order, training=training,
-                                     **options)
+        backbone = self.backbone(inputs, training=training, gates=gates)
         hidden, logit = backbone["hidden"], backbone["logit"]
         losses = dict(backbone.get("losses", {}))
         extra = {"gates": gates_out} if self.gating is not None else {}
         if self.user_level is None:
             return {"logit": logit, "losses": losses, **extra}
-        inputs = {
-            "embeddings": embeddings,
-            "item": views["item"],
-            "user": user,
-            "personal": personal,
-            "hidden": hidden,
-            "logit": logit,
-        }
+        layer_inputs = {name: inputs[name] for name in ("embeddings", "item", "user", "personal")}
+        layer_inputs.update(hidden=hidden, logit=logit)
         if labels is not None:
-            inputs["labels"] = labels
-        output = self.user_level(inputs, training=training)
+            layer_inputs["labels"] = labels
+        output = self.user_level(layer_inputs, training=training)
         return {"logit": output["logit"], "losses": {**losses, **output.get("losses", {})},
                 "user_level": output, "backbone_logit": logit, **extra}
+
+    def model_inputs(self, ids: Mapping[str, tf.Tensor]) -> dict[str, Any]:
+        """The one input structure (`tfrs_userlevel.model_inputs`) of looked-up `ids`: the
+        embeddings and every entry the backbone, the user-level layer and UDG read."""
+        embeddings = self.embedding(ids)
+        inputs = {"embeddings": embeddings}
+        if "first_order" in self._needs:
+            inputs["first_order"] = self.first_order(ids)
+        if "behavior" in self._needs:
+            sequence, mask = self.embedding.sequence(ids, self._behavior_field.name)
+            query = tf.gather(embeddings, self._query_positions, axis=1)
+            inputs["behavior"] = {"sequence": sequence, "mask": mask,
+                                  "query": tf.reshape(query, [-1, sequence.shape[-1]])}
+            if "negatives" in self._needs:
+                inputs["behavior"]["negatives"] = tf.ensure_shape(self._negative_items(
+                    ids[self._behavior_field.name], self.embedding.table), sequence.shape)
+        if self._needs & {"item", "user", "personal"}:
+            inputs.update(self._field_groups(embeddings))
+        if "domain" in self._needs:
+            # Fused id -> value index of the domain field (0 = its OOV bucket).
+            inputs["domain"] = ids["ids"][:, self._domain_column] - self._domain_offset
+        return inputs
 
     @property
     def user_column(self) -> int:

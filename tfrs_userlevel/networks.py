@@ -47,9 +47,9 @@ def domain_ids(network: keras.layers.Layer, spec: FeatureSpec,
     """(column of the domain field in ids["ids"], fused id of its OOV row) for a network
     that divides users by a field, else (None, None); refuses a network whose number of
     domains is not the field's number of known values."""
-    field = getattr(network, "domain_field", None)
-    if field is None:
+    if "domain" not in network.requires:
         return None, None
+    field = network.domain_field
     known = len(baseline_registry.domain_vocabulary(spec, vocabularies, field))
     if network.num_domains != known:
         raise ValueError(

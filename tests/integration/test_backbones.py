@@ -38,7 +38,7 @@ def test_every_backbone_fits_saves_and_reloads(ml100k, spec, tmp_path, name, use
     model = RankingModel(spec, spec.build_vocabularies(train), backbone={"name": name},
                          positive_rate=p, user_level=gprec)
     check_model(model, ml100k, tmp_path)
-    assert (model.first_order is not None) == model.backbone.uses_first_order
+    assert (model.first_order is not None) == ("first_order" in model.backbone.requires)
 
 
 def test_learned_detached_ensemble_fits_saves_and_reloads(ml100k, spec, tmp_path):
@@ -76,8 +76,7 @@ def test_every_strategy_joins_a_backbone_with_its_own_logit_terms(ml100k, spec, 
         # The backbone learns through the final prediction and its own head's loss.
         assert all(g is not None for g in grads), name
         inputs = model.embedding(ids)
-        backbone = model.backbone(inputs, first_order=(
-            model.first_order(ids) if model.first_order is not None else None))
+        backbone = model.backbone(model.model_inputs(ids))
         if strategy == "ensemble":
             # Shifting the backbone's logit moves the ensemble's prediction.
             out = model.user_level({"user": tf.gather(inputs, model._user_positions, axis=1),

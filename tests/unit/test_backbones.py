@@ -131,27 +131,27 @@ def test_disentangled_attention_weights_and_field_equivariance():
 def test_backbone_contract_and_config_round_trip(name):
     e, first_order = _embeddings(fields=8, dim=16), _embeddings(fields=8, dim=1)
     backbone = backbones.get(name, output_bias=-0.3)
-    options = {}
-    if backbone.uses_behavior:  # DIN, DIEN: a click history of 5 positions, 2 padded
+    inputs = {"embeddings": e, "first_order": first_order}
+    if "behavior" in backbone.requires:  # DIN, DIEN: a click history of 5 positions, 2 padded
         sequence = tf.random.normal([4, 5, 32], seed=1)
         mask = tf.constant([[True] * 3 + [False] * 2] * 4)
-        options["behavior"] = {"sequence": sequence, "mask": mask,
-                               "query": tf.random.normal([4, 32], seed=2),
-                               "negatives": tf.random.normal([4, 5, 32], seed=3)}
-    out = backbone(e, first_order=first_order, training=False, **options)
+        inputs["behavior"] = {"sequence": sequence, "mask": mask,
+                              "query": tf.random.normal([4, 32], seed=2),
+                              "negatives": tf.random.normal([4, 5, 32], seed=3)}
+    out = backbone(inputs, training=False)
     assert out["logit"].shape == (4, 1) and out["hidden"].shape[0] == 4
     assert backbone.output_dim == out["hidden"].shape[1]
     clone = keras.layers.deserialize(keras.layers.serialize(backbone))
-    clone(e, first_order=first_order, **options)
+    clone(inputs)
     assert clone.get_config() == backbone.get_config()
     assert float(backbone.head.bias.numpy()[0]) == pytest.approx(-0.3)
     with tf.GradientTape() as tape:
         tape.watch([e, first_order])
-        out = backbone(e, first_order=first_order, training=True, **options)
+        out = backbone(inputs, training=True)
     grads = tape.gradient(out["logit"], [e, first_order])
     assert np.abs(grads[0].numpy()).sum() > 0
     # Only the wide / FM backbones read the first-order weights.
-    assert (grads[1] is not None) == backbone.uses_first_order
+    assert (grads[1] is not None) == ("first_order" in backbone.requires)
 
 
 def test_first_order_backbones_refuse_to_run_without_the_weights():

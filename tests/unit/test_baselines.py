@@ -45,17 +45,18 @@ def test_task_baselines_score_each_example_with_its_own_tower(name):
     """The logit of a known domain is that domain's tower; an unknown one gets their mean."""
     layer = baselines.get(name, num_domains=2, dropout=0.0)
     embeddings = _normal(6, 5, 4)
-    by_domain = [layer(embeddings, context=_context(domain=[d] * 6))["logit"].numpy()
+    by_domain = [layer({"embeddings": embeddings, **_context(domain=[d] * 6)})["logit"].numpy()
                  for d in (1, 2)]
     assert not np.allclose(by_domain[0], by_domain[1])
-    mixed = layer(embeddings, context=_context(domain=[1, 2, 0, 1, 2, 0]))["logit"].numpy()
+    mixed = layer({"embeddings": embeddings, **_context(domain=[1, 2, 0, 1, 2, 0])})
+    mixed = mixed["logit"].numpy()
     np.testing.assert_allclose(mixed[[0, 3]], by_domain[0][[0, 3]], atol=1e-6)
     np.testing.assert_allclose(mixed[[1, 4]], by_domain[1][[1, 4]], atol=1e-6)
     np.testing.assert_allclose(mixed[[2, 5]], (by_domain[0] + by_domain[1])[[2, 5]] / 2,
                                atol=1e-6)
     # Domain 1's gradient never reaches domain 2's tower.
     with tf.GradientTape() as tape:
-        logit = layer(embeddings, context=_context(domain=[1] * 6))["logit"]
+        logit = layer({"embeddings": embeddings, **_context(domain=[1] * 6)})["logit"]
     tower_2 = layer.task_towers.heads[1].trainable_variables
     assert all(g is None or not np.any(g.numpy()) for g in tape.gradient(logit, tower_2))
 
@@ -113,15 +114,16 @@ def test_apg_generated_weights_follow_the_condition():
     """user: other users, other weights; self (default): only the embeddings matter."""
     layer = baselines.get("apg", dropout=0.0, condition="user")
     embeddings = _normal(2, 5, 4)
-    a = layer(embeddings, context=_context(2))["logit"].numpy()
-    b = layer(embeddings, context=_context(2))["logit"].numpy()   # other users
+    a = layer({"embeddings": embeddings, **_context(2)})["logit"].numpy()
+    b = layer({"embeddings": embeddings, **_context(2)})["logit"].numpy()   # other users
     assert not np.allclose(a, b)
     self_wise = baselines.get("apg", dropout=0.0)
     assert self_wise.condition == "self"
-    np.testing.assert_array_equal(self_wise(embeddings, context=_context(2))["logit"].numpy(),
-                                  self_wise(embeddings, context=_context(2))["logit"].numpy())
-    assert not np.allclose(self_wise(_normal(2, 5, 4), context=_context(2))["logit"].numpy(),
-                           self_wise(embeddings, context=_context(2))["logit"].numpy())
+    def self_logit(e):
+        return self_wise({"embeddings": e, **_context(2)})["logit"].numpy()
+
+    np.testing.assert_array_equal(self_logit(embeddings), self_logit(embeddings))
+    assert not np.allclose(self_logit(_normal(2, 5, 4)), self_logit(embeddings))
 
 
 def test_gate_nu_lies_in_zero_two_and_pepnet_gates_follow_the_personal_prior():
@@ -131,14 +133,14 @@ def test_gate_nu_lies_in_zero_two_and_pepnet_gates_follow_the_personal_prior():
     layer = baselines.get("pepnet", dropout=0.0)
     embeddings = _normal(2, 5, 4)
     context = _context(2)
-    base = layer(embeddings, context=context)["logit"].numpy()
+    base = layer({"embeddings": embeddings, **context})["logit"].numpy()
     other = dict(context, personal=_normal(2, 1, 4))
-    assert not np.allclose(layer(embeddings, context=other)["logit"].numpy(), base)
+    assert not np.allclose(layer({"embeddings": embeddings, **other})["logit"].numpy(), base)
     # The gates read the embeddings under stop-gradient: the embeddings' gradient equals
     # the gradient of the same forward pass with every gate's output held as a constant.
     with tf.GradientTape() as tape:
         tape.watch(embeddings)
-        out = layer(embeddings, context=context)["logit"]
+        out = layer({"embeddings": embeddings, **context})["logit"]
     grad = tape.gradient(out, embeddings).numpy()
     prior = tf.reshape(context["personal"], [2, -1])
     flat = tf.reshape(embeddings, [2, -1])
@@ -157,7 +159,7 @@ def test_gate_nu_lies_in_zero_two_and_pepnet_gates_follow_the_personal_prior():
     np.testing.assert_allclose(grad, frozen, rtol=1e-4, atol=1e-6)
     assert np.abs(frozen).max() > 1e-4
     ppnet = baselines.get("pepnet", epnet=False)
-    ppnet(embeddings, context=context)
+    ppnet({"embeddings": embeddings, **context})
     assert ppnet.embedding_gate is None and len(ppnet.layer_gates) == 3
 
 
@@ -181,11 +183,11 @@ def test_group_memory_reads_a_softmax_over_cosine_similarities():
 def test_dgpm_starts_as_the_plain_mlp_and_its_groups_then_matter():
     layer = baselines.get("dgpm", dropout=0.0, groups=4)
     embeddings = _normal(3, 5, 4)
-    a = layer(embeddings, context=_context(3))["logit"].numpy()
-    b = layer(embeddings, context=_context(3))["logit"].numpy()
+    a = layer({"embeddings": embeddings, **_context(3)})["logit"].numpy()
+    b = layer({"embeddings": embeddings, **_context(3)})["logit"].numpy()
     np.testing.assert_allclose(a, b, atol=1e-6)  # zero group parameters: users do not matter
     layer.memory.values.assign(_normal(4, layer.memory.value_dim))
-    assert not np.allclose(layer(embeddings, context=_context(3))["logit"].numpy(), a)
+    assert not np.allclose(layer({"embeddings": embeddings, **_context(3)})["logit"].numpy(), a)
     assignment = layer.assignment(_context(3)).numpy()
     np.testing.assert_allclose(assignment.sum(1), 1, rtol=1e-5)
 
@@ -195,7 +197,7 @@ def test_dgpm_group_kernels_mix_each_groups_weights_by_the_assignment():
     layer = baselines.get("dgpm", dropout=0.0, groups=3, hidden_units=(5,),
                           group_parameters="kernel")
     embeddings, context = _normal(4, 2, 3), _context(4)
-    plain = layer(embeddings, context=context)["hidden"].numpy()
+    plain = layer({"embeddings": embeddings, **context})["hidden"].numpy()
     x = embeddings.numpy().reshape(4, 6)
     dense = layer.dense[0]
     np.testing.assert_allclose(
@@ -208,7 +210,7 @@ def test_dgpm_group_kernels_mix_each_groups_weights_by_the_assignment():
     per_user = dense.kernel.numpy()[None] + np.einsum("bg,gio->bio", a, kernels)
     expected = np.maximum(np.einsum("bi,bio->bo", x, per_user) + dense.bias.numpy()
                           + a @ layer.memory.values.numpy(), 0)
-    np.testing.assert_allclose(layer(embeddings, context=context)["hidden"].numpy(), expected,
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(layer({"embeddings": embeddings, **context})["hidden"].numpy(),
+                               expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="group_parameters must be one of"):
         baselines.get("dgpm", group_parameters="matrix")

@@ -4,14 +4,11 @@ Every backbone maps E [B, F, d] to `{"hidden": h [B, H], "logit": [B, 1]}`:
 h is what user-level modules (GPRec's strategies, UDG) build on, and
 "logit" is the backbone's own prediction, `head(h)` plus whatever the
 architecture adds outside its hidden state (a wide part, FM's pairwise term,
-FinalMLP's bilinear fusion). A backbone that needs first-order (one weight
-per id) terms sets `uses_first_order = True`; the ranking model then embeds
-every id in a 1-dimensional table and passes it as `first_order` [B, F, 1].
-
-A backbone whose prediction network is an MLP (`DeepNetwork`) sets
-`supports_gates = True` and accepts UDG's per-layer `gates`. A backbone that
-reads the click history unpooled (DIN, DIEN) sets `uses_behavior = True` and
-receives `behavior` (see `Backbone.call`).
+FinalMLP's bilinear fusion). Its input is the ranking model's one input
+structure (`tfrs_userlevel.model_inputs`), and its `requires` set names what it
+reads beyond the embeddings: "first_order" (one weight per id: W&D, DeepFM),
+"behavior" (the click history unpooled: DIN, DIEN), "gates" (an MLP
+prediction network that takes UDG's per-layer gates).
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from typing import Any
 
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.loss_terms import LossTerms
+from tfrs_userlevel.model_inputs import as_inputs, check_inputs
 
 
 def flatten_fields(embeddings: tf.Tensor) -> tf.Tensor:
@@ -34,15 +32,10 @@ class Backbone(LossTerms, keras.layers.Layer):
       output_bias: Initial bias of the head (the ranking model passes logit(p̄)).
 
     Call:
-      embeddings: float32 [B, F, d].
-      first_order: float32 [B, F, 1] per-id weights, or None (only read when
-        `uses_first_order`).
+      inputs: The model's input mapping (`tfrs_userlevel.model_inputs`) with at
+        least the entries `requires` lists, or E float32 [B, F, d] alone.
       training: Dropout on/off.
       gates: UDG gates for the MLP's layers (see `DeepNetwork`), or None.
-      behavior: For `uses_behavior` backbones: {"sequence": float32
-        [B, L, D_b] the history, "mask": bool [B, L], "query": float32
-        [B, D_b] the target item in the same layout, and for backbones with an
-        auxiliary loss "negatives" float32 [B, L, D_b], items drawn as negatives}.
 
     Returns:
       {"hidden": float32 [B, H], "logit": float32 [B, 1]} and, for backbones
@@ -51,9 +44,7 @@ class Backbone(LossTerms, keras.layers.Layer):
       (`tfrs_userlevel.loss_terms`).
     """
 
-    uses_first_order = False
-    supports_gates = False
-    uses_behavior = False
+    requires: frozenset[str] = frozenset()
     loss_names: tuple[str, ...] = ()
 
     def __init__(self, output_bias: float = 0.0, **kwargs):
@@ -70,29 +61,22 @@ class Backbone(LossTerms, keras.layers.Layer):
         """Logit terms outside `head(h)`, [B, 1]; None when there are none."""
         return None
 
-    def call(self, embeddings: tf.Tensor, first_order: tf.Tensor | None = None,
-             training: bool = False, gates=None, behavior=None) -> dict[str, tf.Tensor]:
-        name = type(self).__name__
-        if self.uses_first_order and first_order is None:
-            raise ValueError(f"{name}: needs first_order [B, F, 1] weights "
-                             "(RankingModel provides them when uses_first_order is True)")
+    def call(self, inputs, training: bool = False, gates=None) -> dict[str, tf.Tensor]:
+        inputs = as_inputs(inputs)
+        check_inputs(self, inputs, gates)
+        embeddings = inputs["embeddings"]
         options = {}
         if gates is not None:
-            if not self.supports_gates:
-                raise ValueError(f"{name}: its prediction network is not a plain MLP, so it "
-                                 "takes no UDG gates")
             options["gates"] = gates
-        if self.uses_behavior:
-            if behavior is None:
-                raise ValueError(f"{name}: needs the click history (a behavior field in the "
-                                 "feature spec, e.g. train.py --history-length 20)")
-            options["behavior"] = behavior
+        if "behavior" in self.requires:
+            options["behavior"] = inputs["behavior"]
         hidden = self.hidden_state(embeddings, training=training, **options)
         losses = {}
         if isinstance(hidden, dict):  # a backbone with auxiliary losses
             hidden, losses = hidden["hidden"], hidden["losses"]
         logit = self.head(hidden)
-        extra = self.extra_logit(embeddings, hidden, first_order, training=training)
+        extra = self.extra_logit(embeddings, hidden, inputs.get("first_order"),
+                                 training=training)
         if extra is not None:
             logit = logit + extra
         output = {"hidden": hidden, "logit": logit}

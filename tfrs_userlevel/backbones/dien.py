@@ -125,8 +125,6 @@ class DIENBackbone(Backbone):
     "losses" {"dien_auxiliary_loss": α·L_aux}.
     """
 
-    supports_gates = True
-    uses_behavior = True
     loss_names = ("dien_auxiliary_loss",)
 
     def __init__(self, aux_weight: float = 1.0, hidden_units: Sequence[int] = (64, 32, 16),
@@ -140,6 +138,12 @@ class DIENBackbone(Backbone):
         self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
         self.extractor = None
         self.evolution = None
+
+    @property
+    def requires(self) -> frozenset[str]:
+        """The history, gates for its MLP, and negatives for the auxiliary loss (when it
+        has a weight)."""
+        return frozenset({"behavior", "gates", *(("negatives",) if self.aux_weight else ())})
 
     def _layers_for(self, width: int) -> None:
         if self.extractor is None:

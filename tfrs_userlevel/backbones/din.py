@@ -74,8 +74,7 @@ class DINBackbone(Backbone):
     Call / Returns: see `Backbone` (needs `behavior`); h [B, hidden_units[-1]].
     """
 
-    supports_gates = True
-    uses_behavior = True
+    requires = frozenset({"behavior", "gates"})
 
     def __init__(self, attention_units: Sequence[int] = (36,),
                  attention_activation: str = "sigmoid", softmax: bool = False,

@@ -97,7 +97,7 @@ class MLPBackbone(Backbone):
         super().__init__(**kwargs)
         self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
 
-    supports_gates = True
+    requires = frozenset({"gates"})
 
     def hidden_state(self, embeddings, training=False, gates=None):
         return self.deep(flatten_fields(embeddings), training=training, gates=gates)

@@ -63,7 +63,7 @@ class PNNBackbone(Backbone):
         self.product = product
         self.deep = DeepNetwork(hidden_units, activation, dropout, batch_norm, name="deep")
 
-    supports_gates = True
+    requires = frozenset({"gates"})
 
     def hidden_state(self, embeddings, training=False, gates=None):
         products = (pairwise_inner(embeddings) if self.product == "inner"

@@ -23,7 +23,7 @@ class WideDeepBackbone(MLPBackbone):
     Call / Returns: see `Backbone`; h = DNN output [B, hidden_units[-1]].
     """
 
-    uses_first_order = True
+    requires = frozenset({"first_order", "gates"})
 
     def extra_logit(self, embeddings, hidden, first_order, training=False):
         return tf.reduce_sum(first_order, axis=[1, 2])[:, None]

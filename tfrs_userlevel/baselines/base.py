@@ -1,9 +1,9 @@
 """The contract of the user-modeling baselines: a backbone that also sees the user.
 
 A baseline is a complete prediction network ("an MLP plus user modeling",
-GPRec paper §IV-A) with the backbone contract of `backbones.base`:
-E [B, F, d] -> {"hidden": h [B, H], "logit": [B, 1]}. It sets
-`uses_context = True`, and the ranking model then also passes `context`:
+GPRec paper §IV-A) with the backbone contract of `backbones.base`: the model's
+input mapping (`tfrs_userlevel.model_inputs`) -> {"hidden": h [B, H], "logit":
+[B, 1]}. It requires, beside the embeddings:
 
 * "user": float32 [B, F_user, d], the user-field embeddings (personal and
   other user fields, spec order);
@@ -25,6 +25,7 @@ from typing import Any
 
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.features import FeatureSpec
+from tfrs_userlevel.model_inputs import as_inputs, check_inputs
 
 
 def domain_weights(domain: tf.Tensor, num_domains: int) -> tf.Tensor:
@@ -67,17 +68,16 @@ class UserModelingBackbone(keras.layers.Layer):
         logit(p̄)).
 
     Call:
-      embeddings: float32 [B, F, d].
-      first_order: Ignored (no baseline has a first-order part).
-      context: dict, see the module docstring.
+      inputs: The model's input mapping with "embeddings" and the entries
+        `requires` lists (see the module docstring).
       training: Dropout on/off (and partitioned statistics for STAR).
 
     Returns:
       {"hidden": float32 [B, H], "logit": float32 [B, 1]}.
     """
 
-    uses_first_order = False
-    uses_context = True
+    requires = frozenset({"user", "personal"})
+    loss_names: tuple[str, ...] = ()
     domain_field: str | None = None
 
     def __init__(self, hidden_units=(64, 32, 16), activation: str = "relu",
@@ -110,19 +110,14 @@ class UserModelingBackbone(keras.layers.Layer):
 
     def forward(self, embeddings: tf.Tensor, context: dict[str, tf.Tensor],
                 training: bool) -> dict[str, tf.Tensor]:
+        """E [B, F, d] and the input mapping (`context`: "user", "personal", "domain")
+        -> {"hidden", "logit"}; what each baseline implements."""
         raise NotImplementedError
 
-    def call(self, embeddings: tf.Tensor, first_order: tf.Tensor | None = None,
-             context: dict[str, tf.Tensor] | None = None,
-             training: bool = False) -> dict[str, tf.Tensor]:
-        if context is None or "user" not in context:
-            raise ValueError(f"{type(self).__name__}: needs context={{'user': [B, F_user, d], "
-                             "'personal': ..., 'domain': ...}} (RankingModel provides it when "
-                             "uses_context is True)")
-        if self.domain_field is not None and "domain" not in context:
-            raise ValueError(f"{type(self).__name__}: needs context['domain'], the index of "
-                             f"field {self.domain_field!r}")
-        return self.forward(embeddings, context, training)
+    def call(self, inputs, training: bool = False, gates=None) -> dict[str, tf.Tensor]:
+        inputs = as_inputs(inputs)
+        check_inputs(self, inputs, gates)
+        return self.forward(inputs["embeddings"], inputs, training)
 
     @property
     def output_dim(self) -> int:
@@ -144,6 +139,8 @@ class DomainBaseline(UserModelingBackbone):
       num_domains: Number of known values of that field (the ranking model
         fills it in from the vocabulary).
     """
+
+    requires = frozenset({"user", "personal", "domain"})
 
     def __init__(self, domain_field: str = "gender", num_domains: int = 2, **kwargs):
         super().__init__(**kwargs)

@@ -33,6 +33,7 @@ from typing import Any
 from tfrs_userlevel.backbones.base import flatten_fields
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.baselines.base import UserModelingBackbone
+from tfrs_userlevel.model_inputs import embeddings_shape
 
 GROUP_PARAMETERS = ("scale_shift", "kernel")
 
@@ -131,7 +132,8 @@ class DGPMBaseline(UserModelingBackbone):
     def build(self, input_shape):
         if self.group_parameters == "kernel":
             # ΔW_{l,g}: [G, n_{l-1}, n_l], zeros (the plain MLP at the start).
-            width = int(input_shape[-2]) * int(input_shape[-1])
+            shape = embeddings_shape(input_shape)
+            width = int(shape[-2]) * int(shape[-1])
             self.group_kernels = []
             for i, units in enumerate(self.hidden_units):
                 self.group_kernels.append(self.add_weight(

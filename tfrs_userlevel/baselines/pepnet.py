@@ -25,6 +25,7 @@ from typing import Any
 from tfrs_userlevel.backbones.base import flatten_fields
 from tfrs_userlevel.backend import keras, tf
 from tfrs_userlevel.baselines.base import UserModelingBackbone
+from tfrs_userlevel.model_inputs import embeddings_shape
 
 PRIORS = ("personal", "user")
 
@@ -91,7 +92,8 @@ class PEPNetBaseline(UserModelingBackbone):
         self.layer_gates = []
 
     def build(self, input_shape):
-        fields, dim = int(input_shape[1]), int(input_shape[2])
+        shape = embeddings_shape(input_shape)
+        fields, dim = int(shape[1]), int(shape[2])
         if self.epnet:
             self.embedding_gate = GateNU(fields, self.gate_units, name="epnet")
         widths = (fields * dim,) + self.hidden_units[:-1]
