@@ -6,7 +6,7 @@ import json
 import pytest
 
 import tfrs_userlevel.cli.train as train
-from tests.unit.test_backbone_cli import SMOKE
+from tests.unit.cli.test_backbone_flags import SMOKE
 from tfrs_userlevel.training import load_trained
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.unit.test_cli import _run
+from tests.unit.cli.test_cli import _run
 from tfrs_userlevel import __version__, cli, datasets
 from tfrs_userlevel.backend import tf
 

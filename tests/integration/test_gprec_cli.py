@@ -8,7 +8,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 import tfrs_userlevel.cli.train as train
-from tests.unit.test_gprec_cli import SMOKE
+from tests.unit.cli.test_gprec_flags import SMOKE
 from tfrs_userlevel import tf
 from tfrs_userlevel.training import TrainConfig, load_trained, schedule_callbacks
 

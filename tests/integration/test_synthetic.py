@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tests.unit.test_synthetic import _rows
+from tests.unit.datasets.test_synthetic import _rows
 from tfrs_userlevel import data, streaming
 from tfrs_userlevel.features import FeatureSpec
 

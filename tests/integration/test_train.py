@@ -9,7 +9,7 @@ import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
 import tfrs_userlevel.cli.train as train
-from tests.unit.test_train import SMOKE
+from tests.unit.cli.test_train import SMOKE
 from tfrs_userlevel import tf
 
 

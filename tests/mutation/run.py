@@ -36,11 +36,11 @@ REPORT = HERE / "REPORT.md"
 
 # module -> the pytest arguments that select its unit tests
 UNIT_TESTS = {
-    "tfrs_userlevel/gprec/groups.py": ["tests/unit/test_gprec_layers.py"],
-    "tfrs_userlevel/gprec/individual.py": ["tests/unit/test_gprec_layers.py"],
-    "tfrs_userlevel/gprec/strategies.py": ["tests/unit/test_gprec_layers.py"],
+    "tfrs_userlevel/gprec/groups.py": ["tests/unit/gprec/test_layers.py"],
+    "tfrs_userlevel/gprec/individual.py": ["tests/unit/gprec/test_layers.py"],
+    "tfrs_userlevel/gprec/strategies.py": ["tests/unit/gprec/test_layers.py"],
     "tfrs_userlevel/udg/gating.py": [
-        "tests/unit/test_udg.py"],
+        "tests/unit/udg/test_udg.py"],
     "tfrs_userlevel/metrics.py": ["tests/unit/test_metrics.py"],
 }
 PYTEST_ARGS = ["-x", "-q", "-o", "addopts=", "-p", "no:cacheprovider", "-m", "not slow"]

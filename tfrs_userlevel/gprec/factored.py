@@ -13,7 +13,7 @@ head) or through a cosine (eq. 13). Both are affine in something small:
 
 So a [B, G·d]·[G·d, K] matmul becomes [B, G]·[G, K] (or [B, H]·[H, K]) plus
 per-batch work. In exact arithmetic the values and gradients are those of the
-built tensors; in float32 they agree to rounding (tests/unit/test_gprec_layers.py
+built tensors; in float32 they agree to rounding (tests/unit/gprec/test_layers.py
 compares both forms). One place differs in kind: the norms of eq. 13 come from
 the expanded squares (‖a + m·b‖² = ‖a‖² + 2m⟨a, b⟩ + m²‖b‖²), whose float32
 error is absolute, about 1e-7 of Σ_g(‖P⁻_g‖² + ‖P⁺_g‖²), not relative to

@@ -12,7 +12,7 @@ from pathlib import Path
 from tfrs_userlevel import __version__, cli
 from tfrs_userlevel.backend import tf
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _run(argv, capsys):

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.usefixtures("data_dir")  # trains on ML-1M
+
 
 def _train(args, model_dir, timeout):
     command = [sys.executable, "train.py", "--dataset", "movielens_1m", "--backbone", "mlp",

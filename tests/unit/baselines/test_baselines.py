@@ -20,8 +20,6 @@ from tfrs_userlevel.baselines import (
 RNG = np.random.default_rng(0)
 
 
-SMOKE = ["--dataset", "movielens_100k", "--epochs", "1", "--max-steps", "10",
-         "--batch-size", "1024"]
 
 
 def _normal(*shape):
