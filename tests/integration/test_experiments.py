@@ -26,7 +26,26 @@ def table_argv(name, tmp_path, *seeds):
             str(tmp_path / "results"), "--seeds", *map(str, seeds), "--set", SHORT]
 
 
-def test_a_table_is_rewritten_from_finished_runs_without_training(tmp_path, monkeypatch):
+def assert_rewritten_from_runs(tmp_path, monkeypatch, name, study, *seeds):
+    """`--from-runs` writes table `name` again, equal but for the command, training
+    nothing."""
+    written = tmp_path / "results" / study / f"{name}.json"
+    before = json.loads(written.read_text())
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("--from-runs trained a run")
+
+    monkeypatch.setattr(runner, "run", no_training)
+    written.unlink()
+    assert experiments.main([*table_argv(name, tmp_path, *seeds), "--from-runs"]) == 0
+    after = json.loads(written.read_text())
+    assert [{k: v for k, v in r.items() if k != "command"} for r in after] == [
+        {k: v for k, v in r.items() if k != "command"} for r in before]
+    assert "partial" not in written.with_suffix(".md").read_text()
+
+
+def test_a_table_is_rewritten_from_finished_runs_without_training(tmp_path, monkeypatch,
+                                                                 capsys):
     argv = table_argv("ml1m_gprec", tmp_path, 1)
     assert experiments.main(argv) == 0
     written = tmp_path / "results" / "gprec" / "ml1m_gprec.json"
@@ -44,19 +63,11 @@ def test_a_table_is_rewritten_from_finished_runs_without_training(tmp_path, monk
         metrics = json.loads((folder / "seed_1" / "metrics.json").read_text())
         assert {**recorded, "seed": 1} == metrics["config"]
 
-    def no_training(*args, **kwargs):
-        raise AssertionError("--from-runs trained a run")
-
-    monkeypatch.setattr(runner, "run", no_training)
-    written.unlink()
-    assert experiments.main([*argv, "--from-runs"]) == 0
-    again = json.loads(written.read_text())
-    assert [{k: v for k, v in r.items() if k != "command"} for r in again] == [
-        {k: v for k, v in r.items() if k != "command"} for r in rows]
-    assert "partial" not in written.with_suffix(".md").read_text()
+    assert_rewritten_from_runs(tmp_path, monkeypatch, "ml1m_gprec", "gprec", 1)
     # A run that is not finished is named, and nothing is written.
     written.unlink()
     assert experiments.main([*table_argv("ml1m_gprec", tmp_path, 1, 2), "--from-runs"]) == 2
+    assert "error: no finished run of {'user_level': 'none'} (seed 2)" in capsys.readouterr().err
     assert not written.exists()
 
 
@@ -108,6 +119,7 @@ def test_backbone_tables_library_gaps_and_gprec_p_values(tmp_path, monkeypatch):
     assert {"ensemble_weights=learned", "ensemble_backbone_gradient=False",
             "schedule_monitor=auc"} <= set(rows[1]["args"].split())
     assert len(list((tmp_path / "runs").iterdir())) == 5
+    assert_rewritten_from_runs(tmp_path, monkeypatch, "ml1m_backbones", "backbones", 1, 2)
 
 
 @pytest.mark.slow  # an experiment table: several short trainings per row
@@ -124,6 +136,7 @@ def test_baseline_table_rows_and_parameter_counts(tmp_path, monkeypatch):
     assert all(r["network_parameters"] > 0 for r in rows)
     text = (tmp_path / "results" / "baselines" / "ml1m_baselines.md").read_text()
     assert "| STAR | " in text and "GPRec(MLP) − model" in text and "partial" not in text
+    assert_rewritten_from_runs(tmp_path, monkeypatch, "ml1m_baselines", "baselines", 1, 2)
 
 
 @pytest.mark.slow  # an experiment table: several short trainings per row
