@@ -8,6 +8,7 @@
   python experiments.py ml1m_baselines                # MMoE ... DGPM vs MLP and GPRec (3 seeds)
   python experiments.py udg                           # UDG on five base models
   python experiments.py udg_cold_start                # the cold-start protocol on ML-100K
+  python experiments.py planted_udg                   # SYNTHETIC: UDG where its structure holds
   python experiments.py compare --a "user_level=none" --b "user_level=gprec groups=40"
   python experiments.py compare --a "--user-level none" --b "--user-level gprec --groups 40"
   python experiments.py by_activity --a ... --b ...   # test AUC of A and B by user activity
@@ -145,7 +146,8 @@ def run_command(args: argparse.Namespace, command: str) -> int:
     table = TABLES.get(args.what)
     base = {**(table.base if table else {} if args.what == "udg_cold_start" else ML1M),
             **extra}
-    runner = Runner(Path(args.runs_dir), args.data_dir, base, train=not args.from_runs)
+    runner = Runner(Path(args.runs_dir), args.data_dir, base, train=not args.from_runs,
+                    loader=table.loader if table else None)
     if args.what in ("compare", "by_activity"):
         a, b = overrides(args.a, "--a"), overrides(args.b, "--b")
         seeds = args.seeds or FIVE_SEEDS

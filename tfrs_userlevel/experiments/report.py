@@ -32,6 +32,7 @@ STUDIES = {
     "baselines": ("ml1m_baselines", "ml1m_dgpm_kernel", "ml1m_mmoe_one_expert"),
     "udg_cold_start": ("udg_cold_start",),
     "udg": ("udg",),
+    "planted": ("planted_",),
 }
 READING = "\n## Reading\n"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +46,20 @@ class Runner:
       data_dir: The datasets' raw files (None: `datasets.ENV_VAR`, then TFDS's folders).
       base: `TrainConfig` fields every configuration starts from.
       train: Train a run that is not finished; False: raise `MissingRunError`.
+      loader: config -> (splits, feature spec config) for data that is not a built-in
+        dataset (a planted world, say); default: `datasets.load_splits` and
+        `datasets.feature_spec` of `config.dataset`.
     """
 
     def __init__(self, runs_dir: str | Path, data_dir: str | None = None,
-                 base: Overrides | None = None, train: bool = True):
+                 base: Overrides | None = None, train: bool = True,
+                 loader: Callable[[TrainConfig], tuple[dict, list]] | None = None):
         self.runs_dir = Path(runs_dir)
         self.data_dir = data_dir
         self.base = dict(base or {})
         self.train = train
-        self._splits: dict[tuple, dict] = {}
+        self.loader = loader
+        self._splits: dict[tuple, tuple[dict, list]] = {}
 
     def config(self, overrides: Overrides, seed: int) -> TrainConfig:
         """The resolved configuration of `overrides` on the base, with `seed`."""
@@ -64,15 +69,25 @@ class Runner:
         """The folder of the run of `overrides` with `seed`."""
         return self.runs_dir / configuration_key(self.config(overrides, seed)) / f"seed_{seed}"
 
-    def splits(self, config: TrainConfig) -> dict:
-        """The in-memory splits `config` trains on (one dataset held at a time)."""
+    def data(self, config: TrainConfig) -> tuple[dict, list]:
+        """(in-memory splits, feature spec config) that `config` trains on (one dataset
+        held at a time)."""
         key = (config.dataset, config.split, config.history_length)
         if key not in self._splits:
             self._splits.clear()
-            self._splits[key] = datasets.load_splits(
-                config.dataset, config.split, self.data_dir,
-                history_length=config.history_length)
+            if self.loader is not None:
+                self._splits[key] = self.loader(config)
+            else:
+                self._splits[key] = (
+                    datasets.load_splits(config.dataset, config.split, self.data_dir,
+                                         history_length=config.history_length),
+                    datasets.feature_spec(config.dataset,
+                                          history_length=config.history_length))
         return self._splits[key]
+
+    def splits(self, config: TrainConfig) -> dict:
+        """The in-memory splits `config` trains on."""
+        return self.data(config)[0]
 
     def metrics(self, overrides: Overrides, seed: int) -> dict:
         """metrics.json of the run of `overrides` with `seed`, trained if needed."""
@@ -89,9 +104,8 @@ class Runner:
         write_json_atomic(model_dir.parent / CONFIGURATION_FILE, without_seed(config))
         print(f"[train] {format_overrides(overrides) or '(base)'} seed {seed} -> {model_dir}",
               flush=True)
-        return run(config, self.splits(config),
-                   datasets.feature_spec(config.dataset, history_length=config.history_length),
-                   model_dir, verbose=0)
+        splits, spec = self.data(config)
+        return run(config, splits, spec, model_dir, verbose=0)
 
     def seeds(self, overrides: Overrides, seeds: Sequence[int]) -> dict[int, dict]:
         """{seed: metrics.json} of `overrides` over `seeds`."""

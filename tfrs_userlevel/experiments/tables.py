@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from tfrs_userlevel.experiments import analyses, sections
+from tfrs_userlevel.experiments import analyses, planted_worlds, sections
 from tfrs_userlevel.experiments.report import row
 from tfrs_userlevel.experiments.runner import Runner
 from tfrs_userlevel.significance import one_sided_ttest
@@ -104,6 +104,7 @@ class Table:
     rows: tuple[Row, ...]
     seeds: tuple[int, ...] = FIVE_SEEDS
     section: Callable[[Sequence[dict]], str] | None = None  # Markdown after the table
+    loader: Callable | None = None  # the data of a table that is no built-in dataset
 
 
 # Quantities measured on a row's first finished run.
@@ -210,6 +211,13 @@ TABLES = {
         _backbones(ZOO_WITH_GPREC, DETACHED_ENSEMBLE, ZOO_WITH_GPREC), seeds=THREE_SEEDS),
     "udg": Table("UDG on five base models (UDG paper Tables 2 and 3): base, doubled "
                  "embedding, with UDG", {}, _udg(), section=sections.udg_parameters),
+    # SYNTHETIC: the planted UDG world (datasets/planted.py), declared before its results.
+    "planted_udg": Table(
+        "SYNTHETIC planted world with a user-specific weighting of item attributes: the MLP "
+        "with and without UDG, and at more parameters", planted_worlds.UDG_BASE,
+        tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
+                  measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS),
+        section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
     "ml1m_baselines": Table("User-modeling baselines on ML-1M (paper Table II, lower half) "
                             "against our MLP and GPRec(MLP)", ML1M, _baselines(),
                             seeds=THREE_SEEDS, section=sections.baseline_comparison),
