@@ -48,12 +48,14 @@ class AttributeWeightingWorld:
       segments: Profile segments; a user's weights are its segment's plus noise.
       individual: Std of a user's weights around its segment's.
       scale: Sharpness of the click probability.
+      signed: Users' weights of either sign; False: their absolute values, so every
+        user weighs every attribute's scores the same way round, in its own measure.
       seed: Everything (world and rows) follows from it.
     """
 
     def __init__(self, users: int = 2000, items: int = 1000, attributes: int = 4,
                  values: int = 8, segments: int = 4, individual: float = 0.7,
-                 scale: float = 2.0, seed: int = 0):
+                 scale: float = 2.0, signed: bool = True, seed: int = 0):
         for name, value in (("users", users), ("items", items), ("attributes", attributes),
                             ("values", values), ("segments", segments)):
             if value < 1:
@@ -68,6 +70,8 @@ class AttributeWeightingWorld:
         segment_weights = rng.normal(0.0, 1.0, (segments, attributes))
         self.weights = (segment_weights[self.segment]
                         + rng.normal(0.0, individual, (users, attributes)))    # w_u
+        if not signed:
+            self.weights = np.abs(self.weights)
 
     @property
     def feature_spec(self) -> list[dict]:

@@ -17,7 +17,10 @@ from tfrs_userlevel.datasets.planted import AttributeWeightingWorld
 from tfrs_userlevel.monitoring import exact_auc_logloss
 
 UDG_WORLD_ROWS = 300_000
-UDG_BASE = {"dataset": "planted_udg"}
+# The worlds by dataset name: the UDG world, and the same world with every user's weights
+# made positive (`signed=False`), which tells whether the sign of the weights is what
+# UDG's gates, sigmoids in (0, gate_scale), cannot follow.
+UDG_WORLDS = {"planted_udg": {}, "planted_udg_positive": {"signed": False}}
 UDG_ROWS = (
     ("MLP", {}),
     ("MLP + UDG", {"user_level": "udg"}),
@@ -26,29 +29,33 @@ UDG_ROWS = (
 )
 
 
-def udg_world(rows: int = UDG_WORLD_ROWS) -> tuple[AttributeWeightingWorld, dict]:
-    """The UDG world and its splits."""
-    world = AttributeWeightingWorld(seed=0)
+def udg_world(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
+              ) -> tuple[AttributeWeightingWorld, dict]:
+    """The UDG world `name` (`UDG_WORLDS`) and its splits."""
+    world = AttributeWeightingWorld(seed=0, **UDG_WORLDS[name])
     return world, world.splits(rows)
 
 
 def udg_world_data(config) -> tuple[dict, list]:
-    """(splits, feature spec) of the UDG world, for `Runner(loader=...)`."""
-    world, splits = udg_world()
+    """(splits, feature spec) of the UDG world `config.dataset`, for `Runner(loader=...)`."""
+    world, splits = udg_world(config.dataset)
     return splits, world.feature_spec
 
 
-def planted_auc(rows: int = UDG_WORLD_ROWS) -> float:
+def planted_auc(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS) -> float:
     """The test AUC of the planted probability itself: the ceiling of any model."""
-    _, splits = udg_world(rows)
+    _, splits = udg_world(name, rows)
     test = splits["test"]
     return exact_auc_logloss(test["label"], test["planted_probability"])[0]
 
 
 def udg_section(rows: Sequence[dict]) -> str:
     """Parameters and AUC of each row beside the planted ceiling."""
-    lines = ["SYNTHETIC data: `tfrs_userlevel.datasets.planted.AttributeWeightingWorld`.", "",
-             f"Test AUC of the planted probability (the ceiling): {planted_auc():.4f}.", "",
+    name = rows[0]["dataset"] if rows else "planted_udg"
+    lines = ["SYNTHETIC data: `tfrs_userlevel.datasets.planted.AttributeWeightingWorld"
+             f"({', '.join(f'{k}={v}' for k, v in UDG_WORLDS[name].items())})`.", "",
+             f"Test AUC of the planted probability (the ceiling): {planted_auc(name):.4f}.",
+             "",
              "| model | parameters | test AUC | − MLP |", "|---|---:|---:|---:|"]
     base = rows[0]["auc_mean"] if rows else float("nan")
     for r in rows:

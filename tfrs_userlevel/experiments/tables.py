@@ -214,9 +214,15 @@ TABLES = {
     # SYNTHETIC: the planted UDG world (datasets/planted.py), declared before its results.
     "planted_udg": Table(
         "SYNTHETIC planted world with a user-specific weighting of item attributes: the MLP "
-        "with and without UDG, and at more parameters", planted_worlds.UDG_BASE,
+        "with and without UDG, and at more parameters", {"dataset": "planted_udg"},
         tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
                   measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS),
+        section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
+    "planted_udg_positive": Table(
+        "SYNTHETIC planted world as planted_udg, every user's weights positive: the MLP "
+        "with and without UDG", {"dataset": "planted_udg_positive"},
+        tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
+                  measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS[:3]),
         section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
     "ml1m_baselines": Table("User-modeling baselines on ML-1M (paper Table II, lower half) "
                             "against our MLP and GPRec(MLP)", ML1M, _baselines(),

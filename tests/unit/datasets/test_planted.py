@@ -62,3 +62,12 @@ def test_clicks_follow_the_planted_probability_and_the_fields_match_the_spec():
 def test_a_world_needs_an_attribute(bad):
     with pytest.raises(ValueError, match="attributes must be >= 1"):
         AttributeWeightingWorld(**bad)
+
+
+def test_the_positive_world_keeps_the_world_and_flips_no_sign_but_the_weights():
+    signed, positive = (AttributeWeightingWorld(seed=2),
+                        AttributeWeightingWorld(seed=2, signed=False))
+    np.testing.assert_array_equal(positive.weights, np.abs(signed.weights))
+    np.testing.assert_array_equal(positive.value_score, signed.value_score)
+    np.testing.assert_array_equal(positive.item_values, signed.item_values)
+    assert (signed.weights < 0).mean() > 0.2 and (positive.weights >= 0).all()
