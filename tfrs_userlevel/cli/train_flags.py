@@ -8,6 +8,7 @@ which key of the run configuration a flag overrides.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 
 from tfrs_userlevel import datasets
@@ -87,7 +88,7 @@ def flag_overrides(argv) -> dict:
     ["--user-level", "gprec", "--groups", "40"] -> {"user_level": "gprec", "groups": 40}.
     Flags that are not configuration options (--model-dir, --data-dir, ...) are refused."""
     given = explicit_options(argv)
-    fields = set(TrainConfig().to_dict())
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
     other = sorted(f"--{name.replace('_', '-')}" for name in given if name not in fields)
     if other:
         raise ConfigError(f"{' '.join(argv)}: {', '.join(other)} set no training option")

@@ -160,7 +160,7 @@ def by_activity(runner: Runner, a: Overrides, b: Overrides, seeds: Sequence[int]
     """Test AUC of configurations A and B within each user-activity bucket, per seed
     (both trained or reused through `runner`), with B − A and Welch's one-sided p; with
     `name`, also written to RESULTS_DIR/STUDY/NAME.json and .md."""
-    splits = runner.splits(runner.config(a, seeds[0]))
+    splits, _ = runner.data(runner.config(a, seeds[0]))
     test = splits["test"]
     bucket, labels = activity_buckets(splits["train"]["user_id"], test["user_id"])
     per_seed = {"A": [], "B": []}

@@ -85,10 +85,6 @@ class Runner:
                                           history_length=config.history_length))
         return self._splits[key]
 
-    def splits(self, config: TrainConfig) -> dict:
-        """The in-memory splits `config` trains on."""
-        return self.data(config)[0]
-
     def metrics(self, overrides: Overrides, seed: int) -> dict:
         """metrics.json of the run of `overrides` with `seed`, trained if needed."""
         config = self.config(overrides, seed)
