@@ -8,6 +8,8 @@
   python experiments.py ml1m_baselines                # MMoE ... DGPM vs MLP and GPRec (3 seeds)
   python experiments.py udg                           # UDG on five base models
   python experiments.py udg_cold_start                # the cold-start protocol on ML-100K
+  python experiments.py udg_cold_start_matched        # the same, warm-up = Algorithm 1's step
+  python experiments.py planted_cold_start --runs-dir runs/planted  # SYNTHETIC cold start
   python experiments.py planted_udg                   # SYNTHETIC: UDG where its structure holds
   python experiments.py compare --a "user_level=none" --b "user_level=gprec groups=40"
   python experiments.py compare --a "--user-level none" --b "--user-level gprec --groups 40"
@@ -44,7 +46,14 @@ import tfrs_userlevel  # noqa: F401  (selects Keras 2 before anything imports Te
 from tfrs_userlevel import datasets
 from tfrs_userlevel.cli import train_flags
 from tfrs_userlevel.config.errors import ConfigError
-from tfrs_userlevel.experiments import analyses, cold_start_protocol, report, sections
+from tfrs_userlevel.experiments import (
+    analyses,
+    cold_start_protocol,
+    matched_cold_start,
+    planted_cold_start,
+    report,
+    sections,
+)
 from tfrs_userlevel.experiments.runner import MissingRunError, Runner
 from tfrs_userlevel.experiments.tables import FIVE_SEEDS, ML1M, TABLES, build_rows
 from tfrs_userlevel.training import write_json_atomic
@@ -69,12 +78,30 @@ def overrides(text: str, flag: str = "--set") -> dict:
     return found
 
 
+# Cold-start protocols, which are not tables of training runs: their title, their rows
+# (runner, seeds, command -> rows) and the Markdown after the table.
+PROTOCOLS = {
+    "udg_cold_start": (
+        "Meta-learned UDG embeddings for new users on ML-100K (UDG paper Table 5 protocol)",
+        cold_start_protocol.udg_cold_start, cold_start_protocol.cold_start_table),
+    "udg_cold_start_matched": (
+        "Meta-learned UDG embeddings for new users on ML-100K, warmed up by the update "
+        "Algorithm 1 trains for", matched_cold_start.udg_cold_start_matched,
+        matched_cold_start.matched_table),
+    "planted_cold_start": (
+        "SYNTHETIC cold-start world: meta-learned UDG embeddings for new users whose taste "
+        "their profile predicts", lambda runner, seeds, command:
+        planted_cold_start.planted_cold_start(runner.runs_dir, seeds, command, runner.train),
+        matched_cold_start.matched_table),
+}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n", 2)[2])
     p.add_argument("what", choices=["compare", "by_activity", "where", "diversity", *PROBES,
-                                    "udg_cold_start", *TABLES])
+                                    *PROTOCOLS, *TABLES])
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="default: the table's (5 seeds, 2024-2028, unless it says otherwise)")
     p.add_argument("--runs-dir", default="runs/experiments")
@@ -144,7 +171,7 @@ def run_command(args: argparse.Namespace, command: str) -> int:
             print(where.run_dir(found[model] if args.row else overrides(args.b, "--b"), seed))
         return 0
     table = TABLES.get(args.what)
-    base = {**(table.base if table else {} if args.what == "udg_cold_start" else ML1M),
+    base = {**(table.base if table else {} if args.what in PROTOCOLS else ML1M),
             **extra}
     runner = Runner(Path(args.runs_dir), args.data_dir, base, train=not args.from_runs,
                     loader=table.loader if table else None)
@@ -163,11 +190,9 @@ def run_command(args: argparse.Namespace, command: str) -> int:
         else:
             print(report.markdown_table(rows))
         return 0
-    if args.what == "udg_cold_start":
-        title = ("Meta-learned UDG embeddings for new users on ML-100K (UDG paper Table 5 "
-                 "protocol)")
-        build = cold_start_protocol.udg_cold_start(runner, args.seeds or FIVE_SEEDS, command)
-        section = cold_start_protocol.cold_start_table
+    if args.what in PROTOCOLS:
+        title, protocol, section = PROTOCOLS[args.what]
+        build = protocol(runner, args.seeds or FIVE_SEEDS, command)
     else:
         title, section = table.title, table.section
         build = build_rows(runner, table, args.seeds or table.seeds, command)

@@ -47,6 +47,21 @@ def exact_auc_logloss(labels: np.ndarray, logits: np.ndarray) -> tuple[float, fl
     return float(auc), logloss
 
 
+def user_averaged_auc(users: np.ndarray, labels: np.ndarray, logits: np.ndarray) -> float:
+    """GAUC: the unweighted mean, over the users with both a click and a non-click, of the
+    exact AUC of each user's rows (NaN when no user has both)."""
+    users = np.asarray(users).reshape(-1)
+    labels = np.asarray(labels, np.float64).reshape(-1)
+    logits = np.asarray(logits, np.float64).reshape(-1)
+    order = np.argsort(users, kind="stable")
+    values, starts = np.unique(users[order], return_index=True)
+    aucs = []
+    for rows in np.split(order, starts[1:]):
+        if 0 < labels[rows].sum() < len(rows):
+            aucs.append(exact_auc_logloss(labels[rows], logits[rows])[0])
+    return float(np.mean(aucs)) if aucs else float("nan")
+
+
 def cosine_similarity(tables: Mapping[str, np.ndarray]) -> np.ndarray:
     """Pairwise cosine similarity of the group embeddings: [2G, 2G] for dual tables
     ([P⁺; P⁻] stacked), [G, G] for a single table."""

@@ -27,6 +27,7 @@ from tfrs_userlevel.training import (
     USER_LEVELS,
     TrainConfig,
 )
+from tfrs_userlevel.udg.gating import GATE_ACTIVATIONS
 
 DESCRIPTION = "train a CTR ranking model and report its validation and test metrics."
 
@@ -64,7 +65,8 @@ MODULE_FLAGS = {
     "gprec": {"gprec_dropout": "dropout", "gprec_base": "base"},
     "udg": {"udg_units": "hidden_units", "udg_l2": "l2",
             "udg_stop_item_gradient": "stop_item_gradient", "udg_layers": "gated_layers",
-            "udg_dim": "udg_dim", "gate_scale": "gate_scale", "meta": "meta"},
+            "udg_dim": "udg_dim", "gate_scale": "gate_scale",
+            "gate_activation": "gate_activation", "meta": "meta"},
 }
 # Flags that mean the same with and without --config.
 RUN_FLAGS = ("config", "set", "model_dir", "overwrite", "seeds")
@@ -150,6 +152,9 @@ def build_parser(prog: str = "tfrs-userlevel train") -> argparse.ArgumentParser:
                    help="hidden widths of each gating network (the output layer is added)")
     u.add_argument("--gate-scale", type=float, default=DEFAULTS.gate_scale,
                    help="gate = scale * sigmoid(.) (1 in the paper)")
+    u.add_argument("--gate-activation", choices=GATE_ACTIVATIONS, default=DEFAULTS.gate_activation,
+                   help="the gates' activation: sigmoid (the paper) or tanh (signed gates, "
+                        "which can flip a hidden unit's sign)")
     u.add_argument("--udg-l2", type=float, default=DEFAULTS.udg_l2,
                    help="L2 penalty on the UDG user table, as --embedding-l2 on the main "
                         "table (0, none, in the paper)")
@@ -317,7 +322,8 @@ def config_from_args(args: argparse.Namespace, seed: int) -> TrainConfig:
         steps_per_execution=args.steps_per_execution, deterministic=args.deterministic,
         distribute=args.distribute,
         history_length=args.history_length, udg_dim=args.udg_dim,
-        udg_units=tuple(args.udg_units), gate_scale=args.gate_scale, udg_l2=args.udg_l2,
+        udg_units=tuple(args.udg_units), gate_scale=args.gate_scale,
+        gate_activation=args.gate_activation, udg_l2=args.udg_l2,
         udg_stop_item_gradient=args.udg_stop_item_gradient,
         udg_layers=None if args.udg_layers is None else tuple(args.udg_layers), meta=args.meta,
         meta_steps=args.meta_steps,

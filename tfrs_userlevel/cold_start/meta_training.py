@@ -11,8 +11,9 @@ B, as in Meta-Embedding, Pan et al. 2019):
    embedding is the OOV row and, on D^A, its click history is empty
    ("cold-start: a new user without any behavior feature");
 2. L_A = CE on the D^A rows with ê_u;
-3. e_u = ê_u − α·∂L_A/∂ê_u (L_A summed over each user's k rows, averaged over
-   them, so that α does not depend on U);
+3. e_u = ê_u − α·∂L_A/∂ê_u, L_A averaged over each user's rows and summed over
+   users, so that α does not depend on U (`inner_step.inner_step`, the update
+   the matched warm-up applies too);
 4. L_B = CE on the D^B rows with e_u (their histories as they are: the
    warm-up has seen a few clicks);
 5. L_meta = γ·L_A + (1 − γ)·L_B, and one Adam step of size β on the
@@ -36,6 +37,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.cold_start.inner_step import as_new_users, inner_step, row_losses
 from tfrs_userlevel.models import RankingModel
 
 
@@ -97,36 +99,14 @@ class MetaEmbeddingTrainer:
         lookup = self.model.lookup
         return [lookup.oov_id(lookup.single_fields[c]) for c in self.model.profile_columns]
 
-    def _as_new_users(self, ids: Mapping[str, tf.Tensor], empty_history: bool):
-        """The ids with each user id at the OOV row (and the history emptied)."""
-        ids = dict(ids)
-        single = ids["ids"]
-        column = tf.range(tf.shape(single)[1]) == self._user_column
-        ids["ids"] = tf.where(column[None, :], tf.cast(self._user_oov, single.dtype), single)
-        behavior = self.model.behavior_field
-        if empty_history and behavior is not None:
-            for key in list(ids):
-                if key == behavior.name or key.startswith(behavior.name + ":"):
-                    ids[key] = -tf.ones_like(ids[key])
-        return ids
-
-    def _loss(self, ids, labels, embedding):
-        logits = self.model.score(ids, training=False, udg_embedding=embedding)["logit"]
-        return tf.nn.sigmoid_cross_entropy_with_logits(labels, logits)[:, 0]
-
     def _meta_step(self, profile, slots, ids_a, labels_a, ids_b, labels_b):
         """`slots` [U·k]: the user (row of `profile`) of each row of both batches."""
-        k = tf.cast(self.rows_per_user, tf.float32)
         with tf.GradientTape() as outer:
             outer.watch(self.generator.trainable_weights + self.generator.non_trainable_weights)
             generated = self.generator(profile)                              # [U, d]
-            with tf.GradientTape() as inner:
-                inner.watch(generated)
-                rows_a = self._loss(ids_a, labels_a, tf.gather(generated, slots))
-                inner_loss = tf.reduce_sum(rows_a) / k
-            step = tf.convert_to_tensor(inner.gradient(inner_loss, generated))
-            updated = generated - self.alpha * step
-            rows_b = self._loss(ids_b, labels_b, tf.gather(updated, slots))
+            updated, rows_a = inner_step(self.model, ids_a, labels_a, generated, slots,
+                                         self.alpha)
+            rows_b = row_losses(self.model, ids_b, labels_b, tf.gather(updated, slots))
             loss_a, loss_b = tf.reduce_mean(rows_a), tf.reduce_mean(rows_b)
             loss = self.gamma * loss_a + (1.0 - self.gamma) * loss_b
         variables = self.generator.weights
@@ -170,8 +150,8 @@ class MetaEmbeddingTrainer:
             slots = np.repeat(np.arange(len(chosen), dtype=np.int32), self.rows_per_user)
             first = np.array([rows_a[u][0] for u in chosen])
             profile = ids["ids"][first][:, profile_columns]
-            batch_a = self._as_new_users({k: v[pick_a] for k, v in ids.items()}, True)
-            batch_b = self._as_new_users({k: v[pick_b] for k, v in ids.items()}, False)
+            batch_a = as_new_users(self.model, {k: v[pick_a] for k, v in ids.items()}, True)
+            batch_b = as_new_users(self.model, {k: v[pick_b] for k, v in ids.items()}, False)
             labels_of = np.asarray(labels, np.float32)
             losses = self._step(
                 tf.constant(profile), tf.constant(slots),

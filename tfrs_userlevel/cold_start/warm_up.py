@@ -12,6 +12,12 @@ initialiser):
   their UDG row; nothing else) take one pass of Adam over that batch, and
   the held-out batch is scored again, its click history now holding the
   clicks of the batches seen so far.
+
+`WarmUp` is that Adam warm-up. `InnerStepWarmUp` is the warm-up matched to
+the meta-objective: the users are read as Algorithm 1 reads them (base
+user-id row at OOV, UDG embeddings held outside the model) and each warm-up
+batch applies Algorithm 1's inner step once (`inner_step.inner_step`, the
+same code, the same α).
 """
 
 from __future__ import annotations
@@ -21,8 +27,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tfrs_userlevel.backend import keras, tf
+from tfrs_userlevel.cold_start.inner_step import as_new_users, inner_step
 from tfrs_userlevel.cold_start.meta_training import rank_within_user
 from tfrs_userlevel.models import RankingModel
+from tfrs_userlevel.monitoring import exact_auc_logloss, user_averaged_auc
 
 PHASES = ("a", "b", "c")
 HELD_OUT = "held_out"
@@ -102,6 +110,13 @@ def mean_user_rows(model: RankingModel, active_index: np.ndarray, active_keys: S
     key for everyone (e.g. ()), every new user gets the overall mean.
     """
     rows = model.gating.user_table.embeddings.numpy()[np.asarray(active_index)]
+    return mean_rows_by_key(rows, active_keys, new_keys)
+
+
+def mean_rows_by_key(rows: np.ndarray, active_keys: Sequence, new_keys: Sequence
+                     ) -> np.ndarray:
+    """float32 [len(new_keys), d]: per new key, the mean of the `rows` [A, d] whose
+    `active_keys` equal it, or of all of them where none does."""
     sums: dict = {}
     for key, row in zip(active_keys, rows, strict=True):
         total, count = sums.get(key, (0.0, 0))
@@ -155,3 +170,77 @@ class WarmUp:
                 {k: tf.constant(v[rows]) for k, v in ids.items()},
                 tf.constant(np.asarray(labels, np.float32)[rows, None]))))
         return float(np.mean(losses))
+
+
+class InnerStepWarmUp:
+    """New users' UDG embeddings, held outside the model and warmed up by Algorithm 1's
+    inner step: what the meta-objective assumes happens after the generator.
+
+    Args:
+      model: A trained `RankingModel` with UDG.
+      users: int [U] the new users' ids, sorted and distinct.
+      initial: float [U, udg_dim] their starting embeddings (generated, random, a mean).
+      alpha: The inner step's size (the α the generator was trained with).
+    """
+
+    def __init__(self, model: RankingModel, users: np.ndarray, initial: np.ndarray,
+                 alpha: float):
+        self.model = model
+        self.users = np.asarray(users)
+        if np.any(np.diff(self.users) <= 0):
+            raise ValueError("InnerStepWarmUp: users must be sorted and distinct")
+        width = model.gating.user_table.embeddings.shape[1]
+        if np.shape(initial) != (len(self.users), width):
+            raise ValueError(f"InnerStepWarmUp: initial embeddings of shape "
+                             f"{np.shape(initial)} for {len(self.users)} users of a "
+                             f"{width}-wide UDG table")
+        self.embeddings = tf.constant(np.asarray(initial, np.float32))
+        self.alpha = float(alpha)
+        self._step = tf.function(self._update, reduce_retracing=True)
+
+    def slots(self, row_users: np.ndarray) -> np.ndarray:
+        """int32 [N]: the position in `users` of each row's user."""
+        row_users = np.asarray(row_users)
+        slots = np.searchsorted(self.users, row_users)
+        known = (slots < len(self.users)) & (self.users[np.minimum(slots, len(self.users) - 1)]
+                                             == row_users)
+        if not known.all():
+            raise ValueError(f"InnerStepWarmUp: rows of users outside the warmed-up users, "
+                             f"e.g. {row_users[~known][0]}")
+        return slots.astype(np.int32)
+
+    def _update(self, ids, labels, slots):
+        updated, losses = inner_step(self.model, as_new_users(self.model, ids, False), labels,
+                                     self.embeddings, slots, self.alpha)
+        return updated, tf.reduce_mean(losses)
+
+    def fit(self, ids: Mapping[str, np.ndarray], labels: np.ndarray,
+            row_users: np.ndarray) -> float:
+        """One inner step on all the rows at once; returns their mean loss before it."""
+        updated, loss = self._step({k: tf.constant(v) for k, v in ids.items()},
+                                   tf.constant(np.asarray(labels, np.float32).reshape(-1, 1)),
+                                   tf.constant(self.slots(row_users)))
+        self.embeddings = updated
+        return float(loss)
+
+    def logits(self, ids: Mapping[str, np.ndarray], row_users: np.ndarray,
+               batch_size: int = 16384) -> np.ndarray:
+        """float [N]: the rows' logits with the users read as new and their current
+        embeddings."""
+        slots = self.slots(row_users)
+        out = []
+        for start in range(0, len(slots), batch_size):
+            batch = as_new_users(self.model, {k: tf.constant(v[start:start + batch_size])
+                                              for k, v in ids.items()}, False)
+            embedding = tf.gather(self.embeddings, slots[start:start + batch_size])
+            out.append(self.model.score(batch, training=False,
+                                        udg_embedding=embedding)["logit"].numpy()[:, 0])
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def evaluate(self, ids: Mapping[str, np.ndarray], labels: np.ndarray,
+                 row_users: np.ndarray) -> dict[str, float]:
+        """{"auc", "logloss", "gauc"} of the rows (GAUC: `user_averaged_auc`)."""
+        logits = self.logits(ids, row_users)
+        auc, logloss = exact_auc_logloss(labels, logits)
+        return {"auc": auc, "logloss": logloss,
+                "gauc": user_averaged_auc(row_users, labels, logits)}

@@ -88,15 +88,25 @@ class AttributeWeightingWorld:
         weighted = np.einsum("na,na->n", self.weights[user], scores)
         return self.scale * weighted / np.sqrt(self.attributes) + self.item_bias[item]
 
-    def columns(self, rows: int, part: int = 0) -> dict[str, np.ndarray]:
+    def columns(self, rows: int, part: int = 0, users: np.ndarray | None = None
+                ) -> dict[str, np.ndarray]:
         """`rows` click rows of stream `part` (0 train, 1 validation, 2 test, ...), with
-        the planted probability of each row under "planted_probability"."""
+        the planted probability of each row under "planted_probability"; each row's
+        user is drawn from `users` (0-based indices; default: every user)."""
         rng = np.random.default_rng([self.seed, 11, part])
-        user = rng.integers(0, self.users, rows)
-        item = rng.integers(0, self.items, rows)
+        user = (rng.integers(0, self.users, rows) if users is None
+                else np.asarray(users)[rng.integers(0, len(users), rows)])
+        return self._rows(rng, user)
+
+    def rows_for(self, user: np.ndarray, part: int) -> dict[str, np.ndarray]:
+        """One click row of stream `part` per entry of `user` (0-based indices), in order."""
+        return self._rows(np.random.default_rng([self.seed, 11, part]), np.asarray(user))
+
+    def _rows(self, rng: np.random.Generator, user: np.ndarray) -> dict[str, np.ndarray]:
+        item = rng.integers(0, self.items, len(user))
         probability = 1.0 / (1.0 + np.exp(-self.logit(user, item)))
         out = {"item_id": item + 1, "user_id": user + 1, SEGMENT: self.segment[user] + 1,
-               "label": (rng.random(rows) < probability).astype(np.int64),
+               "label": (rng.random(len(user)) < probability).astype(np.int64),
                "planted_probability": probability}
         for a in range(self.attributes):
             out[f"attr_{a}"] = self.item_values[item, a] + 1

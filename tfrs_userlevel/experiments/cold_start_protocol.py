@@ -77,23 +77,15 @@ def _unshared_as_oov(setting: dict) -> bool:
     return setting.get("profile") == "unshared as OOV"
 
 
-def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
-    """One seed of the cold-start protocol.
-
-    Returns {"random": {part: {phase: {"auc", "logloss"}}}, "meta": {generator name:
-    {part: {phase: ...}}}} with part "validation" or "test" (the two halves of the new
-    users).
-    """
-    from tfrs_userlevel import data as data_lib
-    from tfrs_userlevel.cold_start import warm_up
-    from tfrs_userlevel.cold_start.meta_training import MetaEmbeddingTrainer
+def base_model(runner: Runner, seed: int, data: dict) -> tuple:
+    """The seed's base PNN+UDG model, trained on the active users (once; both protocols
+    read it): (model_dir, splits, part, vocabularies), `part(rows, histories=None)`
+    giving the columns of `rows` with their click histories."""
     from tfrs_userlevel.features import FeatureSpec
-    from tfrs_userlevel.metrics import evaluate_ids
-    from tfrs_userlevel.training import load_trained
 
     columns, batches, new_users, histories = (data["columns"], data["batches"],
                                               data["new_users"], data["histories"])
-    user, timestamp, label = columns["user_id"], columns["timestamp"], columns["label"]
+    user = columns["user_id"]
     history = datasets.history_column("movielens_100k")
     active = np.flatnonzero(batches == "")
     validation = np.zeros(len(user), bool)
@@ -120,26 +112,53 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
                                   f"{model_dir}; run without --from-runs to train it")
         print(f"[train] cold-start base model, seed {seed} -> {model_dir}", flush=True)
         run(config, splits, spec, model_dir, verbose=0, vocabularies=vocabularies)
+    return model_dir, splits, part, vocabularies
+
+
+def generator_weights_of(model_dir, splits: dict, setting: dict, seed: int) -> list[np.ndarray]:
+    """Algorithm 1 with `setting` on the frozen base model of `model_dir` (cached there per
+    setting)."""
+    from tfrs_userlevel import data as data_lib
+    from tfrs_userlevel.cold_start.meta_training import MetaEmbeddingTrainer
+    from tfrs_userlevel.training import load_trained
+
+    rows = setting.get("rows", "train")
+    as_oov = _unshared_as_oov(setting)
+    path = model_dir / ("generator_a{alpha:g}_s{steps}_b{beta:g}".format(**setting)
+                        + ("" if rows == "train" else f"_{rows}")
+                        + ("_unshared_oov" if as_oov else "") + ".npz")
+    if not path.exists():
+        model = load_trained(model_dir)
+        ids = data_lib.lookup_columns(model.lookup, splits[rows])
+        trainer = MetaEmbeddingTrainer(model, alpha=setting["alpha"], beta=setting["beta"],
+                                       unshared_profile_as_oov=as_oov, seed=seed)
+        trainer.fit(ids, splits[rows]["label"], splits[rows]["timestamp"], setting["steps"])
+        np.savez(path, *model.gating.generator.get_weights())
+    with np.load(path) as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
+    """One seed of the cold-start protocol.
+
+    Returns {"random": {part: {phase: {"auc", "logloss"}}}, "meta": {generator name:
+    {part: {phase: ...}}}} with part "validation" or "test" (the two halves of the new
+    users).
+    """
+    from tfrs_userlevel import data as data_lib
+    from tfrs_userlevel.cold_start import warm_up
+    from tfrs_userlevel.metrics import evaluate_ids
+    from tfrs_userlevel.training import load_trained
+
+    columns, batches = data["columns"], data["batches"]
+    user, timestamp, label = columns["user_id"], columns["timestamp"], columns["label"]
+    model_dir, splits, part, vocabularies = base_model(runner, seed, data)
+    train_rows_users = splits["train"]["user_id"]
 
     def generator_weights(setting: dict) -> list[np.ndarray]:
-        """Algorithm 1 with `setting` on the frozen base model (cached per setting)."""
-        rows = setting.get("rows", "train")
-        as_oov = _unshared_as_oov(setting)
-        path = model_dir / ("generator_a{alpha:g}_s{steps}_b{beta:g}".format(**setting)
-                            + ("" if rows == "train" else f"_{rows}")
-                            + ("_unshared_oov" if as_oov else "") + ".npz")
-        if not path.exists():
-            model = load_trained(model_dir)
-            ids = data_lib.lookup_columns(model.lookup, splits[rows])
-            trainer = MetaEmbeddingTrainer(model, alpha=setting["alpha"], beta=setting["beta"],
-                                           unshared_profile_as_oov=as_oov, seed=seed)
-            trainer.fit(ids, splits[rows]["label"], splits[rows]["timestamp"],
-                        setting["steps"])
-            np.savez(path, *model.gating.generator.get_weights())
-        with np.load(path) as saved:
-            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        return generator_weights_of(model_dir, splits, setting, seed)
 
-    active_users = np.unique(user[train_rows])
+    active_users = np.unique(train_rows_users)
     vocabulary = np.asarray(vocabularies["user_id"])
     first_row = {u: r for r, u in reversed(list(enumerate(user)))}
 
@@ -198,7 +217,8 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
     return results
 
 
-def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
+def protocol_data(runner: Runner) -> dict:
+    """ML-100K's rows, the new users, their batches, and the click histories."""
     from tfrs_userlevel.cold_start import warm_up
     from tfrs_userlevel.datasets import behavior
 
@@ -218,9 +238,17 @@ def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterat
         return behavior.click_histories(user, item, columns["label"], timestamp, cutoff,
                                         COLD_START_HISTORY)
 
-    data = {"columns": columns, "batches": batches, "new_users": new_users,
+    return {"columns": columns, "batches": batches, "new_users": new_users,
             "user_parts": user_parts, "histories": click_histories(timestamp),
             "click_histories": click_histories}
+
+
+def udg_cold_start(runner: Runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
+    from tfrs_userlevel.cold_start import warm_up
+
+    data = protocol_data(runner)
+    columns, batches, user_parts = data["columns"], data["batches"], data["user_parts"]
+    user = columns["user_id"]
     per_seed = {seed: _cold_start_seed(runner, seed, data) for seed in seeds}
     phases = ("cold", *warm_up.PHASES)
 

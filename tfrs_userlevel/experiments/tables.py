@@ -222,7 +222,8 @@ TABLES = {
         "SYNTHETIC planted world as planted_udg, every user's weights positive: the MLP "
         "with and without UDG", {"dataset": "planted_udg_positive"},
         tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
-                  measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS[:3]),
+                  measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS
+              if name in planted_worlds.POSITIVE_ROWS),
         section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
     "ml1m_baselines": Table("User-modeling baselines on ML-1M (paper Table II, lower half) "
                             "against our MLP and GPRec(MLP)", ML1M, _baselines(),

@@ -60,7 +60,8 @@ def build_gating(config: TrainConfig, feature_spec: FeatureSpec,
         return None
     return UserDependentGating(
         udg_dim=config.udg_dim or config.embedding_dim,
-        hidden_units=config.udg_units, gate_scale=config.gate_scale, l2=config.udg_l2,
+        hidden_units=config.udg_units, gate_scale=config.gate_scale,
+        gate_activation=config.gate_activation, l2=config.udg_l2,
         stop_item_gradient=config.udg_stop_item_gradient, gated_layers=config.udg_layers,
         meta=config.meta, name="udg", **gating_sizes(feature_spec, vocabularies))
 

@@ -21,6 +21,7 @@ from tfrs_userlevel.gprec import ABLATIONS, STRATEGIES
 from tfrs_userlevel.gprec.groups import REDUCTIONS
 from tfrs_userlevel.gprec.layer import BASES, CONTRASTS
 from tfrs_userlevel.gprec.strategies import ENSEMBLE_WEIGHTS
+from tfrs_userlevel.udg.gating import GATE_ACTIVATIONS
 
 USER_LEVELS = ("none", "gprec", "udg", "gprec+udg")
 LR_SCHEDULES = ("constant", "step", "plateau")
@@ -72,7 +73,8 @@ class TrainConfig:
     # UDG (--user-level udg or gprec+udg), docs/udg.md.
     udg_dim: int | None = None  # width of E^UDG; None: embedding_dim
     udg_units: tuple[int, ...] = (64, 32)  # hidden widths of each gating network
-    gate_scale: float = 1.0  # gate = gate_scale · sigmoid(.)
+    gate_scale: float = 1.0  # gate = gate_scale · sigmoid(.) (or tanh(.))
+    gate_activation: str = "sigmoid"  # "tanh": signed gates (not in the paper)
     udg_l2: float = 0.0  # L2 on the UDG user table (like embedding_l2; 0 in the paper)
     udg_stop_item_gradient: bool = False  # gates do not train the shared item embeddings
     udg_layers: tuple[int, ...] | None = None  # MLP layers with a gate (None: all, the paper)
@@ -171,10 +173,12 @@ class TrainConfig:
             (self.meta_steps >= 0, "meta_steps must be >= 0"),
             ("udg" in self.user_level or (self.udg_dim is None and not self.meta
                                           and self.gate_scale == 1.0 and self.udg_l2 == 0.0
+                                          and self.gate_activation == "sigmoid"
                                           and not self.udg_stop_item_gradient
                                           and self.udg_layers is None
                                           and self.udg_units == (64, 32)),
-             "udg_dim, udg_units, udg_layers, gate_scale, udg_l2, udg_stop_item_gradient and "
+             "udg_dim, udg_units, udg_layers, gate_scale, gate_activation, udg_l2, "
+             "udg_stop_item_gradient and "
              "meta need "
              "user_level udg or gprec+udg"),
             (self.udg_l2 >= 0, "udg_l2 must be >= 0"),
@@ -188,6 +192,8 @@ class TrainConfig:
              "UDG gates a backbone's MLP, not a baseline"),
             (self.udg_dim is None or self.udg_dim >= 1, "udg_dim must be >= 1"),
             (self.gate_scale > 0, "gate_scale must be > 0"),
+            (self.gate_activation in GATE_ACTIVATIONS,
+             f"gate_activation must be one of {list(GATE_ACTIVATIONS)}"),
             (self.lr_schedule in LR_SCHEDULES, f"lr_schedule must be one of {list(LR_SCHEDULES)}"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),

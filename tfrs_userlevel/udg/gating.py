@@ -52,6 +52,10 @@ class MetaEmbeddingGenerator(keras.layers.Layer):
 # constructor's defaults. "recommended": an L2 penalty of 3e-4 on the UDG user table (the
 # main table's) and gates that start at 1 instead of 0.5 (gate_scale 2); it had the higher
 # validation AUC for seven of eight base models and datasets (results/udg/udg_*_l2.md).
+# The gates' output activations: "sigmoid" (the paper) keeps a gate's sign, "tanh" lets it
+# flip a hidden unit's sign.
+GATE_ACTIVATIONS = ("sigmoid", "tanh")
+
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "recommended": {"l2": 3e-4, "gate_scale": 2.0},
@@ -87,7 +91,11 @@ class UserDependentGating(keras.layers.Layer):
       udg_dim: Width of e^UDG.
       hidden_units: Hidden widths of each gating network.
       activation: Hidden activation.
-      gate_scale: Multiplier of the sigmoid output.
+      gate_scale: Multiplier of the gate activation's output.
+      gate_activation: Not in the paper when "tanh": "sigmoid" (the paper)
+        gives gates in (0, gate_scale), which rescale a hidden unit but
+        cannot flip its sign; "tanh" gives signed gates in
+        (-gate_scale, gate_scale).
       l2: L2 penalty `l2 * sum(E_UDG**2)` on the user table (Keras'
         `embeddings_regularizer`, the convention of the main table's
         `embedding_l2`); 0 (the paper says nothing) leaves it unregularised.
@@ -109,15 +117,16 @@ class UserDependentGating(keras.layers.Layer):
       widths: The input width of each MLP layer (`DeepNetwork.input_widths`).
 
     Returns:
-      A list of float32 [B, widths[l]] gates in (0, gate_scale), None for a
-      layer outside `gated_layers`.
+      A list of float32 [B, widths[l]] gates in (0, gate_scale) (tanh:
+      (-gate_scale, gate_scale)), None for a layer outside `gated_layers`.
     """
 
     def __init__(self, num_users: int, udg_dim: int = 16,
                  hidden_units: Sequence[int] = (64, 32), activation: str = "relu",
                  gate_scale: float = 1.0, meta: bool = False, vocabulary_size: int = 0,
                  l2: float = 0.0, stop_item_gradient: bool = False,
-                 gated_layers: Sequence[int] | None = None, **kwargs):
+                 gated_layers: Sequence[int] | None = None,
+                 gate_activation: str = "sigmoid", **kwargs):
         super().__init__(**kwargs)
         if meta and vocabulary_size < 1:
             raise ValueError("UserDependentGating: meta=True needs the vocabulary_size of the "
@@ -129,6 +138,10 @@ class UserDependentGating(keras.layers.Layer):
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.activation = activation
         self.gate_scale = float(gate_scale)
+        if gate_activation not in GATE_ACTIVATIONS:
+            raise ValueError(f"UserDependentGating: gate_activation must be one of "
+                             f"{list(GATE_ACTIVATIONS)}, got {gate_activation!r}")
+        self.gate_activation = gate_activation
         if l2 < 0:
             raise ValueError(f"UserDependentGating: l2 must be >= 0, got {l2}")
         self.l2 = float(l2)
@@ -165,7 +178,7 @@ class UserDependentGating(keras.layers.Layer):
         self.networks = [
             keras.Sequential(
                 [keras.layers.Dense(u, activation=self.activation) for u in self.hidden_units]
-                + [keras.layers.Dense(int(widths[i]), activation="sigmoid")],
+                + [keras.layers.Dense(int(widths[i]), activation=self.gate_activation)],
                 name=f"gate_{i}")
             for i in self._gated(len(widths))]
 
@@ -219,4 +232,5 @@ class UserDependentGating(keras.layers.Layer):
                 "gate_scale": self.gate_scale, "l2": self.l2, "meta": self.meta,
                 "stop_item_gradient": self.stop_item_gradient,
                 "gated_layers": None if self.gated_layers is None else list(self.gated_layers),
-                "vocabulary_size": self.vocabulary_size}
+                "vocabulary_size": self.vocabulary_size,
+                "gate_activation": self.gate_activation}

@@ -71,3 +71,18 @@ def test_the_positive_world_keeps_the_world_and_flips_no_sign_but_the_weights():
     np.testing.assert_array_equal(positive.value_score, signed.value_score)
     np.testing.assert_array_equal(positive.item_values, signed.item_values)
     assert (signed.weights < 0).mean() > 0.2 and (positive.weights >= 0).all()
+
+
+def test_rows_can_be_drawn_for_chosen_users_only():
+    world = AttributeWeightingWorld(users=50, items=40, seed=2)
+    chosen = np.array([3, 9, 27])
+    rows = world.columns(600, part=0, users=chosen)
+    assert set(np.unique(rows["user_id"]) - 1) <= set(chosen.tolist())
+    # rows_for gives one row per entry, in order, deterministic for the stream.
+    user = np.repeat(chosen, 4)
+    a, b = world.rows_for(user, part=5), world.rows_for(user, part=5)
+    np.testing.assert_array_equal(a["user_id"], user + 1)
+    np.testing.assert_array_equal(a["label"], b["label"])
+    np.testing.assert_array_equal(a["segment"], world.segment[user] + 1)
+    np.testing.assert_allclose(a["planted_probability"],
+                               1 / (1 + np.exp(-world.logit(user, a["item_id"] - 1))))

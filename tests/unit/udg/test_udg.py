@@ -52,14 +52,17 @@ def test_gates_multiply_each_dense_layers_input_as_computed_by_hand():
                                .numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("meta", [False, True])
-def test_udg_gates_are_computed_as_eq_6_by_hand(meta):
+@pytest.mark.parametrize("meta, activation", [(False, "sigmoid"), (True, "sigmoid"),
+                                              (False, "tanh")])
+def test_udg_gates_are_computed_as_eq_6_by_hand(meta, activation):
     """g(l) = gate_scale · σ(GN(l)([e_item, e_behv, e_UDG])) in numpy from the layer's
-    weights; with the meta generator, OOV users (index 0) take tanh(Σ W[profile] + b)."""
+    weights (tanh in place of σ for signed gates); with the meta generator, OOV users
+    (index 0) take tanh(Σ W[profile] + b)."""
     rng = np.random.default_rng(1)
     batch, users, vocabulary = 6, 4, 9
     gating = UserDependentGating(num_users=users, udg_dim=3, hidden_units=(5,),
-                                 gate_scale=1.5, meta=meta, vocabulary_size=vocabulary)
+                                 gate_scale=1.5, meta=meta, vocabulary_size=vocabulary,
+                                 gate_activation=activation)
     inputs = {"item": tf.constant(rng.normal(size=(batch, 2, 3)), tf.float32),
               "behavior": tf.constant(rng.normal(size=(batch, 3)), tf.float32),
               "user_index": tf.constant([0, 1, 2, 3, 4, 0], tf.int32),
@@ -81,8 +84,11 @@ def test_udg_gates_are_computed_as_eq_6_by_hand(meta):
     assert [g.shape for g in gates] == [(batch, 7), (batch, 4)]
     for network, gate in zip(gating.networks, gates, strict=True):
         (k1, b1), (k2, b2) = [(d.kernel.numpy(), d.bias.numpy()) for d in network.layers]
-        expected = 1.5 * sigmoid(relu(x @ k1 + b1) @ k2 + b2)
+        squash = sigmoid if activation == "sigmoid" else np.tanh
+        expected = 1.5 * squash(relu(x @ k1 + b1) @ k2 + b2)
         np.testing.assert_allclose(gate.numpy(), expected, rtol=1e-5, atol=1e-6)
+    # Only signed gates can flip a hidden unit's sign.
+    assert (min(float(tf.reduce_min(g)) for g in gates) < 0) == (activation == "tanh")
 
 
 def test_din_attention_ignores_padding_and_augru_holds_state_without_attention():
@@ -194,6 +200,8 @@ def _gating_inputs(users=(1, 2, 3)):
      r"UserDependentGating: meta=True needs the vocabulary_size of the profile ids"),
     (lambda: UserDependentGating(10, gate_scale=0),
      r"UserDependentGating: gate_scale must be > 0, got 0"),
+    (lambda: UserDependentGating(10, gate_activation="relu"),
+     r"UserDependentGating: gate_activation must be one of \['sigmoid', 'tanh'\], got 'relu'"),
     (lambda: UserDependentGating(10, l2=-1.0), r"UserDependentGating: l2 must be >= 0, got -1\.0"),
     (lambda: UserDependentGating(10, gated_layers=[]),
      r"UserDependentGating: gated_layers must name at least one layer index >= 0, got \[\]"),
@@ -225,8 +233,8 @@ def test_udg_presets_and_defaults_are_the_documented_ones():
     assert paper.get_config() | {"name": ""} == default.get_config() | {"name": ""}
     assert (default.udg_dim, default.hidden_units, default.gate_scale, default.l2) == (
         16, (64, 32), 1.0, 0.0)
-    assert (default.meta, default.stop_item_gradient, default.gated_layers) == (
-        False, False, None)
+    assert (default.meta, default.stop_item_gradient, default.gated_layers,
+            default.gate_activation) == (False, False, None, "sigmoid")
     recommended = UserDependentGating.from_preset("recommended", num_users=10, udg_dim=4)
     assert (recommended.l2, recommended.gate_scale, recommended.udg_dim) == (3e-4, 2.0, 4)
     # The recommended gates start near 1: 2 · sigmoid(≈0).
