@@ -29,8 +29,16 @@ def network_parameters(model_dir: Path) -> int:
     from tfrs_userlevel import keras
 
     model = keras.layers.deserialize(json.loads((model_dir / "model.json").read_text()))
+    return count_network_parameters(model)
+
+
+def count_network_parameters(model) -> int:
+    """Trainable parameters of a `RankingModel` (built here if need be) outside its
+    embedding tables: the main table, the first-order table and UDG's user table."""
     model(model.example_features())
     tables = [model.embedding] + ([model.first_order] if model.first_order is not None else [])
+    if getattr(model, "gating", None) is not None:
+        tables.append(model.gating.user_table)
     skip = {id(v) for layer in tables for v in layer.trainable_variables}
     return int(sum(np.prod(v.shape) for v in model.trainable_variables if id(v) not in skip))
 

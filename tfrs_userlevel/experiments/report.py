@@ -29,6 +29,7 @@ STUDIES = {
     "gprec_by_activity": ("ml1m_gprec_by_activity",),
     "gprec": ("ml1m_gprec",),
     "backbones": ("ml1m_backbones",),
+    "capacity": ("ml1m_equal_capacity",),
     "baselines": ("ml1m_baselines", "ml1m_dgpm_kernel", "ml1m_mmoe_one_expert"),
     "udg_cold_start": ("udg_cold_start",),
     "udg": ("udg",),

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from tfrs_userlevel.experiments import analyses, planted_worlds, sections
+from tfrs_userlevel.experiments import analyses, capacity, planted_worlds, sections
 from tfrs_userlevel.experiments.report import row
 from tfrs_userlevel.experiments.runner import Runner
 from tfrs_userlevel.significance import one_sided_ttest
@@ -177,6 +177,15 @@ def _baselines() -> tuple[Row, ...]:
             Row("GPRec(MLP)", BASELINE_GPREC, reference="MLP", measures=measured))
 
 
+def _equal_capacity() -> tuple[Row, ...]:
+    return tuple(
+        Row(capacity.row_name(model, budget), overrides,
+            reference=None if model == "MLP" else capacity.row_name("MLP", budget),
+            measures=("network_parameters",))
+        for model, budget, overrides in capacity.capacity_rows(dict(BASELINES),
+                                                               BASELINE_GPREC))
+
+
 def _udg() -> tuple[Row, ...]:
     rows = []
     for label, data, backbones in UDG_DATASETS:
@@ -225,6 +234,10 @@ TABLES = {
                   measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS
               if name in planted_worlds.POSITIVE_ROWS),
         section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
+    "ml1m_equal_capacity": Table(
+        "Equal capacity on ML-1M: the MLP, GPRec, UDG and the user-modeling baselines at "
+        "two budgets of parameters outside the embeddings", ML1M, _equal_capacity(),
+        section=capacity.capacity_section),
     "ml1m_baselines": Table("User-modeling baselines on ML-1M (paper Table II, lower half) "
                             "against our MLP and GPRec(MLP)", ML1M, _baselines(),
                             seeds=THREE_SEEDS, section=sections.baseline_comparison),
