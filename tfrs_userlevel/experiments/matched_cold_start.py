@@ -83,10 +83,12 @@ def chosen_alpha(per_seed: Mapping[int, Mapping[float, dict]]) -> float:
     return max(ALPHAS, key=validation_auc)
 
 
-def matched_rows(per_seed: Mapping[int, Mapping[float, dict]], dataset: str, model: str,
-                 command: str, extra: Mapping | None = None) -> Iterator[dict]:
+def matched_rows(per_seed: Mapping[int, Mapping[float, dict]], extra_norms: Mapping,
+                 dataset: str, model: str, command: str, extra: Mapping | None = None
+                 ) -> Iterator[dict]:
     """The table rows (one per initialisation and phase) on the test half of the new
-    users, at the chosen α; `per_seed` is {seed: {α: `evaluate_inits` output}}."""
+    users, at the chosen α; `per_seed` is {seed: {α: `evaluate_inits` output}};
+    `extra_norms` ({"norms": ...}, `split_norms`) goes into every row."""
     alpha = chosen_alpha(per_seed)
     seeds = list(per_seed)
     for init in INITS:
@@ -105,7 +107,7 @@ def matched_rows(per_seed: Mapping[int, Mapping[float, dict]], dataset: str, mod
                  "validation_auc": {f"{a:g}": {i: float(np.mean(
                      [per_seed[s][a][i]["validation"][p]["auc"] for s in seeds
                       for p in PHASES])) for i in INITS} for a in ALPHAS},
-                 **(extra or {})}
+                 **extra_norms, **(extra or {})}
             if init != "random" and len(seeds) > 1:
                 random = {m: [per_seed[s][alpha]["random"]["test"][phase][m] for s in seeds]
                           for m in MEASURES}
@@ -173,7 +175,8 @@ def _ml100k_seed(runner, seed: int, data: dict) -> dict:
     model_dir, splits, part, vocabularies = protocol.base_model(runner, seed, data)
     saved = model_dir / "matched.json"
     if saved.exists():
-        return {float(a): v for a, v in json.loads(saved.read_text()).items()}
+        return {(a if a == "norms" else float(a)): v
+                for a, v in json.loads(saved.read_text()).items()}
     columns, batches = data["columns"], data["batches"]
     user, timestamp, label = columns["user_id"], columns["timestamp"], columns["label"]
     users = np.sort(data["new_users"])
@@ -202,15 +205,18 @@ def _ml100k_seed(runner, seed: int, data: dict) -> dict:
     held = np.flatnonzero(batches == HELD_OUT)
     held_out = {phase: rows_of(held, data["click_histories"](phase_cutoffs(
         user, timestamp, batches, None if phase == "cold" else phase))) for phase in PHASES}
-    out = {}
+    out: dict = {"norms": {"trained": float(np.linalg.norm(trained, axis=1).mean())}}
     for alpha in ALPHAS:
         setting = {"alpha": alpha, "steps": META_STEPS, "beta": META_BETA}
         model.gating.generator.set_weights(
             protocol.generator_weights_of(model_dir, splits, setting, seed))
         generated = model.gating.generator(profile).numpy()
+        out["norms"][f"generated, α {alpha:g}"] = float(
+            np.linalg.norm(generated, axis=1).mean())
         out[alpha] = evaluate_inits(model, users, {"meta": generated, **inits}, alpha,
                                     warm_ups, held_out.__getitem__, data["user_parts"])
-    saved.write_text(json.dumps({f"{a:g}": v for a, v in out.items()}, indent=1))
+    saved.write_text(json.dumps({k if k == "norms" else f"{k:g}": v for k, v in out.items()},
+                                indent=1))
     return out
 
 
@@ -220,5 +226,15 @@ def udg_cold_start_matched(runner, seeds: Sequence[int], command: str) -> Iterat
 
     data = protocol.protocol_data(runner)
     per_seed = {s: _ml100k_seed(runner, s, data) for s in seeds}
-    yield from matched_rows(per_seed, "movielens_100k", "PNN+UDG", command,
+    yield from matched_rows(*split_norms(per_seed), "movielens_100k", "PNN+UDG", command,
                             extra={"new_users": int(len(data["user_parts"]["test"]))})
+
+
+def split_norms(per_seed: Mapping[int, dict]) -> tuple[dict, dict]:
+    """({seed: {α: results}}, {"norms": mean over seeds of each norm}) of per-seed results
+    that hold their embeddings' norms under "norms"."""
+    seeds = list(per_seed)
+    norms = {k: float(np.mean([per_seed[s]["norms"][k] for s in seeds]))
+             for k in per_seed[seeds[0]]["norms"]}
+    return ({s: {a: v for a, v in r.items() if a != "norms"} for s, r in per_seed.items()},
+            {"norms": norms})

@@ -125,9 +125,5 @@ def planted_cold_start(runs_dir: Path, seeds: Sequence[int], command: str, train
     """The rows of the planted cold-start table (`matched.matched_rows`)."""
     data = cold_start_world()
     per_seed = {s: _seed_results(Path(runs_dir), s, data, train) for s in seeds}
-    norms = {k: float(np.mean([per_seed[s]["norms"][k] for s in seeds]))
-             for k in per_seed[seeds[0]]["norms"]}
-    by_alpha = {s: {a: v for a, v in r.items() if a != "norms"} for s, r in per_seed.items()}
-    yield from matched.matched_rows(by_alpha, NAME, "MLP+UDG", command,
-                                    extra={"norms": norms, "world": WORLD,
-                                           "new_users": NEW_USERS, "k": K})
+    yield from matched.matched_rows(*matched.split_norms(per_seed), NAME, "MLP+UDG", command,
+                                    extra={"world": WORLD, "new_users": NEW_USERS, "k": K})

@@ -232,12 +232,19 @@ TABLES = {
         "with and without UDG", {"dataset": "planted_udg_positive"},
         tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
                   measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS
-              if name in planted_worlds.POSITIVE_ROWS),
+              if name in planted_worlds.FOLLOW_UP_ROWS),
         section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
     "ml1m_equal_capacity": Table(
         "Equal capacity on ML-1M: the MLP, GPRec, UDG and the user-modeling baselines at "
         "two budgets of parameters outside the embeddings", ML1M, _equal_capacity(),
         section=capacity.capacity_section),
+    "planted_udg_dense": Table(
+        "SYNTHETIC planted world as planted_udg with 200 users (about 1,200 training rows "
+        "each): the MLP with and without UDG", {"dataset": "planted_udg_dense"},
+        tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
+                  measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS
+              if name in planted_worlds.FOLLOW_UP_ROWS),
+        section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
     "ml1m_baselines": Table("User-modeling baselines on ML-1M (paper Table II, lower half) "
                             "against our MLP and GPRec(MLP)", ML1M, _baselines(),
                             seeds=THREE_SEEDS, section=sections.baseline_comparison),

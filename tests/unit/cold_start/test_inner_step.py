@@ -23,11 +23,11 @@ def trained(tmp_path_factory):
     world = AttributeWeightingWorld(users=40, items=30, segments=3, individual=0.3,
                                     signed=False, seed=5)
     active = np.setdiff1d(np.arange(world.users), NEW)
-    splits = {"train": world.columns(6000, 0, active), "validation": world.columns(800, 1, active)}
+    splits = {"train": world.columns(12000, 0, active), "validation": world.columns(800, 1, active)}
     splits["test"] = splits["validation"]
     model_dir = tmp_path_factory.mktemp("inner_step")
     run(TrainConfig(dataset="planted_cold_start", user_level="udg", meta=True, meta_steps=0,
-                    embedding_dim=4, hidden_units=(16, 8), udg_units=(8,), epochs=2,
+                    embedding_dim=4, hidden_units=(16, 8), udg_units=(8,), epochs=6,
                     batch_size=256, seed=3),
         splits, world.feature_spec, model_dir, verbose=0)
     rows = world.rows_for(np.repeat(NEW, 6), part=5)
@@ -120,3 +120,28 @@ def test_the_warm_up_refuses_what_it_cannot_warm(trained, users, initial, messag
     with pytest.raises(ValueError, match=r"^InnerStepWarmUp: rows of users outside the "
                                          r"warmed-up users, e.g. 7$"):
         warm.slots(np.array([2, 7]))
+
+
+def test_generated_embeddings_take_the_scale_of_the_trained_table(trained):
+    """Algorithm 1 moves the generator's output from its initial scale (rows near zero)
+    to the scale of the trained UDG rows the base model reads, not past it."""
+    model_dir, splits, rows = trained
+    model = load_trained(model_dir)
+    ids = _ids(model, splits["train"])
+    active = np.unique(ids["ids"][:, model.user_column] - model.user_offset)
+    trained_norm = np.linalg.norm(model.gating.user_table.embeddings.numpy()[active],
+                                  axis=1).mean()
+    profile = _ids(model, rows)["ids"][:, model.profile_columns]
+
+    def generated_norm():
+        return np.linalg.norm(model.gating.generator(profile).numpy(), axis=1).mean()
+
+    before = generated_norm()
+    # The library's defaults: α 0.1, β 1e-3, 300 steps (train.py --meta).
+    MetaEmbeddingTrainer(model, alpha=0.1, beta=1e-3, users_per_step=16, rows_per_user=8,
+                         seed=0).fit(ids, splits["train"]["label"],
+                                     np.arange(len(splits["train"]["label"])), 300)
+    after = generated_norm()
+    print(f"trained {trained_norm:.3f}, generated before {before:.3f}, after {after:.3f}")
+    assert before < 0.25 * trained_norm
+    assert 0.25 * trained_norm < after < 4 * trained_norm
