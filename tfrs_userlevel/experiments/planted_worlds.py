@@ -12,7 +12,8 @@ Declared next, after the first rows were read (UDG tied the MLP): UDG with
 signed gates (`gate_activation="tanh"`), and an MLP of about UDG's parameter
 count (hidden 256-128-64). The signed gates win if they are above every
 MLP with p < 0.01 against both the MLP of the same widths and the MLP of
-UDG's size (`PARAMETER_MATCHED`).
+UDG's size (`PARAMETER_MATCHED`). With them, UDG in the library's recommended
+form (gate scale 2, L2 3e-4 on its user table), against the same bar.
 
 Declared after those rows were read (neither gate form beat the MLP in the
 signed world): the same world with 200 users instead of 2,000 (`planted_udg_dense`),
@@ -52,10 +53,12 @@ UDG_ROWS = (
     ("MLP, embedding 32", {"embedding_dim": 32}),
     ("MLP + UDG, signed gates", {"user_level": "udg", "gate_activation": "tanh"}),
     (PARAMETER_MATCHED, {"hidden_units": (256, 128, 64)}),
+    ("MLP + UDG, recommended preset", {"user_level": "udg", "gate_scale": 2.0,
+                                       "udg_l2": 3e-4}),
 )
 # The rows of the follow-up worlds (positive weights, dense users).
 FOLLOW_UP_ROWS = ("MLP", "MLP + UDG", "MLP, hidden 128-64-32", "MLP + UDG, signed gates",
-                 PARAMETER_MATCHED)
+                  PARAMETER_MATCHED, "MLP + UDG, recommended preset")
 
 
 def udg_world(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
