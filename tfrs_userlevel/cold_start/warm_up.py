@@ -239,8 +239,12 @@ class InnerStepWarmUp:
 
     def evaluate(self, ids: Mapping[str, np.ndarray], labels: np.ndarray,
                  row_users: np.ndarray) -> dict[str, float]:
-        """{"auc", "logloss", "gauc"} of the rows (GAUC: `user_averaged_auc`)."""
+        """{"auc", "logloss", "gauc", "mean_probability", "click_rate"} of the rows (GAUC:
+        `user_averaged_auc`; the last two compare the mean predicted probability with
+        the rows' click rate)."""
         logits = self.logits(ids, row_users)
         auc, logloss = exact_auc_logloss(labels, logits)
         return {"auc": auc, "logloss": logloss,
-                "gauc": user_averaged_auc(row_users, labels, logits)}
+                "gauc": user_averaged_auc(row_users, labels, logits),
+                "mean_probability": float(np.mean(1.0 / (1.0 + np.exp(-logits)))),
+                "click_rate": float(np.mean(labels))}

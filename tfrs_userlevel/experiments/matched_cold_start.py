@@ -36,7 +36,7 @@ PHASES = ("cold", "a", "b", "c")
 # table's own initialiser N(0, 0.01²), the mean trained row of the active users, and that
 # mean over the active users with the new user's profile.
 INITS = ("meta", "random", "active-user mean", "profile mean")
-MEASURES = ("auc", "gauc", "logloss")
+MEASURES = ("auc", "gauc", "logloss", "mean_probability")
 
 # (ids, labels, row users) of some rows, ids as `data.lookup_columns` gives them.
 Rows = tuple[Mapping[str, np.ndarray], np.ndarray, np.ndarray]
@@ -102,6 +102,9 @@ def matched_rows(per_seed: Mapping[int, Mapping[float, dict]], extra_norms: Mapp
                  "auc_mean": float(np.mean(values["auc"])),
                  "gauc_mean": float(np.mean(values["gauc"])),
                  "logloss_mean": float(np.mean(values["logloss"])),
+                 "mean_probability_mean": float(np.mean(values["mean_probability"])),
+                 "click_rate": float(np.mean([per_seed[s][alpha][init]["test"][phase]
+                                              ["click_rate"] for s in seeds])),
                  "auc_std": float(np.std(values["auc"], ddof=1)) if len(seeds) > 1 else 0.0,
                  "p_value": None, "p_value_vs": None, "command": command,
                  "validation_auc": {f"{a:g}": {i: float(np.mean(
@@ -129,7 +132,7 @@ def matched_table(rows: Sequence[dict]) -> str:
              "|---|---|---:|---:|---:|---:|"]
     for init in INITS:
         for measure, p_key in (("auc", "p_value"), ("gauc", "p_value_gauc"),
-                               ("logloss", None)):
+                               ("logloss", None), ("mean_probability", None)):
             cells = []
             for phase in PHASES:
                 r = next((x for x in rows if x["init"] == init and x["phase"] == phase), None)
@@ -140,8 +143,12 @@ def matched_table(rows: Sequence[dict]) -> str:
                 if p_key and r.get(p_key) is not None:
                     cell += f" (p {r[p_key]:.2g})"
                 cells.append(cell)
-            lines.append(f"| {init} | {measure.upper() if measure != 'logloss' else 'LogLoss'}"
-                         f" | " + " | ".join(cells) + " |")
+            label = {"auc": "AUC", "gauc": "GAUC", "logloss": "LogLoss",
+                     "mean_probability": "mean p̂"}[measure]
+            lines.append(f"| {init} | {label} | " + " | ".join(cells) + " |")
+    if "click_rate" in rows[0]:
+        lines += ["", f"Click rate of the held-out rows: {rows[0]['click_rate']:.4f} (mean p̂ "
+                  "above: the mean predicted probability, for calibration)."]
     selection = rows[0]["validation_auc"]
     lines += ["", "Mean AUC over the four phases on the validation new users, per α of the "
               "inner step (the generator is trained with it and every init is warmed up "

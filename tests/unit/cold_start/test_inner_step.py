@@ -89,7 +89,8 @@ def test_the_warm_up_scores_users_as_new_with_their_own_embeddings(trained):
     np.testing.assert_allclose(warm.logits(ids, rows["user_id"]), expected.numpy()[:, 0],
                                rtol=1e-5, atol=1e-6)
     metrics = warm.evaluate(ids, rows["label"], rows["user_id"])
-    assert set(metrics) == {"auc", "logloss", "gauc"}
+    assert set(metrics) == {"auc", "logloss", "gauc", "mean_probability", "click_rate"}
+    assert metrics["click_rate"] == pytest.approx(rows["label"].mean())
 
 
 def test_the_meta_step_moves_only_the_generator_through_the_shared_step(trained):
