@@ -238,6 +238,11 @@ TABLES = {
         "Equal capacity on ML-1M: the MLP, GPRec, UDG and the user-modeling baselines at "
         "two budgets of parameters outside the embeddings", ML1M, _equal_capacity(),
         section=capacity.capacity_section),
+    "planted_udg_search": Table(
+        "SYNTHETIC planted world planted_udg: embedding L2 and dropout of the MLP and of UDG, "
+        "chosen on validation", {"dataset": "planted_udg"},
+        tuple(Row(name, o, measures=("parameters",)) for name, o in planted_worlds.SEARCH_ROWS),
+        seeds=(2024,), loader=planted_worlds.udg_world_data),
     "planted_udg_dense": Table(
         "SYNTHETIC planted world as planted_udg with 200 users (about 1,200 training rows "
         "each): the MLP with and without UDG", {"dataset": "planted_udg_dense"},
