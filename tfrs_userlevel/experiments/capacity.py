@@ -35,7 +35,8 @@ def _options(base: dict, **options) -> dict:
 
 
 def capacity_rows(baselines: dict, gprec: dict) -> list[tuple[str, str, dict]]:
-    """(model, budget, overrides) of every row, the 44k budget first; `baselines`: the
+    """(model, budget, overrides) of every row, model by model (the MLP first, then the
+    library's own models, then the baselines), each at both budgets; `baselines`: the
     baselines' overrides by name, `gprec`: GPRec(MLP)'s."""
     mlp, udg = {"user_level": "none"}, {"user_level": "udg"}
     sized = {
@@ -56,8 +57,8 @@ def capacity_rows(baselines: dict, gprec: dict) -> list[tuple[str, str, dict]]:
                  "PEPNet": {**_options(baselines["PEPNet"], gate_units=128), **_widths(192)},
                  "DGPM": {**_options(baselines["DGPM"], groups=8), **_widths(100)}},
     }
-    return [(model, budget, overrides) for budget in BUDGETS
-            for model, overrides in sized[budget].items()]
+    return [(model, budget, sized[budget][model]) for model in sized["44k"]
+            for budget in BUDGETS]
 
 
 def row_name(model: str, budget: str) -> str:
