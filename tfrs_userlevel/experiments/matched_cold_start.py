@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from tfrs_userlevel.experiments import cold_start_protocol
 from tfrs_userlevel.significance import one_sided_ttest
 
 ALPHAS = (0.1, 1.0)
@@ -45,7 +46,7 @@ Rows = tuple[Mapping[str, np.ndarray], np.ndarray, np.ndarray]
 def evaluate_inits(model, users: np.ndarray, inits: Mapping[str, np.ndarray], alpha: float,
                    warm_ups: Mapping[str, Rows], held_out: Callable[[str], Rows],
                    parts: Mapping[str, np.ndarray]) -> dict:
-    """{init: {part: {phase: {"auc", "logloss", "gauc"}}}} for every initialisation.
+    """{init: {part: {phase: `InnerStepWarmUp.evaluate`}}} for every initialisation.
 
     Args:
       model: The trained base model (UDG with a generator).
@@ -164,9 +165,10 @@ def matched_table(rows: Sequence[dict]) -> str:
 
 
 # ML-100K: the cold-start protocol's base models, new users and batches
-# (`cold_start_protocol`); the profile mean is the mean over active users of the same
-# gender and age.
-ML100K_PROFILE = ("gender", "age")
+# (`cold_start_protocol`); the profile mean is its reference mean over active users of the
+# same gender and age.
+ML100K_PROFILE = cold_start_protocol.COLD_START_REFERENCE_INITS[
+    "active-user mean by gender and age"]
 
 
 def _ml100k_seed(runner, seed: int, data: dict) -> dict:
@@ -176,10 +178,9 @@ def _ml100k_seed(runner, seed: int, data: dict) -> dict:
 
     from tfrs_userlevel import data as data_lib
     from tfrs_userlevel.cold_start.warm_up import HELD_OUT, mean_rows_by_key, phase_cutoffs
-    from tfrs_userlevel.experiments import cold_start_protocol as protocol
     from tfrs_userlevel.training import load_trained
 
-    model_dir, splits, part, vocabularies = protocol.base_model(runner, seed, data)
+    model_dir, splits, part, vocabularies = cold_start_protocol.base_model(runner, seed, data)
     saved = model_dir / "matched.json"
     if saved.exists():
         return {(a if a == "norms" else float(a)): v
@@ -216,7 +217,7 @@ def _ml100k_seed(runner, seed: int, data: dict) -> dict:
     for alpha in ALPHAS:
         setting = {"alpha": alpha, "steps": META_STEPS, "beta": META_BETA}
         model.gating.generator.set_weights(
-            protocol.generator_weights_of(model_dir, splits, setting, seed))
+            cold_start_protocol.generator_weights_of(model_dir, splits, setting, seed))
         generated = model.gating.generator(profile).numpy()
         out["norms"][f"generated, α {alpha:g}"] = float(
             np.linalg.norm(generated, axis=1).mean())
@@ -229,9 +230,7 @@ def _ml100k_seed(runner, seed: int, data: dict) -> dict:
 
 def udg_cold_start_matched(runner, seeds: Sequence[int], command: str) -> Iterator[dict]:
     """The matched protocol's rows on ML-100K's new users (`cold_start_protocol`'s)."""
-    from tfrs_userlevel.experiments import cold_start_protocol as protocol
-
-    data = protocol.protocol_data(runner)
+    data = cold_start_protocol.protocol_data(runner)
     per_seed = {s: _ml100k_seed(runner, s, data) for s in seeds}
     yield from matched_rows(*split_norms(per_seed), "movielens_100k", "PNN+UDG", command,
                             extra={"new_users": int(len(data["user_parts"]["test"]))})
