@@ -65,3 +65,27 @@ def test_split_norms_averages_each_norm_over_seeds():
     results, norms = matched.split_norms(per_seed)
     assert results == {1: {0.1: {"x": 1}}, 2: {0.1: {"x": 2}}}
     assert norms == {"norms": {"trained": pytest.approx(0.3), "generated": pytest.approx(0.5)}}
+
+
+def test_planted_cold_start_runs_end_to_end_and_rewrites_from_its_runs(tmp_path, monkeypatch):
+    """A small version of the planted cold-start world: every row is made, the finished
+    runs are reused without training, and a missing run is named."""
+    from tfrs_userlevel.experiments import planted_cold_start as planted
+    from tfrs_userlevel.experiments.runner import MissingRunError
+
+    monkeypatch.setattr(planted, "TRAIN_ROWS", 6000)
+    monkeypatch.setattr(planted, "VALIDATION_ROWS", 800)
+    monkeypatch.setattr(planted, "NEW_USERS", 20)
+    monkeypatch.setattr(planted, "BASE", {**planted.BASE, "epochs": 1})
+    monkeypatch.setattr(matched, "META_STEPS", 2)
+    rows = list(planted.planted_cold_start(tmp_path, [1, 2], "cmd"))
+    assert len(rows) == len(matched.INITS) * len(matched.PHASES)
+    assert all(0.0 <= r["auc_mean"] <= 1.0 and 0.0 < r["mean_probability_mean"] < 1.0
+               for r in rows)
+    assert set(rows[0]["norms"]) == {"trained", "generated, α 0.1", "generated, α 1"}
+    # Rewriting from the finished runs gives the same rows and trains nothing.
+    monkeypatch.setattr("tfrs_userlevel.training.run", None)
+    again = list(planted.planted_cold_start(tmp_path, [1, 2], "cmd", train=False))
+    assert [r["test_auc"] for r in again] == [r["test_auc"] for r in rows]
+    with pytest.raises(MissingRunError, match=r"no finished planted cold-start run \(seed 3\)"):
+        list(planted.planted_cold_start(tmp_path, [1, 3], "cmd", train=False))
