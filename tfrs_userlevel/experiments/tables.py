@@ -186,6 +186,16 @@ def _equal_capacity() -> tuple[Row, ...]:
                                                                BASELINE_GPREC))
 
 
+def _planted_udg(title: str, world: str, names: tuple[str, ...] | None) -> Table:
+    """A table of the UDG world `world`: the `planted_worlds.UDG_ROWS` in `names` (None:
+    all), each against the MLP."""
+    return Table(title, {"dataset": world},
+                 tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
+                           measures=("parameters",))
+                       for name, o in planted_worlds.UDG_ROWS if names is None or name in names),
+                 section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data)
+
+
 def _udg() -> tuple[Row, ...]:
     rows = []
     for label, data, backbones in UDG_DATASETS:
@@ -221,19 +231,12 @@ TABLES = {
     "udg": Table("UDG on five base models (UDG paper Tables 2 and 3): base, doubled "
                  "embedding, with UDG", {}, _udg(), section=sections.udg_parameters),
     # SYNTHETIC: the planted UDG world (datasets/planted.py), declared before its results.
-    "planted_udg": Table(
+    "planted_udg": _planted_udg(
         "SYNTHETIC planted world with a user-specific weighting of item attributes: the MLP "
-        "with and without UDG, and at more parameters", {"dataset": "planted_udg"},
-        tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
-                  measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS),
-        section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
-    "planted_udg_positive": Table(
+        "with and without UDG, and at more parameters", "planted_udg", None),
+    "planted_udg_positive": _planted_udg(
         "SYNTHETIC planted world as planted_udg, every user's weights positive: the MLP "
-        "with and without UDG", {"dataset": "planted_udg_positive"},
-        tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
-                  measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS
-              if name in planted_worlds.FOLLOW_UP_ROWS),
-        section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
+        "with and without UDG", "planted_udg_positive", planted_worlds.FOLLOW_UP_ROWS),
     "ml1m_equal_capacity": Table(
         "Equal capacity on ML-1M: the MLP, GPRec, UDG and the user-modeling baselines at "
         "two budgets of parameters outside the embeddings", ML1M, _equal_capacity(),
@@ -243,13 +246,10 @@ TABLES = {
         "chosen on validation", {"dataset": "planted_udg"},
         tuple(Row(name, o, measures=("parameters",)) for name, o in planted_worlds.SEARCH_ROWS),
         seeds=(2024,), loader=planted_worlds.udg_world_data),
-    "planted_udg_dense": Table(
+    "planted_udg_dense": _planted_udg(
         "SYNTHETIC planted world as planted_udg with 200 users (about 1,200 training rows "
-        "each): the MLP with and without UDG", {"dataset": "planted_udg_dense"},
-        tuple(Row(name, o, reference=None if name == "MLP" else "MLP",
-                  measures=("parameters",)) for name, o in planted_worlds.UDG_ROWS
-              if name in planted_worlds.FOLLOW_UP_ROWS),
-        section=planted_worlds.udg_section, loader=planted_worlds.udg_world_data),
+        "each): the MLP with and without UDG", "planted_udg_dense",
+        planted_worlds.FOLLOW_UP_ROWS),
     "ml1m_baselines": Table("User-modeling baselines on ML-1M (paper Table II, lower half) "
                             "against our MLP and GPRec(MLP)", ML1M, _baselines(),
                             seeds=THREE_SEEDS, section=sections.baseline_comparison),

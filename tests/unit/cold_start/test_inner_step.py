@@ -38,6 +38,14 @@ def _ids(model, rows):
     return data_lib.lookup_columns(model.lookup, rows)
 
 
+def _new_users(trained, seed):
+    """(model, new users' ids, random initial embeddings [U, 4], the new rows' ids)."""
+    model_dir, _, rows = trained
+    model = load_trained(model_dir)
+    initial = np.random.default_rng(seed).normal(0, 0.3, (len(NEW), 4)).astype(np.float32)
+    return model, NEW + 1, initial, _ids(model, rows)
+
+
 def test_the_warm_up_and_algorithm_1_run_the_same_inner_step():
     assert meta_training.inner_step is inner_step_module.inner_step
     assert warm_up.inner_step is inner_step_module.inner_step
@@ -46,10 +54,7 @@ def test_the_warm_up_and_algorithm_1_run_the_same_inner_step():
 
 def test_one_warm_up_step_is_each_users_own_gradient_step_at_alpha(trained):
     model_dir, _, rows = trained
-    model = load_trained(model_dir)
-    users = NEW + 1
-    initial = np.random.default_rng(0).normal(0, 0.3, (len(users), 4)).astype(np.float32)
-    ids = _ids(model, rows)
+    model, users, initial, ids = _new_users(trained, 0)
     # Only the first three users have rows in this batch; the fourth must not move.
     keep = rows["user_id"] != users[-1]
     batch = {k: v[keep] for k, v in ids.items()}
@@ -75,11 +80,8 @@ def test_one_warm_up_step_is_each_users_own_gradient_step_at_alpha(trained):
 
 
 def test_the_warm_up_scores_users_as_new_with_their_own_embeddings(trained):
-    model_dir, _, rows = trained
-    model = load_trained(model_dir)
-    users = NEW + 1
-    initial = np.random.default_rng(1).normal(0, 0.3, (len(users), 4)).astype(np.float32)
-    ids = _ids(model, rows)
+    rows = trained[2]
+    model, users, initial, ids = _new_users(trained, 1)
     warm = InnerStepWarmUp(model, users, initial, alpha=0.1)
     as_new = inner_step_module.as_new_users(model, {k: tf.constant(v) for k, v in ids.items()},
                                             False)
