@@ -92,6 +92,9 @@ def matched_rows(per_seed: Mapping[int, Mapping[float, dict]], extra_norms: Mapp
     `extra_norms` ({"norms": ...}, `split_norms`) goes into every row."""
     alpha = chosen_alpha(per_seed)
     seeds = list(per_seed)
+    validation_auc = {f"{a:g}": {i: float(np.mean(
+        [per_seed[s][a][i]["validation"][p]["auc"] for s in seeds for p in PHASES]))
+        for i in INITS} for a in ALPHAS}
     for init in INITS:
         for phase in PHASES:
             values = {m: [per_seed[s][alpha][init]["test"][phase][m] for s in seeds]
@@ -108,9 +111,7 @@ def matched_rows(per_seed: Mapping[int, Mapping[float, dict]], extra_norms: Mapp
                                               ["click_rate"] for s in seeds])),
                  "auc_std": float(np.std(values["auc"], ddof=1)) if len(seeds) > 1 else 0.0,
                  "p_value": None, "p_value_vs": None, "command": command,
-                 "validation_auc": {f"{a:g}": {i: float(np.mean(
-                     [per_seed[s][a][i]["validation"][p]["auc"] for s in seeds
-                      for p in PHASES])) for i in INITS} for a in ALPHAS},
+                 "validation_auc": validation_auc,
                  **extra_norms, **(extra or {})}
             if init != "random" and len(seeds) > 1:
                 random = {m: [per_seed[s][alpha]["random"]["test"][phase][m] for s in seeds]
