@@ -127,3 +127,31 @@ def test_where_prints_the_run_folder_of_a_table_row(tmp_path, capsys):
     assert folders == [str(runs.run_dir(tables.PAPER_INPUT, s)) for s in (2024, 2025)]
     assert experiments.main(["where", "--row", "ml1m_gprec:nope"]) == 2
     assert "its rows are ['MLP', 'GPRec(MLP) input'" in capsys.readouterr().err
+
+
+def test_each_udg_row_of_the_planted_world_is_tested_against_its_own_same_size_mlp(
+        monkeypatch):
+    from tfrs_userlevel.experiments import planted_worlds
+
+    overrides = dict(planted_worlds.UDG_ROWS)
+    for udg, mlp in planted_worlds.SAME_SIZE_MLP.items():
+        assert overrides[udg]["user_level"] == "udg" and "user_level" not in overrides[mlp]
+        # Same regularisation: the reference differs in its widths only.
+        assert overrides[udg].get("dropout") == overrides[mlp].get("dropout"), udg
+    assert {n for n, o in overrides.items() if o.get("user_level") == "udg"} == set(
+        planted_worlds.SAME_SIZE_MLP)
+
+    monkeypatch.setattr(planted_worlds, "planted_auc", lambda name: 0.9)
+    monkeypatch.setattr(planted_worlds, "structure_known_auc", lambda name: (0.88, 1e-3))
+    aucs = {"MLP": [0.80, 0.81], "MLP + UDG": [0.70, 0.71],
+            planted_worlds.PARAMETER_MATCHED: [0.60, 0.61],
+            "MLP + UDG, dropout 0": [0.60, 0.62],
+            f"{planted_worlds.PARAMETER_MATCHED}, dropout 0": [0.90, 0.91]}
+    rows = [{"dataset": "planted_udg", "model": m, "test_auc": a, "auc_mean": np.mean(a)}
+            for m, a in aucs.items()]
+    cells = [[c.strip() for c in line.split("|")[1:-1]]
+             for line in planted_worlds.udg_section(rows).splitlines() if line.startswith("| M")]
+    lines = {c[0]: c[-1] for c in cells}
+    assert float(lines["MLP + UDG"]) < 0.05  # well above the 256-128-64 MLP with dropout
+    assert float(lines["MLP + UDG, dropout 0"]) > 0.95  # well below its dropout-0 reference
+    assert lines["MLP"] == "" and lines[planted_worlds.PARAMETER_MATCHED] == ""
