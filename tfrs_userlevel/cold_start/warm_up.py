@@ -196,6 +196,8 @@ class InnerStepWarmUp:
                              f"{width}-wide UDG table")
         self.embeddings = tf.constant(np.asarray(initial, np.float32))
         self.alpha = float(alpha)
+        # The embeddings are an argument of the traced step, never read from `self`
+        # inside it: a traced function keeps the tensors it read when it was traced.
         self._step = tf.function(self._update, reduce_retracing=True)
 
     def slots(self, row_users: np.ndarray) -> np.ndarray:
@@ -209,9 +211,9 @@ class InnerStepWarmUp:
                              f"e.g. {row_users[~known][0]}")
         return slots.astype(np.int32)
 
-    def _update(self, ids, labels, slots):
+    def _update(self, ids, labels, embeddings, slots):
         updated, losses = inner_step(self.model, as_new_users(self.model, ids, False), labels,
-                                     self.embeddings, slots, self.alpha)
+                                     embeddings, slots, self.alpha)
         return updated, tf.reduce_mean(losses)
 
     def fit(self, ids: Mapping[str, np.ndarray], labels: np.ndarray,
@@ -219,7 +221,7 @@ class InnerStepWarmUp:
         """One inner step on all the rows at once; returns their mean loss before it."""
         updated, loss = self._step({k: tf.constant(v) for k, v in ids.items()},
                                    tf.constant(np.asarray(labels, np.float32).reshape(-1, 1)),
-                                   tf.constant(self.slots(row_users)))
+                                   self.embeddings, tf.constant(self.slots(row_users)))
         self.embeddings = updated
         return float(loss)
 

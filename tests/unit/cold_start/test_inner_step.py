@@ -79,6 +79,28 @@ def test_one_warm_up_step_is_each_users_own_gradient_step_at_alpha(trained):
                                   load_trained(model_dir).gating.user_table.embeddings.numpy())
 
 
+def test_successive_warm_up_steps_each_start_from_the_last_ones_embeddings(trained):
+    # Phases a, b, c: each step starts where the previous one ended, whether a batch has
+    # a new number of rows (the traced step is relaxed) or the same number (it is reused).
+    rows = trained[2]
+    model, users, initial, ids = _new_users(trained, 2)
+    pick = np.random.default_rng(0)
+    warm = InnerStepWarmUp(model, users, initial, alpha=0.5)
+    expected = tf.constant(initial)
+    for size in (8, 12, 20, 20):
+        part = np.sort(pick.choice(len(rows["label"]), size, replace=False))
+        labels = rows["label"][part].astype(np.float32)[:, None]
+        batch = {k: tf.constant(v[part]) for k, v in ids.items()}
+        slots = np.searchsorted(users, rows["user_id"][part]).astype(np.int32)
+        expected, _ = inner_step_module.inner_step(
+            model, inner_step_module.as_new_users(model, batch, False), tf.constant(labels),
+            expected, tf.constant(slots), 0.5)
+        warm.fit({k: v[part] for k, v in ids.items()}, rows["label"][part],
+                 rows["user_id"][part])
+        np.testing.assert_allclose(warm.embeddings.numpy(), expected.numpy(), rtol=1e-4,
+                                   atol=1e-6)
+
+
 def test_the_warm_up_scores_users_as_new_with_their_own_embeddings(trained):
     rows = trained[2]
     model, users, initial, ids = _new_users(trained, 1)
