@@ -155,9 +155,6 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
     model_dir, splits, part, vocabularies = base_model(runner, seed, data)
     train_rows_users = splits["train"]["user_id"]
 
-    def generator_weights(setting: dict) -> list[np.ndarray]:
-        return generator_weights_of(model_dir, splits, setting, seed)
-
     active_users = np.unique(train_rows_users)
     vocabulary = np.asarray(vocabularies["user_id"])
     first_row = {u: r for r, u in reversed(list(enumerate(user)))}
@@ -211,7 +208,7 @@ def _cold_start_seed(runner: Runner, seed: int, data: dict) -> dict:
                                     for p in users}
                              for name, fields in COLD_START_REFERENCE_INITS.items()}}
     for setting in COLD_START_GENERATORS:
-        weights = generator_weights(setting)
+        weights = generator_weights_of(model_dir, splits, setting, seed)
         results["meta"][_generator_name(setting)] = {p: protocol(users[p], weights)
                                                      for p in users}
     return results
