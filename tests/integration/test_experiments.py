@@ -71,6 +71,40 @@ def test_a_table_is_rewritten_from_finished_runs_without_training(tmp_path, monk
     assert not written.exists()
 
 
+def test_a_table_is_rewritten_from_recorded_metrics_without_weights(tmp_path, monkeypatch):
+    # Each run's metrics.json records its parameter counts, so a folder holding only
+    # metrics.json and configuration.json (results/capacity/runs) rewrites a table whose
+    # rows show parameter counts.
+    import shutil
+
+    monkeypatch.setitem(tables.TABLES, "ml1m_equal_capacity", dataclasses.replace(
+        tables.TABLES["ml1m_equal_capacity"],
+        rows=tuple(dataclasses.replace(r, reference=None)  # UDG(MLP) at both budgets
+                   for r in tables.TABLES["ml1m_equal_capacity"].rows[4:6])))
+    assert experiments.main(table_argv("ml1m_equal_capacity", tmp_path, 1)) == 0
+    written = tmp_path / "results" / "capacity" / "ml1m_equal_capacity.json"
+    before = json.loads(written.read_text())
+    assert [r["model"] for r in before] == ["UDG(MLP), 44k", "UDG(MLP), 176k"]
+    recorded = tmp_path / "recorded"
+    for metrics in (tmp_path / "runs").glob("*/seed_1/metrics.json"):
+        key = metrics.parent.parent
+        model = load_trained(metrics.parent)
+        assert json.loads(metrics.read_text())["parameters"] == model.parameter_counts()
+        assert analyses.count_network_parameters(model) < model.parameter_counts()["all"]
+        (recorded / key.name / "seed_1").mkdir(parents=True)
+        shutil.copy(key / runner.CONFIGURATION_FILE, recorded / key.name)
+        shutil.copy(metrics, recorded / key.name / "seed_1")
+    monkeypatch.setattr(runner, "run", lambda *a, **k: pytest.fail("trained a run"))
+    written.unlink()
+    argv = table_argv("ml1m_equal_capacity", tmp_path, 1)
+    argv[argv.index("--runs-dir") + 1] = str(recorded)
+    assert experiments.main([*argv, "--from-runs"]) == 0
+    after = json.loads(written.read_text())
+    assert [r["network_parameters"] for r in after] == [
+        r["network_parameters"] for r in before]
+    assert before[1]["network_parameters"] > 2 * before[0]["network_parameters"]
+
+
 @pytest.mark.slow  # an experiment table: several short trainings per row
 def test_compare_trains_both_configs_reuses_runs_and_writes_rows(tmp_path):
     argv = ["compare", "--a", "user_level=none", "--b", "user_level=gprec groups=4",

@@ -26,7 +26,9 @@ def test_train_writes_metrics_checkpoint_and_tensorboard(tmp_path, capsys):
     assert train.main(SMOKE + ["--model-dir", str(tmp_path)]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert set(metrics) == {"val", "test", "epochs", "best_epoch", "train_examples_per_second",
-                            "versions", "resumed_after_epoch", "config"}
+                            "parameters", "versions", "resumed_after_epoch", "config"}
+    counts = metrics["parameters"]
+    assert 0 < counts["outside_embeddings"] < counts["all"]  # the tables are left out
     for split in ("val", "test"):
         assert set(metrics[split]) == {"auc", "logloss", "rmse", "rig"}
         assert all(math.isfinite(v) for v in metrics[split].values())

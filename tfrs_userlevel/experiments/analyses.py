@@ -26,31 +26,31 @@ from tfrs_userlevel.training import write_json_atomic
 
 def network_parameters(model_dir: Path) -> int:
     """Trainable parameters of a finished run's model outside the embedding tables."""
-    from tfrs_userlevel import keras
-
-    model = keras.layers.deserialize(json.loads((model_dir / "model.json").read_text()))
-    return count_network_parameters(model)
+    return _parameter_counts(model_dir)["outside_embeddings"]
 
 
 def count_network_parameters(model) -> int:
-    """Trainable parameters of a `RankingModel` (built here if need be) outside its
-    embedding tables: the main table, the first-order table and UDG's user table."""
-    model(model.example_features())
-    tables = [model.embedding] + ([model.first_order] if model.first_order is not None else [])
-    if getattr(model, "gating", None) is not None:
-        tables.append(model.gating.user_table)
-    skip = {id(v) for layer in tables for v in layer.trainable_variables}
-    return int(sum(np.prod(v.shape) for v in model.trainable_variables if id(v) not in skip))
+    """Trainable parameters of a `RankingModel` outside its embedding tables."""
+    return model.parameter_counts()["outside_embeddings"]
 
 
 def all_parameters(model_dir: Path) -> int:
     """Every trainable parameter of a finished run's model, embedding tables included
     (the count of the UDG paper's Table 3)."""
+    return _parameter_counts(model_dir)["all"]
+
+
+def _parameter_counts(model_dir: Path) -> dict[str, int]:
+    """`RankingModel.parameter_counts` as the run's metrics.json records it, or, for a
+    run that does not record it, of the model rebuilt from model.json."""
     from tfrs_userlevel import keras
 
+    metrics = model_dir / "metrics.json"
+    recorded = json.loads(metrics.read_text()).get("parameters") if metrics.exists() else None
+    if recorded is not None:
+        return recorded
     model = keras.layers.deserialize(json.loads((model_dir / "model.json").read_text()))
-    model(model.example_features())
-    return int(sum(np.prod(v.shape) for v in model.trainable_variables))
+    return model.parameter_counts()
 
 
 def diversity(model_dir: Path, out: Path, shown_groups: int = 5, seed: int = 0) -> dict:

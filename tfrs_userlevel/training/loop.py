@@ -152,6 +152,7 @@ def _train(config: TrainConfig, source, spec: FeatureSpec, model_dir: Path, stra
         "test": batches.evaluate(model, "test"),
         **details,
         "train_examples_per_second": timer.examples_per_second(),
+        "parameters": model.parameter_counts(),
         "versions": versions(),
         "config": record,
     }
