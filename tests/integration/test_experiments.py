@@ -73,7 +73,7 @@ def test_a_table_is_rewritten_from_finished_runs_without_training(tmp_path, monk
 
 def test_a_table_is_rewritten_from_recorded_metrics_without_weights(tmp_path, monkeypatch):
     # Each run's metrics.json records its parameter counts, so a folder holding only
-    # metrics.json and configuration.json (results/capacity/runs) rewrites a table whose
+    # metrics.json and configuration.json (results/capacity/recorded) rewrites a table whose
     # rows show parameter counts.
     import shutil
 
