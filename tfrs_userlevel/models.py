@@ -353,22 +353,6 @@ class RankingModel(tfrs.Model):
         extra = [self._backbone_auc] if self._backbone_auc is not None else []
         return list(self._loss_trackers.values()) + list(self.task.metrics) + extra
 
-    def parameter_counts(self) -> dict[str, int]:
-        """{"all": trainable parameters, "outside_embeddings": the same without the
-        embedding tables (the main table, the first-order table, UDG's user table)}; the
-        model is built first if need be."""
-        if not self.built:
-            self(self.example_features())
-        tables = [self.embedding] + ([self.first_order] if self.first_order is not None
-                                     else [])
-        if self.gating is not None:
-            tables.append(self.gating.user_table)
-        in_tables = {id(v) for layer in tables for v in layer.trainable_variables}
-        sizes = [(id(v) in in_tables, int(v.shape.num_elements()))
-                 for v in self.trainable_variables]
-        return {"all": sum(n for _, n in sizes),
-                "outside_embeddings": sum(n for table, n in sizes if not table)}
-
     # -- serialization -------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:

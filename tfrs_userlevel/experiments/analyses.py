@@ -20,6 +20,7 @@ from tfrs_userlevel import datasets
 from tfrs_userlevel.experiments.report import result_path, write_keeping_reading
 from tfrs_userlevel.experiments.runner import Overrides, Runner, format_overrides
 from tfrs_userlevel.monitoring import cosine_similarity
+from tfrs_userlevel.parameter_counts import parameter_counts
 from tfrs_userlevel.significance import one_sided_ttest
 from tfrs_userlevel.training import write_json_atomic
 
@@ -31,7 +32,7 @@ def network_parameters(model_dir: Path) -> int:
 
 def count_network_parameters(model) -> int:
     """Trainable parameters of a `RankingModel` outside its embedding tables."""
-    return model.parameter_counts()["outside_embeddings"]
+    return parameter_counts(model)["outside_embeddings"]
 
 
 def all_parameters(model_dir: Path) -> int:
@@ -41,7 +42,7 @@ def all_parameters(model_dir: Path) -> int:
 
 
 def _parameter_counts(model_dir: Path) -> dict[str, int]:
-    """`RankingModel.parameter_counts` as the run's metrics.json records it, or, for a
+    """`parameter_counts` as the run's metrics.json records it, or, for a
     run that does not record it, of the model rebuilt from model.json."""
     from tfrs_userlevel import keras
 
@@ -50,7 +51,7 @@ def _parameter_counts(model_dir: Path) -> dict[str, int]:
     if recorded is not None:
         return recorded
     model = keras.layers.deserialize(json.loads((model_dir / "model.json").read_text()))
-    return model.parameter_counts()
+    return parameter_counts(model)
 
 
 def diversity(model_dir: Path, out: Path, shown_groups: int = 5, seed: int = 0) -> dict:

@@ -10,7 +10,7 @@ Layout of `model_dir`:
 * `logs/`: TensorBoard events and the run's HParams session;
 * `backup/`: the state of an unfinished run (removed when it finishes);
 * `metrics.json`: val/test metrics of the best epoch, epochs, best_epoch,
-  train_examples_per_second, the parameter counts (`RankingModel.parameter_counts`),
+  train_examples_per_second, the parameter counts (`tfrs_userlevel.parameter_counts`),
   versions and the configuration.
 
 Every JSON file is written atomically (`write_json_atomic`).

@@ -25,6 +25,7 @@ from tfrs_userlevel.config.errors import ConfigError
 from tfrs_userlevel.distribute import cluster_spec, is_chief, make_strategy
 from tfrs_userlevel.features import FeatureSpec
 from tfrs_userlevel.monitoring import UserLevelMonitor
+from tfrs_userlevel.parameter_counts import parameter_counts
 from tfrs_userlevel.training.artifacts import (
     BACKUP,
     BEST_WEIGHTS,
@@ -152,7 +153,7 @@ def _train(config: TrainConfig, source, spec: FeatureSpec, model_dir: Path, stra
         "test": batches.evaluate(model, "test"),
         **details,
         "train_examples_per_second": timer.examples_per_second(),
-        "parameters": model.parameter_counts(),
+        "parameters": parameter_counts(model),
         "versions": versions(),
         "config": record,
     }
