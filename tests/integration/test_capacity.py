@@ -5,9 +5,9 @@ import pytest
 
 from tfrs_userlevel import datasets
 from tfrs_userlevel.experiments import capacity
-from tfrs_userlevel.experiments.analyses import count_network_parameters
 from tfrs_userlevel.experiments.tables import TABLES
 from tfrs_userlevel.features import FeatureSpec
+from tfrs_userlevel.parameter_counts import parameter_counts
 from tfrs_userlevel.training import TrainConfig
 from tfrs_userlevel.training.builders import build_model
 
@@ -25,7 +25,7 @@ def test_every_row_lies_within_its_budget_and_every_model_appears_at_both(ml1m_f
     for row in table.rows:
         model_name, budget = row.name.rsplit(", ", 1)
         config = TrainConfig(**{**table.base, **row.overrides})
-        count = count_network_parameters(build_model(config, spec, vocabularies, 0.5))
+        count = parameter_counts(build_model(config, spec, vocabularies, 0.5))["outside_embeddings"]
         target = capacity.BUDGETS[budget]
         assert abs(count - target) <= capacity.TOLERANCE * target, (row.name, count)
         models.setdefault(model_name, set()).add(budget)
@@ -42,6 +42,7 @@ def test_udg_user_table_is_an_embedding_table_not_network_capacity(ml1m_fields):
                         vocabularies, 0.5)
     wide = build_model(TrainConfig(dataset="movielens_1m", user_level="udg", udg_dim=64), spec,
                        vocabularies, 0.5)
-    grown = count_network_parameters(wide) - count_network_parameters(plain)
+    grown = (parameter_counts(wide)["outside_embeddings"]
+             - parameter_counts(plain)["outside_embeddings"])
     # A 48-wider UDG embedding (6,041 rows) adds only the gate networks' wider first layers.
     assert grown == 48 * 64 * len(wide.gating.networks)

@@ -91,7 +91,7 @@ def test_a_table_is_rewritten_from_recorded_metrics_without_weights(tmp_path, mo
         key = metrics.parent.parent
         model = load_trained(metrics.parent)
         assert json.loads(metrics.read_text())["parameters"] == parameter_counts(model)
-        assert analyses.count_network_parameters(model) < parameter_counts(model)["all"]
+        assert analyses.network_parameters(metrics.parent) < parameter_counts(model)["all"]
         (recorded / key.name / "seed_1").mkdir(parents=True)
         shutil.copy(key / runner.CONFIGURATION_FILE, recorded / key.name)
         shutil.copy(metrics, recorded / key.name / "seed_1")

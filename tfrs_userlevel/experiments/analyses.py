@@ -30,11 +30,6 @@ def network_parameters(model_dir: Path) -> int:
     return _parameter_counts(model_dir)["outside_embeddings"]
 
 
-def count_network_parameters(model) -> int:
-    """Trainable parameters of a `RankingModel` outside its embedding tables."""
-    return parameter_counts(model)["outside_embeddings"]
-
-
 def all_parameters(model_dir: Path) -> int:
     """Every trainable parameter of a finished run's model, embedding tables included
     (the count of the UDG paper's Table 3)."""
