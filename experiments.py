@@ -11,6 +11,7 @@
   python experiments.py udg_cold_start_matched        # the same, warm-up = Algorithm 1's step
   python experiments.py planted_cold_start --runs-dir runs/planted  # SYNTHETIC cold start
   python experiments.py planted_udg                   # SYNTHETIC: UDG where its structure holds
+  python experiments.py planted_udg_recovery --runs-dir runs/planted  # what each model tells
   python experiments.py compare --a "user_level=none" --b "user_level=gprec groups=40"
   python experiments.py compare --a "--user-level none" --b "--user-level gprec --groups 40"
   python experiments.py by_activity --a ... --b ...   # test AUC of A and B by user activity
@@ -51,6 +52,7 @@ from tfrs_userlevel.experiments import (
     cold_start_protocol,
     matched_cold_start,
     planted_cold_start,
+    planted_recovery,
     report,
     sections,
 )
@@ -78,7 +80,7 @@ def overrides(text: str, flag: str = "--set") -> dict:
     return found
 
 
-# Cold-start protocols, which are not tables of training runs: their title, their rows
+# Protocols, which are not tables of training runs alone: their title, their rows
 # (runner, seeds, command -> rows) and the Markdown after the table.
 PROTOCOLS = {
     "udg_cold_start": (
@@ -93,6 +95,12 @@ PROTOCOLS = {
         "their profile predicts", lambda runner, seeds, command:
         planted_cold_start.planted_cold_start(runner.runs_dir, seeds, command, runner.train),
         matched_cold_start.matched_table),
+    "planted_udg_recovery": (
+        "SYNTHETIC UDG worlds: how much of each user's planted attribute weighting the MLP, "
+        "UDG and the MLP of UDG's size recover", lambda runner, seeds, command:
+        planted_recovery.planted_udg_recovery(runner.runs_dir, seeds, command, runner.train,
+                                              runner.base),
+        planted_recovery.recovery_table),
 }
 
 

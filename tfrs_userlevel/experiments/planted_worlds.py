@@ -112,12 +112,17 @@ STRUCTURE_KNOWN_L2 = (1e-7, 1e-6, 1e-5, 1e-4)
 
 
 @functools.cache
-def structure_known_auc(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
-                        ) -> tuple[float, float]:
-    """(test AUC, chosen L2) of the structure-known fit of world `name`: logit =
-    Σ_a w_{u,a}·x_a + b_i + c with x_a = scale·s_a(attr_a(i))/√A the planted, known
-    attribute scores, w and b fitted by L-BFGS on the training rows with an L2 penalty
-    chosen by validation AUC among `STRUCTURE_KNOWN_L2`."""
+def structure_known_fit(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
+                        ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The structure-known fit of world `name`: logit = Σ_a w_{u,a}·x_a + b_i + c with
+    x_a = scale·s_a(attr_a(i))/√A the planted, known attribute scores, w and b fitted by
+    L-BFGS on the training rows with an L2 penalty chosen by validation AUC among
+    `STRUCTURE_KNOWN_L2`.
+
+    Returns:
+      (fitted weights float [users, A], fitted item biases plus c float [items],
+      test AUC, chosen L2).
+    """
     from scipy.optimize import minimize
 
     world, splits = udg_world(name, rows)
@@ -159,7 +164,17 @@ def structure_known_auc(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
     fits = {l2: fit(l2) for l2 in STRUCTURE_KNOWN_L2}
     chosen = max(fits, key=lambda l2: exact_auc_logloss(validation[3],
                                                         logits(fits[l2], validation))[0])
-    return exact_auc_logloss(test[3], logits(fits[chosen], test))[0], chosen
+    theta = fits[chosen]
+    return (theta[:users * attributes].reshape(users, attributes),
+            theta[users * attributes:-1] + theta[-1],
+            exact_auc_logloss(test[3], logits(theta, test))[0], chosen)
+
+
+def structure_known_auc(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
+                        ) -> tuple[float, float]:
+    """(test AUC, chosen L2) of the structure-known fit of world `name`
+    (`structure_known_fit`)."""
+    return structure_known_fit(name, rows)[2:]
 
 
 def udg_section(rows: Sequence[dict]) -> str:
