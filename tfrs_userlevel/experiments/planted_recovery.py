@@ -19,6 +19,12 @@ in two parts:
 * the **individual** part, what is left, which only the user's own rows (about
   120 in `planted_udg`) tell. This is the part per-user gates are for.
 
+Two more measures place the rest of a model's gap to the planted logit:
+*item recovery*, the R² of each item's mean logit over the users against the
+planted one (b_i + w̄·x(i), centred), and the *off-form share*, the part of the
+model's user-specific logit (both means taken out) that its implied weights do
+not explain: 0 for any logit of the planted form.
+
 Rows: the planted logit (recovery 1 by construction), the structure-known fit
 (`planted_worlds.structure_known_fit`, the most a model of the right form gets
 from the rows), and the MLP, UDG and the MLP of UDG's size without dropout
@@ -48,7 +54,7 @@ WORLDS = ("planted_udg", "planted_udg_dense")
 MODELS = {"planted_udg": ("MLP, dropout 0", "MLP + UDG, dropout 0",
                           f"{planted_worlds.PARAMETER_MATCHED}, dropout 0"),
           "planted_udg_dense": ("MLP", "MLP + UDG", planted_worlds.PARAMETER_MATCHED)}
-PARTS = ("all", "segment", "individual")
+PARTS = ("all", "segment", "individual", "items", "off_form")
 USERS_PER_BATCH = 64
 
 
@@ -63,13 +69,18 @@ def planted_logits(world: AttributeWeightingWorld) -> np.ndarray:
     return world.weights @ attribute_scores(world).T + world.item_bias[None, :]
 
 
+def _doubly_centred(logits: np.ndarray) -> np.ndarray:
+    """`logits` [U, I] with each item's mean over the users, then each user's mean over
+    the items, taken out."""
+    centred = logits - logits.mean(axis=0, keepdims=True)
+    return centred - centred.mean(axis=1, keepdims=True)
+
+
 def implied_weights(logits: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """float [U, A]: each user's least-squares slopes of `logits` [U, I] against
     `scores` [I, A], with each item's and each user's mean logit taken out."""
-    centred = logits - logits.mean(axis=0, keepdims=True)
-    centred = centred - centred.mean(axis=1, keepdims=True)
     x = scores - scores.mean(axis=0, keepdims=True)
-    slopes, *_ = np.linalg.lstsq(x, centred.T, rcond=None)           # [A, U]
+    slopes, *_ = np.linalg.lstsq(x, _doubly_centred(logits).T, rcond=None)   # [A, U]
     return slopes.T
 
 
@@ -95,6 +106,24 @@ def recovery(implied: np.ndarray, weights: np.ndarray, segment: np.ndarray
     return {"all": _r2(implied, target),
             "segment": _r2(implied_segment, target_segment),
             "individual": _r2(implied - implied_segment, target - target_segment)}
+
+
+def measures(logits: np.ndarray, world: AttributeWeightingWorld) -> dict[str, float]:
+    """`PARTS` of a logit [users, items] of `world`: the `recovery` of its implied weights,
+    "items" (R² of its centred item means against the planted ones) and "off_form" (the
+    share of its doubly centred logit that its implied weights leave unexplained)."""
+    scores = attribute_scores(world)
+    implied = implied_weights(logits, scores)
+    centred = _doubly_centred(logits)
+    off_form = centred - implied @ (scores - scores.mean(axis=0)).T
+
+    def item_means(values):
+        means = values.mean(axis=0)
+        return means - means.mean()
+
+    return {**recovery(implied, world.weights, world.segment),
+            "items": _r2(item_means(logits), item_means(planted_logits(world))),
+            "off_form": float(np.sum(off_form ** 2) / np.sum(centred ** 2))}
 
 
 def model_logits(model, world: AttributeWeightingWorld) -> np.ndarray:
@@ -147,13 +176,10 @@ def planted_udg_recovery(runs_dir: Path, seeds: Sequence[int], command: str,
         scores = attribute_scores(world)
         test = splits["test"]
 
-        def measure(logits):
-            return recovery(implied_weights(logits, scores), world.weights, world.segment)
-
         def reference(model, logits, parameters, args):
             auc, logloss = exact_auc_logloss(
                 test["label"], logits[test["user_id"] - 1, test["item_id"] - 1])
-            return _row(name, model, [measure(logits)], [], [auc], [logloss], parameters,
+            return _row(name, model, [measures(logits, world)], [], [auc], [logloss], parameters,
                         args, command)
 
         yield reference("planted logit", planted_logits(world), None, "the planted probability")
@@ -165,8 +191,8 @@ def planted_udg_recovery(runs_dir: Path, seeds: Sequence[int], command: str,
         for model_name in MODELS[name]:
             overrides = rows[model_name]
             metrics = runner.seeds(overrides, seeds)
-            measured = [measure(model_logits(load_trained(runner.run_dir(overrides, s)), world))
-                        for s in seeds]
+            measured = [measures(model_logits(load_trained(runner.run_dir(overrides, s)), world),
+                                 world) for s in seeds]
             yield _row(name, model_name, measured, seeds,
                        [metrics[s]["test"]["auc"] for s in seeds],
                        [metrics[s]["test"]["logloss"] for s in seeds],
@@ -180,8 +206,8 @@ def recovery_table(rows: Sequence[Mapping]) -> str:
     lines = ["SYNTHETIC data: `tfrs_userlevel.datasets.planted.AttributeWeightingWorld`, "
              "the worlds of `planted_worlds.UDG_WORLDS`.", "",
              "| world | model | parameters | test AUC | recovery, all | segment part | "
-             "individual part | p, UDG's individual part above it |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "individual part | items | off-form share | p, UDG's individual part above it |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     udg = {r["dataset"]: r for r in rows if "UDG" in r["model"]}
     for r in rows:
         p = ""
@@ -196,6 +222,8 @@ def recovery_table(rows: Sequence[Mapping]) -> str:
     lines += ["", "Recovery: R² of a model's implied per-user attribute weights (its logit's "
               "slopes over the items against the planted attribute scores, the item and user "
               "means taken out) against the planted weights; the segment part is the mean "
-              "over the user's segment, the individual part the rest. Means over seeds; p: "
-              "Welch's one-sided test over the same seeds."]
+              "over the user's segment, the individual part the rest. Items: R² of each "
+              "item's mean logit over the users against the planted one. Off-form share: the "
+              "part of the logit, both means taken out, that the implied weights leave "
+              "unexplained. Means over seeds; p: Welch's one-sided test over the same seeds."]
     return "\n".join(lines)

@@ -54,6 +54,21 @@ def test_a_logit_that_ignores_the_user_recovers_nothing(world):
     assert found == pytest.approx({"all": 0.0, "segment": 0.0, "individual": 0.0}, abs=1e-9)
 
 
+def test_the_planted_form_has_no_off_form_share_and_user_item_noise_has_some(world):
+    planted = pr.planted_logits(world)
+    assert pr.measures(planted, world) == pytest.approx(
+        {"all": 1.0, "segment": 1.0, "individual": 1.0, "items": 1.0, "off_form": 0.0},
+        abs=1e-9)
+    other_weights = np.random.default_rng(2).normal(size=world.weights.shape)
+    other_form = pr.measures(other_weights @ pr.attribute_scores(world).T + world.item_bias,
+                             world)
+    assert other_form["off_form"] == pytest.approx(0.0, abs=1e-9)
+    assert other_form["items"] < 1.0                # w̄·x(i) differs from the planted one
+    noisy = pr.measures(planted + np.random.default_rng(3).normal(size=planted.shape), world)
+    assert 0.1 < noisy["off_form"] < 1.0
+    assert noisy["items"] > 0.9                     # noise averages out over 60 users
+
+
 def test_noisier_weights_recover_less(world):
     rng = np.random.default_rng(1)
     noise = rng.normal(0.0, 1.0, world.weights.shape)
@@ -80,10 +95,8 @@ def test_model_logits_are_the_models_own_predictions_for_every_user_and_item(tmp
 
 
 def test_the_table_tests_udgs_individual_recovery_against_each_mlp_of_its_world():
-    parts = ("all", "segment", "individual")
-
     def row(model, individual, seeds=(1, 2, 3)):
-        measured = [{p: v for p in parts} for v in individual]
+        measured = [{p: v for p in pr.PARTS} for v in individual]
         return pr._row("planted_udg", model, measured, seeds if len(individual) > 1 else [],
                        [0.84] * len(individual), [0.48] * len(individual), 100, "", "cmd")
 
@@ -92,6 +105,6 @@ def test_the_table_tests_udgs_individual_recovery_against_each_mlp_of_its_world(
     lines = pr.recovery_table(rows).splitlines()
     planted, mlp, udg = (next(line for line in lines if f"| {name} |" in line)
                          for name in ("planted logit", "MLP, dropout 0", "MLP + UDG, dropout 0"))
-    assert planted.endswith("| 1.000 | 1.000 | 1.000 |  |")
+    assert planted.endswith("| 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |  |")
     assert float(mlp.rsplit("|", 2)[1]) < 0.01          # UDG's 0.61 above the MLP's 0.51
     assert udg.endswith("|  |")
