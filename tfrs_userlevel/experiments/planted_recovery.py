@@ -44,6 +44,7 @@ import numpy as np
 from tfrs_userlevel.datasets.planted import SEGMENT, AttributeWeightingWorld
 from tfrs_userlevel.experiments import planted_worlds
 from tfrs_userlevel.experiments.runner import Runner, format_overrides
+from tfrs_userlevel.monitoring import exact_auc_logloss
 from tfrs_userlevel.significance import one_sided_ttest
 
 NAME = "planted_udg_recovery"
@@ -54,7 +55,7 @@ WORLDS = ("planted_udg", "planted_udg_dense")
 MODELS = {"planted_udg": ("MLP, dropout 0", "MLP + UDG, dropout 0",
                           f"{planted_worlds.PARAMETER_MATCHED}, dropout 0"),
           "planted_udg_dense": ("MLP", "MLP + UDG", planted_worlds.PARAMETER_MATCHED)}
-PARTS = ("all", "segment", "individual", "items", "off_form")
+PARTS = ("all", "segment", "individual", "items", "off_form", "form_auc")
 USERS_PER_BATCH = 64
 
 
@@ -108,10 +109,14 @@ def recovery(implied: np.ndarray, weights: np.ndarray, segment: np.ndarray
             "individual": _r2(implied - implied_segment, target - target_segment)}
 
 
-def measures(logits: np.ndarray, world: AttributeWeightingWorld) -> dict[str, float]:
+def measures(logits: np.ndarray, world: AttributeWeightingWorld,
+             test: Mapping[str, np.ndarray] | None = None) -> dict[str, float]:
     """`PARTS` of a logit [users, items] of `world`: the `recovery` of its implied weights,
-    "items" (R² of its centred item means against the planted ones) and "off_form" (the
-    share of its doubly centred logit that its implied weights leave unexplained)."""
+    "items" (R² of its centred item means against the planted ones), "off_form" (the
+    share of its doubly centred logit that its implied weights leave unexplained) and,
+    given `test` rows, "form_auc": their AUC under the logit with its off-form part taken
+    out."""
+
     scores = attribute_scores(world)
     implied = implied_weights(logits, scores)
     centred = _doubly_centred(logits)
@@ -121,9 +126,14 @@ def measures(logits: np.ndarray, world: AttributeWeightingWorld) -> dict[str, fl
         means = values.mean(axis=0)
         return means - means.mean()
 
-    return {**recovery(implied, world.weights, world.segment),
-            "items": _r2(item_means(logits), item_means(planted_logits(world))),
-            "off_form": float(np.sum(off_form ** 2) / np.sum(centred ** 2))}
+    out = {**recovery(implied, world.weights, world.segment),
+           "items": _r2(item_means(logits), item_means(planted_logits(world))),
+           "off_form": float(np.sum(off_form ** 2) / np.sum(centred ** 2))}
+    if test is not None:
+        on_form = logits - off_form
+        out["form_auc"] = exact_auc_logloss(
+            test["label"], on_form[test["user_id"] - 1, test["item_id"] - 1])[0]
+    return out
 
 
 def model_logits(model, world: AttributeWeightingWorld) -> np.ndarray:
@@ -155,7 +165,7 @@ def _row(world_name: str, model: str, measured: Sequence[dict[str, float]],
            "auc_std": float(np.std(auc)), "logloss_mean": float(np.mean(logloss)),
            "p_value": None, "p_value_vs": None, "parameters": parameters,
            "command": command}
-    for part in PARTS:
+    for part in measured[0]:
         row[f"recovery_{part}"] = [m[part] for m in measured]
         row[f"recovery_{part}_mean"] = float(np.mean(row[f"recovery_{part}"]))
     return row
@@ -167,7 +177,6 @@ def planted_udg_recovery(runs_dir: Path, seeds: Sequence[int], command: str,
     fit, then each of `MODELS` over `seeds` (trained into `runs_dir` as the UDG tables
     train them, on `base` if given, or reused from there)."""
     base = dict(base or {})
-    from tfrs_userlevel.monitoring import exact_auc_logloss
     from tfrs_userlevel.training import load_trained
 
     rows = dict(planted_worlds.UDG_ROWS)
@@ -179,7 +188,7 @@ def planted_udg_recovery(runs_dir: Path, seeds: Sequence[int], command: str,
         def reference(model, logits, parameters, args):
             auc, logloss = exact_auc_logloss(
                 test["label"], logits[test["user_id"] - 1, test["item_id"] - 1])
-            return _row(name, model, [measures(logits, world)], [], [auc], [logloss], parameters,
+            return _row(name, model, [measures(logits, world, test)], [], [auc], [logloss], parameters,
                         args, command)
 
         yield reference("planted logit", planted_logits(world), None, "the planted probability")
@@ -192,7 +201,7 @@ def planted_udg_recovery(runs_dir: Path, seeds: Sequence[int], command: str,
             overrides = rows[model_name]
             metrics = runner.seeds(overrides, seeds)
             measured = [measures(model_logits(load_trained(runner.run_dir(overrides, s)), world),
-                                 world) for s in seeds]
+                                 world, test) for s in seeds]
             yield _row(name, model_name, measured, seeds,
                        [metrics[s]["test"]["auc"] for s in seeds],
                        [metrics[s]["test"]["logloss"] for s in seeds],
@@ -206,8 +215,9 @@ def recovery_table(rows: Sequence[Mapping]) -> str:
     lines = ["SYNTHETIC data: `tfrs_userlevel.datasets.planted.AttributeWeightingWorld`, "
              "the worlds of `planted_worlds.UDG_WORLDS`.", "",
              "| world | model | parameters | test AUC | recovery, all | segment part | "
-             "individual part | items | off-form share | p, UDG's individual part above it |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "individual part | items | off-form share | test AUC on the planted form | "
+             "p, UDG's individual part above it |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     udg = {r["dataset"]: r for r in rows if "UDG" in r["model"]}
     for r in rows:
         p = ""
@@ -217,7 +227,8 @@ def recovery_table(rows: Sequence[Mapping]) -> str:
             p = f"{one_sided_ttest(mine['recovery_individual'], r['recovery_individual']):.2g}"
         parameters = f"{r['parameters']:,}" if r.get("parameters") else ""
         lines.append(f"| `{r['dataset']}` | {r['model']} | {parameters} | {r['auc_mean']:.4f} | "
-                     + " | ".join(f"{r[f'recovery_{part}_mean']:.3f}" for part in PARTS)
+                     + " | ".join(f"{r[f'recovery_{part}_mean']:.{4 if part == 'form_auc' else 3}f}"
+                                  for part in PARTS)
                      + f" | {p} |")
     lines += ["", "Recovery: R² of a model's implied per-user attribute weights (its logit's "
               "slopes over the items against the planted attribute scores, the item and user "
@@ -225,5 +236,6 @@ def recovery_table(rows: Sequence[Mapping]) -> str:
               "over the user's segment, the individual part the rest. Items: R² of each "
               "item's mean logit over the users against the planted one. Off-form share: the "
               "part of the logit, both means taken out, that the implied weights leave "
-              "unexplained. Means over seeds; p: Welch's one-sided test over the same seeds."]
+              "unexplained; the test AUC on the planted form is the model's with that part "
+              "taken out. Means over seeds; p: Welch's one-sided test over the same seeds."]
     return "\n".join(lines)

@@ -69,6 +69,20 @@ def test_the_planted_form_has_no_off_form_share_and_user_item_noise_has_some(wor
     assert noisy["items"] > 0.9                     # noise averages out over 60 users
 
 
+def test_taking_the_off_form_part_out_restores_the_planted_logits_test_auc(world):
+    planted = pr.planted_logits(world)
+    test = world.columns(4000, 2)
+    noisy = planted + np.random.default_rng(4).normal(0.0, 2.0, planted.shape)
+
+    def auc(logits):
+        return pr.exact_auc_logloss(test["label"],
+                                    logits[test["user_id"] - 1, test["item_id"] - 1])[0]
+
+    found = pr.measures(noisy, world, test)
+    assert found["form_auc"] > auc(noisy) + 0.02
+    assert pr.measures(planted, world, test)["form_auc"] == pytest.approx(auc(planted))
+
+
 def test_noisier_weights_recover_less(world):
     rng = np.random.default_rng(1)
     noise = rng.normal(0.0, 1.0, world.weights.shape)
@@ -105,6 +119,6 @@ def test_the_table_tests_udgs_individual_recovery_against_each_mlp_of_its_world(
     lines = pr.recovery_table(rows).splitlines()
     planted, mlp, udg = (next(line for line in lines if f"| {name} |" in line)
                          for name in ("planted logit", "MLP, dropout 0", "MLP + UDG, dropout 0"))
-    assert planted.endswith("| 1.000 | 1.000 | 1.000 | 1.000 | 1.000 |  |")
+    assert planted.endswith("| 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.0000 |  |")
     assert float(mlp.rsplit("|", 2)[1]) < 0.01          # UDG's 0.61 above the MLP's 0.51
     assert udg.endswith("|  |")
