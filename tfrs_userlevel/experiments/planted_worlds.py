@@ -112,12 +112,15 @@ STRUCTURE_KNOWN_L2 = (1e-7, 1e-6, 1e-5, 1e-4)
 
 
 @functools.cache
-def structure_known_fit(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
+def structure_known_fit(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS,
+                        by_segment: bool = False
                         ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """The structure-known fit of world `name`: logit = Σ_a w_{u,a}·x_a + b_i + c with
     x_a = scale·s_a(attr_a(i))/√A the planted, known attribute scores, w and b fitted by
     L-BFGS on the training rows with an L2 penalty chosen by validation AUC among
-    `STRUCTURE_KNOWN_L2`.
+    `STRUCTURE_KNOWN_L2`. With `by_segment`, w_u = v_{segment(u)} + δ_u: a weight vector
+    per segment, not penalised, and the penalty on each user's deviation δ_u, so a user
+    with few rows is pulled to its segment's weights rather than to zero.
 
     Returns:
       (fitted weights float [users, A], fitted item biases plus c float [items],
@@ -127,6 +130,9 @@ def structure_known_fit(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
 
     world, splits = udg_world(name, rows)
     users, items, attributes = world.users, world.items, world.attributes
+    segment = world.segment
+    segments = int(segment.max()) + 1 if by_segment else 0
+    penalised = users * attributes + items               # δ (or w), then b; then c, v
 
     def features(part):
         item = part["item_id"] - 1
@@ -134,11 +140,16 @@ def structure_known_fit(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
         return (part["user_id"] - 1, item, world.scale * scores / np.sqrt(attributes),
                 part["label"].astype(np.float64))
 
+    def user_weights(theta):
+        weights = theta[:users * attributes].reshape(users, attributes)
+        if segments:
+            weights = weights + theta[penalised + 1:].reshape(segments, attributes)[segment]
+        return weights
+
     def logits(theta, data):
         user, item, x, _ = data
-        weights = theta[:users * attributes].reshape(users, attributes)
-        return (np.einsum("na,na->n", weights[user], x)
-                + theta[users * attributes:-1][item] + theta[-1])
+        return (np.einsum("na,na->n", user_weights(theta)[user], x)
+                + theta[users * attributes:penalised][item] + theta[penalised])
 
     train = features(splits["train"])
 
@@ -147,26 +158,30 @@ def structure_known_fit(name: str = "planted_udg", rows: int = UDG_WORLD_ROWS
 
         def loss_and_gradient(theta):
             z = logits(theta, train)
-            penalised = theta[:-1]
-            loss = np.mean(np.logaddexp(0.0, z) - label * z) + l2 * penalised @ penalised
+            shrunk = theta[:penalised]
+            loss = np.mean(np.logaddexp(0.0, z) - label * z) + l2 * shrunk @ shrunk
             g = (1.0 / (1.0 + np.exp(-z)) - label) / len(label)
             g_weights = np.zeros((users, attributes))
             np.add.at(g_weights, user, g[:, None] * x)
+            g_segments = np.zeros((segments, attributes))
+            if segments:
+                np.add.at(g_segments, segment, g_weights)
             gradient = np.concatenate([g_weights.ravel(),
-                                       np.bincount(item, g, minlength=items), [g.sum()]])
-            gradient[:-1] += 2 * l2 * penalised
+                                       np.bincount(item, g, minlength=items), [g.sum()],
+                                       g_segments.ravel()])
+            gradient[:penalised] += 2 * l2 * shrunk
             return loss, gradient
 
-        return minimize(loss_and_gradient, np.zeros(users * attributes + items + 1),
-                        jac=True, method="L-BFGS-B", options={"maxiter": 500}).x
+        return minimize(loss_and_gradient,
+                        np.zeros(penalised + 1 + segments * attributes), jac=True,
+                        method="L-BFGS-B", options={"maxiter": 500}).x
 
     validation, test = features(splits["validation"]), features(splits["test"])
     fits = {l2: fit(l2) for l2 in STRUCTURE_KNOWN_L2}
     chosen = max(fits, key=lambda l2: exact_auc_logloss(validation[3],
                                                         logits(fits[l2], validation))[0])
     theta = fits[chosen]
-    return (theta[:users * attributes].reshape(users, attributes),
-            theta[users * attributes:-1] + theta[-1],
+    return (user_weights(theta), theta[users * attributes:penalised] + theta[penalised],
             exact_auc_logloss(test[3], logits(theta, test))[0], chosen)
 
 

@@ -122,3 +122,20 @@ def test_the_table_tests_udgs_individual_recovery_against_each_mlp_of_its_world(
     assert planted.endswith("| 1.000 | 1.000 | 1.000 | 1.000 | 1.000 | 1.0000 |  |")
     assert float(mlp.rsplit("|", 2)[1]) < 0.01          # UDG's 0.61 above the MLP's 0.51
     assert udg.endswith("|  |")
+
+
+def test_pulling_users_to_their_segment_recovers_more_from_few_rows(monkeypatch):
+    from tfrs_userlevel.experiments import planted_worlds
+
+    monkeypatch.setitem(planted_worlds.UDG_WORLDS, "few_rows_each",
+                        {"users": 200, "items": 40, "segments": 3, "individual": 0.5})
+    world, _ = planted_worlds.udg_world("few_rows_each", 10000)   # about 40 rows per user
+    found = {}
+    for by_segment in (False, True):
+        weights, item_bias, auc, _ = planted_worlds.structure_known_fit(
+            "few_rows_each", 10000, by_segment)
+        assert weights.shape == (200, 4) and item_bias.shape == (40,) and 0.5 < auc < 1
+        found[by_segment] = pr.recovery(weights - weights.mean(0), world.weights,
+                                        world.segment)
+    assert found[True]["all"] > found[False]["all"] + 0.1
+    assert found[True]["segment"] > 0.9
