@@ -200,10 +200,11 @@ def planted_udg_recovery(runs_dir: Path, seeds: Sequence[int], command: str,
         for by_segment in (False, True):
             weights, item_bias, _, l2 = planted_worlds.structure_known_fit(
                 name, by_segment=by_segment)
+            segment_weights = (world.segment.max() + 1) * world.attributes if by_segment else 0
             yield reference(
                 "structure-known fit" + (", users pulled to their segment" if by_segment else ""),
                 weights @ scores.T + item_bias[None, :],
-                weights.size + item_bias.size, f"logistic regression, L2 {l2:g}")
+                weights.size + item_bias.size + segment_weights, f"logistic regression, L2 {l2:g}")
         runner = Runner(runs_dir, base={**base, "dataset": name}, train=train,
                         loader=planted_worlds.udg_world_data)
         for model_name in MODELS[name]:
