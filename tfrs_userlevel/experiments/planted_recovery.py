@@ -176,47 +176,56 @@ def _row(world_name: str, model: str, measured: Sequence[dict[str, float]],
     return row
 
 
-def planted_udg_recovery(runs_dir: Path, seeds: Sequence[int], command: str,
-                         train: bool = True, base: Mapping | None = None) -> Iterator[dict]:
-    """The rows of the recovery table: per world, the planted logit, the structure-known
-    fit, then each of `MODELS` over `seeds` (trained into `runs_dir` as the UDG tables
-    train them, on `base` if given, or reused from there)."""
-    base = dict(base or {})
+def _reference_row(name: str, world: AttributeWeightingWorld, test: Mapping[str, np.ndarray],
+                   model: str, logits: np.ndarray, parameters: int | None, args: str,
+                   command: str) -> dict:
+    """The row of a logit [users, items] that is no trained model (one value, no seeds)."""
+    auc, logloss = exact_auc_logloss(test["label"],
+                                     logits[test["user_id"] - 1, test["item_id"] - 1])
+    return _row(name, model, [measures(logits, world, test)], [], [auc], [logloss],
+                parameters, args, command)
+
+
+def _world_rows(name: str, runs_dir: Path, seeds: Sequence[int], command: str, train: bool,
+                base: Mapping) -> Iterator[dict]:
+    """The rows of world `name` (see `planted_udg_recovery`)."""
     from tfrs_userlevel.training import load_trained
 
-    rows = dict(planted_worlds.UDG_ROWS)
+    world, splits = planted_worlds.udg_world(name)
+    scores, test = attribute_scores(world), splits["test"]
+    yield _reference_row(name, world, test, "planted logit", planted_logits(world), None,
+                         "the planted probability", command)
+    for by_segment in (False, True):
+        weights, item_bias, _, l2 = planted_worlds.structure_known_fit(name,
+                                                                       by_segment=by_segment)
+        segment_weights = (world.segment.max() + 1) * world.attributes if by_segment else 0
+        yield _reference_row(
+            name, world, test,
+            "structure-known fit" + (", users pulled to their segment" if by_segment else ""),
+            weights @ scores.T + item_bias[None, :],
+            weights.size + item_bias.size + segment_weights, f"logistic regression, L2 {l2:g}",
+            command)
+    runner = Runner(runs_dir, base={**base, "dataset": name}, train=train,
+                    loader=planted_worlds.udg_world_data)
+    overrides_of = dict(planted_worlds.UDG_ROWS)
+    for model_name in MODELS[name]:
+        overrides = overrides_of[model_name]
+        metrics = runner.seeds(overrides, seeds)
+        measured = [measures(model_logits(load_trained(runner.run_dir(overrides, s)), world),
+                             world, test) for s in seeds]
+        yield _row(name, model_name, measured, seeds,
+                   [metrics[s]["test"]["auc"] for s in seeds],
+                   [metrics[s]["test"]["logloss"] for s in seeds],
+                   metrics[seeds[0]]["parameters"]["all"], format_overrides(overrides), command)
+
+
+def planted_udg_recovery(runs_dir: Path, seeds: Sequence[int], command: str,
+                         train: bool = True, base: Mapping | None = None) -> Iterator[dict]:
+    """The rows of the recovery table: per world of `WORLDS`, the planted logit, the two
+    structure-known fits, then each of `MODELS` over `seeds` (trained into `runs_dir` as
+    the UDG tables train them, on `base` if given, or reused from there)."""
     for name in WORLDS:
-        world, splits = planted_worlds.udg_world(name)
-        scores = attribute_scores(world)
-        test = splits["test"]
-
-        def reference(model, logits, parameters, args):
-            auc, logloss = exact_auc_logloss(
-                test["label"], logits[test["user_id"] - 1, test["item_id"] - 1])
-            return _row(name, model, [measures(logits, world, test)], [], [auc], [logloss], parameters,
-                        args, command)
-
-        yield reference("planted logit", planted_logits(world), None, "the planted probability")
-        for by_segment in (False, True):
-            weights, item_bias, _, l2 = planted_worlds.structure_known_fit(
-                name, by_segment=by_segment)
-            segment_weights = (world.segment.max() + 1) * world.attributes if by_segment else 0
-            yield reference(
-                "structure-known fit" + (", users pulled to their segment" if by_segment else ""),
-                weights @ scores.T + item_bias[None, :],
-                weights.size + item_bias.size + segment_weights, f"logistic regression, L2 {l2:g}")
-        runner = Runner(runs_dir, base={**base, "dataset": name}, train=train,
-                        loader=planted_worlds.udg_world_data)
-        for model_name in MODELS[name]:
-            overrides = rows[model_name]
-            metrics = runner.seeds(overrides, seeds)
-            measured = [measures(model_logits(load_trained(runner.run_dir(overrides, s)), world),
-                                 world, test) for s in seeds]
-            yield _row(name, model_name, measured, seeds,
-                       [metrics[s]["test"]["auc"] for s in seeds],
-                       [metrics[s]["test"]["logloss"] for s in seeds],
-                       metrics[seeds[0]]["parameters"]["all"], format_overrides(overrides),
-                       command)
+        yield from _world_rows(name, Path(runs_dir), seeds, command, train, dict(base or {}))
 
 
 def recovery_table(rows: Sequence[Mapping]) -> str:

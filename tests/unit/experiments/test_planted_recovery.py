@@ -139,3 +139,31 @@ def test_pulling_users_to_their_segment_recovers_more_from_few_rows(monkeypatch)
                                         world.segment)
     assert found[True]["all"] > found[False]["all"] + 0.1
     assert found[True]["segment"] > 0.9
+
+
+def test_the_protocol_measures_trained_runs_and_rewrites_from_them(tmp_path, monkeypatch):
+    """A small world end to end: references and models measured, finished runs reused
+    without training, a missing run named."""
+    from tfrs_userlevel.experiments import planted_worlds
+    from tfrs_userlevel.experiments.runner import MissingRunError
+
+    monkeypatch.setitem(planted_worlds.UDG_WORLDS, "small", {"users": 40, "items": 30})
+    small_world = planted_worlds.udg_world
+    monkeypatch.setattr(planted_worlds, "udg_world",
+                        lambda name, rows=None: small_world(name, 4000))
+    monkeypatch.setattr(pr, "WORLDS", ("small",))
+    monkeypatch.setattr(pr, "MODELS", {"small": ("MLP", "MLP + UDG")})
+    base = {"epochs": 1, "embedding_dim": 4, "hidden_units": (8,)}
+    rows = list(pr.planted_udg_recovery(tmp_path, [1, 2], "cmd", base=base))
+    assert [r["model"] for r in rows] == [
+        "planted logit", "structure-known fit", "structure-known fit, users pulled to their "
+        "segment", "MLP", "MLP + UDG"]
+    assert rows[0]["recovery_individual_mean"] == pytest.approx(1.0)
+    for r in rows[3:]:
+        assert len(r["recovery_individual"]) == 2 and r["seeds"] == [1, 2]
+        assert r["recovery_all_mean"] <= 1.0 and 0.0 < r["recovery_form_auc_mean"] < 1.0
+    monkeypatch.setattr("tfrs_userlevel.training.run", None)
+    again = list(pr.planted_udg_recovery(tmp_path, [1, 2], "cmd", train=False, base=base))
+    assert [r["recovery_individual"] for r in again] == [r["recovery_individual"] for r in rows]
+    with pytest.raises(MissingRunError, match=r"seed 3"):
+        list(pr.planted_udg_recovery(tmp_path, [3], "cmd", train=False, base=base))
