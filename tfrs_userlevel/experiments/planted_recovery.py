@@ -168,8 +168,8 @@ def _row(world_name: str, model: str, measured: Sequence[dict[str, float]],
     row = {"dataset": world_name, "model": model, "args": args, "seeds": list(seeds),
            "test_auc": list(auc), "auc_mean": float(np.mean(auc)),
            "auc_std": float(np.std(auc)), "logloss_mean": float(np.mean(logloss)),
-           "p_value": None, "p_value_vs": None, "parameters": parameters,
-           "command": command}
+           "p_value": None, "p_value_vs": None,
+           "parameters": None if parameters is None else int(parameters), "command": command}
     for part in measured[0]:
         row[f"recovery_{part}"] = [m[part] for m in measured]
         row[f"recovery_{part}_mean"] = float(np.mean(row[f"recovery_{part}"]))

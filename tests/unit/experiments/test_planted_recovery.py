@@ -2,6 +2,8 @@
 planted logit, split into segment and individual parts, and read from a trained model's
 own logits. SYNTHETIC planted worlds."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -159,6 +161,7 @@ def test_the_protocol_measures_trained_runs_and_rewrites_from_them(tmp_path, mon
         "planted logit", "structure-known fit", "structure-known fit, users pulled to their "
         "segment", "MLP", "MLP + UDG"]
     assert rows[0]["recovery_individual_mean"] == pytest.approx(1.0)
+    json.dumps(rows)                                  # the table's JSON file takes them
     for r in rows[3:]:
         assert len(r["recovery_individual"]) == 2 and r["seeds"] == [1, 2]
         assert r["recovery_all_mean"] <= 1.0 and 0.0 < r["recovery_form_auc_mean"] < 1.0
