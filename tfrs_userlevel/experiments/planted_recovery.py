@@ -168,8 +168,7 @@ def _row(world_name: str, model: str, measured: Sequence[dict[str, float]],
     row = {"dataset": world_name, "model": model, "args": args, "seeds": list(seeds),
            "test_auc": list(auc), "auc_mean": float(np.mean(auc)),
            "auc_std": float(np.std(auc)), "logloss_mean": float(np.mean(logloss)),
-           "p_value": None, "p_value_vs": None,
-           "parameters": None if parameters is None else int(parameters), "command": command}
+           "p_value": None, "p_value_vs": None, "parameters": parameters, "command": command}
     for part in measured[0]:
         row[f"recovery_{part}"] = [m[part] for m in measured]
         row[f"recovery_{part}_mean"] = float(np.mean(row[f"recovery_{part}"]))
@@ -198,7 +197,7 @@ def _world_rows(name: str, runs_dir: Path, seeds: Sequence[int], command: str, t
     for by_segment in (False, True):
         weights, item_bias, _, l2 = planted_worlds.structure_known_fit(name,
                                                                        by_segment=by_segment)
-        segment_weights = (world.segment.max() + 1) * world.attributes if by_segment else 0
+        segment_weights = (int(world.segment.max()) + 1) * world.attributes if by_segment else 0
         yield _reference_row(
             name, world, test,
             "structure-known fit" + (", users pulled to their segment" if by_segment else ""),
